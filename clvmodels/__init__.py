@@ -1,0 +1,89 @@
+"""clvmodels: probabilistic customer lifetime value.
+
+The public names are imported lazily so that ``import clvmodels`` stays fast and the heavy
+optional stacks (PyMC, Dask) load only when their models are used::
+
+    import clvmodels as clv
+
+    tx = clv.datasets.load_cdnow_transactions()
+    s = clv.rfm_summary(tx, customer_id="customer_id", datetime="date", monetary="amount",
+                        observation_end="1997-09-30", time_unit="W")
+    bg = clv.BetaGeo().fit(s)
+    gg = clv.GammaGamma().fit(s)
+    v = clv.lifetime_value(bg, gg, s, horizon="52W", annual_discount_rate=0.10, margin=0.3)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # data layer
+    "rfm_summary": "clvmodels.data",
+    "calibration_holdout_summary": "clvmodels.data",
+    # purchase and spend models (maximum likelihood)
+    "BetaGeo": "clvmodels.models.beta_geo",
+    "ModifiedBetaGeo": "clvmodels.models.modified_beta_geo",
+    "ParetoNBD": "clvmodels.models.pareto_nbd",
+    "GammaGamma": "clvmodels.models.gamma_gamma",
+    "from_lifetimes": "clvmodels.models.lifetimes_engine",
+    # hierarchical Bayesian models
+    "HierarchicalBetaGeo": "clvmodels.models.hierarchical_beta_geo",
+    "HierarchicalGammaGamma": "clvmodels.models.hierarchical_gamma_gamma",
+    # valuation
+    "lifetime_value": "clvmodels.valuation",
+    "predict_purchases": "clvmodels.valuation",
+    "customer_equity": "clvmodels.valuation",
+    "discounted_expected_residual_transactions": "clvmodels.valuation",
+    "value_tiers": "clvmodels.segments",
+    "rfm_segments": "clvmodels.segments",
+    "clv_to_cac": "clvmodels.segments",
+    "HeuristicCLV": "clvmodels.heuristic",
+    # evaluation
+    "compare_models": "clvmodels.evaluation",
+    # persistence
+    "save_model": "clvmodels.io",
+    "load_model": "clvmodels.io",
+}
+_SUBMODULES = {
+    "data",
+    "datasets",
+    "simulate",
+    "units",
+    "errors",
+    "models",
+    "valuation",
+    "segments",
+    "heuristic",
+    "evaluation",
+    "plotting",
+    "io",
+    "distributed",
+}
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover - for static analysers only
+    from clvmodels.data import calibration_holdout_summary, rfm_summary  # noqa: F401
+    from clvmodels.models.beta_geo import BetaGeo  # noqa: F401
+    from clvmodels.models.gamma_gamma import GammaGamma  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"clvmodels.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'clvmodels' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
