@@ -320,7 +320,9 @@ class MaximumLikelihoodModel(BaseModel):
             return self._negative_log_likelihood(log_params, data, counts)
 
         if self.engine == "native":
-            result = minimize_negative_log_likelihood(objective, self._initial_log_params(data, counts))
+            result = minimize_negative_log_likelihood(
+                objective, self._initial_log_params(data, counts)
+            )
             # a second start from the first optimum polishes flat valleys
             polish = minimize_negative_log_likelihood(objective, result.log_params)
             if polish.neg_log_likelihood <= result.neg_log_likelihood:
