@@ -1,0 +1,949 @@
+"""The ``clvmodels`` command line: transactions -> summary -> models -> CLV, in batch.
+
+Commands (``clvmodels COMMAND --help`` shows every option with examples):
+
+* ``clvmodels rfm TRANSACTIONS --out summary.parquet`` -- the RFM summary (DuckDB, out of core);
+* ``clvmodels fit SUMMARY --model bgnbd --spend gamma-gamma --out model_dir/`` -- fit and save;
+* ``clvmodels score [INPUT] [--model model_dir/] --horizon 12M ... --out clv.parquet`` -- CLV
+  with intervals, streamed in chunks of customers (bounded memory). With no arguments it runs
+  the whole pipeline on the bundled CDNOW sample and prints the top customers;
+* ``clvmodels evaluate TRANSACTIONS --calibration-end ... --observation-end ...`` -- holdout
+  accuracy;
+* ``clvmodels report CLV --out report.html`` -- an HTML or Markdown report with plots.
+
+Conventions for batch use:
+
+* settings may come from a TOML file (``--config settings.toml``, or ``$CLVMODELS_CONFIG``):
+  a table per command (``[score]``, ``[fit]``, ...) whose keys are the long option names
+  (``discount_rate = 0.1``); top-level keys apply to every command that has that option.
+  Options given on the command line win over the file;
+* every command that writes something also writes ``<output>.manifest.json`` (for a model
+  directory: ``manifest.json`` inside it) recording inputs (size, SHA-256), settings, versions,
+  fit diagnostics, warnings, wall time and peak memory;
+* outputs are written to a temporary file and renamed on success: an interrupted job leaves
+  the previous complete output or none, never a truncated file;
+* errors print one line, ``Error: <what is wrong and how to fix it>``, on stderr and exit with
+  code 2 for bad input (files, columns, values, options), 1 for anything else, 130 when
+  interrupted; ``--debug`` shows the traceback instead. ``--quiet`` prints nothing but errors
+  (for cron).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import resource
+import sys
+import tempfile
+import time
+import tomllib
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from clvmodels.errors import ClvError, InputError, ModelFileError, TimeUnitError
+
+PURCHASE_MODELS = {
+    "bgnbd": "BetaGeo",
+    "pareto": "ParetoNBD",
+    "mbgnbd": "ModifiedBetaGeo",
+    "hierarchical": "HierarchicalBetaGeo",
+}
+SPEND_MODELS = {"gamma-gamma": "GammaGamma", "hierarchical": "HierarchicalGammaGamma"}
+
+app = typer.Typer(
+    name="clvmodels",
+    help=(
+        "Probabilistic customer lifetime value in batch: RFM summaries, model fitting and "
+        "bounded-memory CLV scoring with uncertainty intervals.\n\n"
+        "Run [bold]clvmodels score[/bold] with no arguments for the whole pipeline on the "
+        "bundled CDNOW data."
+    ),
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# --------------------------------------------------------------------------------------------
+# errors: one line, a clear exit code
+# --------------------------------------------------------------------------------------------
+EXIT_INPUT = 2
+EXIT_OTHER = 1
+EXIT_INTERRUPTED = 130
+
+
+def _input_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [
+        InputError,
+        TimeUnitError,
+        ModelFileError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+        UnicodeDecodeError,
+        tomllib.TOMLDecodeError,
+    ]
+    for module, names in (
+        ("pyarrow", ("ArrowInvalid", "ArrowTypeError", "ArrowIOError")),
+        ("duckdb", ("Error",)),
+        ("pandas.errors", ("EmptyDataError", "ParserError")),
+    ):
+        mod = sys.modules.get(module)
+        for name in names:
+            cls = getattr(mod, name, None) if mod is not None else None
+            if isinstance(cls, type):
+                types.append(cls)
+    return tuple(types)
+
+
+def one_line(exc: BaseException) -> str:
+    """Condense an error message into one line: its first line plus its "Fix:" line if any."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    head = lines[0]
+    if head.endswith(", e.g."):
+        head = head[: -len(", e.g.")]
+    fix = next((line for line in lines[1:] if line.startswith("Fix:")), None)
+    return f"{head} {fix}" if fix and fix not in head else head
+
+
+def classify_error(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception raised by a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted; no output was written (previous outputs are intact)"
+    if (
+        isinstance(exc, FileNotFoundError)
+        and exc.filename
+        and not str(exc).startswith(("input", "model"))
+    ):
+        return EXIT_INPUT, f"file not found: {exc.filename}"
+    if isinstance(exc, _input_error_types()):
+        return EXIT_INPUT, one_line(exc)
+    if isinstance(exc, MemoryError):
+        return EXIT_OTHER, "out of memory; lower --chunk-size or --draws"
+    if isinstance(exc, ClvError | ValueError):
+        return EXIT_OTHER, one_line(exc)
+    return EXIT_OTHER, (
+        f"unexpected {type(exc).__name__}: {one_line(exc)} (run again with --debug for the "
+        "traceback and report it)"
+    )
+
+
+def _command(func: Callable) -> Callable:
+    """Run a command body with the error policy: one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the CLI's single error boundary
+            if isinstance(exc, SystemExit | GeneratorExit):
+                raise
+            if debug:
+                raise
+            code, message = classify_error(exc)
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(code) from None
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------------
+# settings from TOML
+# --------------------------------------------------------------------------------------------
+_NOT_SETTINGS = {"config", "debug"}
+
+
+def load_config(path: Path | None, command: str, ctx: click.Context) -> dict[str, Any]:
+    """The settings for ``command`` from a TOML file, checked against the command's options."""
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise InputError(f"settings file {path} does not exist")
+    with open(path, "rb") as handle:
+        try:
+            document = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"settings file {path} is not valid TOML: {exc}") from None
+    options = {p.name for p in ctx.command.params} - _NOT_SETTINGS
+    commands = set(app_command_names())
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        if isinstance(value, dict):
+            if key not in commands:
+                raise InputError(
+                    f"settings file {path}: unknown table [{key}]; use one of "
+                    + ", ".join(f"[{c}]" for c in sorted(commands))
+                )
+            continue
+        name = key.replace("-", "_")
+        if name in options:
+            out[name] = value
+    for key, value in (document.get(command) or {}).items():
+        name = key.replace("-", "_")
+        if name not in options:
+            raise InputError(
+                f"settings file {path}: [{command}] has unknown setting {key!r}; valid: "
+                + ", ".join(sorted(options))
+            )
+        out[name] = value
+    return out
+
+
+def app_command_names() -> list[str]:
+    return [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+def resolve_settings(ctx: click.Context, values: dict[str, Any], config: Path | None) -> dict:
+    """Command-line values, with settings from the TOML file filling options left at default."""
+    from_file = load_config(config, ctx.info_name or "", ctx)
+    params = {p.name: p for p in ctx.command.params}
+    resolved = dict(values)
+    for name, raw in from_file.items():
+        source = ctx.get_parameter_source(name)
+        if source not in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        param = params[name]
+        try:
+            value = param.type_cast_value(ctx, raw)
+        except click.BadParameter as exc:
+            raise InputError(f"settings file {config}: {name} = {raw!r}: {exc.message}") from None
+        if isinstance(values.get(name), Path) or (
+            isinstance(param.type, click.Path) and value is not None
+        ):
+            value = Path(value)
+        resolved[name] = value
+    return resolved
+
+
+# --------------------------------------------------------------------------------------------
+# run manifests
+# --------------------------------------------------------------------------------------------
+def _peak_rss_mb() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return usage / 1024.0 if sys.platform != "darwin" else usage / 2**20
+
+
+def describe_input(path: Path) -> dict[str, Any]:
+    """Path, size and SHA-256 of an input file (or directory of model files)."""
+    path = Path(path)
+    entry: dict[str, Any] = {"path": str(path.resolve())}
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    size = 0
+    for file in files:
+        size += file.stat().st_size
+        with open(file, "rb") as handle:
+            for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                digest.update(block)
+    entry.update(bytes=size, sha256=digest.hexdigest())
+    return entry
+
+
+def relevant_warnings(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    """Warnings about the data and the fit (not library deprecation notices), deduplicated."""
+    seen, out = set(), []
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning | FutureWarning):
+            continue
+        key = (w.category, str(w.message))
+        if key not in seen:
+            seen.add(key)
+            out.append(w)
+    return out
+
+
+class Run:
+    """Collects what a command did and writes it as a JSON manifest next to its output."""
+
+    def __init__(self, command: str, settings: dict[str, Any]):
+        from clvmodels.io import versions
+
+        self.started = time.perf_counter()
+        self.record: dict[str, Any] = {
+            "command": command,
+            "argv": sys.argv[1:],
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "settings": {k: v for k, v in settings.items() if k not in _NOT_SETTINGS},
+            "inputs": [],
+            "outputs": [],
+            "versions": versions(),
+            "warnings": [],
+        }
+
+    def add_input(self, path: Path | str, role: str, **extra) -> None:
+        if isinstance(path, Path) and path.exists():
+            entry = describe_input(path)
+        else:
+            entry = {"path": str(path)}
+        self.record["inputs"].append({"role": role, **entry, **extra})
+
+    def add_warnings(self, caught: list[warnings.WarningMessage]) -> None:
+        for w in relevant_warnings(caught):
+            self.record["warnings"].append(f"{w.category.__name__}: {w.message}")
+
+    def write(self, path: Path, **extra) -> Path:
+        from clvmodels.io import atomic_write_text, versions
+
+        self.record.update(extra)
+        self.record["versions"] = versions()
+        self.record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self.record["wall_seconds"] = round(time.perf_counter() - self.started, 3)
+        self.record["peak_rss_mb"] = round(_peak_rss_mb(), 1)
+        atomic_write_text(path, json.dumps(self.record, indent=2, default=str, allow_nan=True))
+        return path
+
+
+def manifest_path(output: Path) -> Path:
+    """Where the manifest of ``output`` goes: inside a directory, beside a file."""
+    output = Path(output)
+    return (
+        output / "manifest.json"
+        if output.is_dir()
+        else output.with_name(output.name + ".manifest.json")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# console helpers
+# --------------------------------------------------------------------------------------------
+class Console:
+    """stdout for results, stderr for progress and warnings; silent with --quiet."""
+
+    def __init__(self, quiet: bool):
+        from rich.console import Console as RichConsole
+
+        self.quiet = quiet
+        self.out = RichConsole(quiet=quiet, soft_wrap=True)
+        self.err = RichConsole(stderr=True, quiet=quiet, soft_wrap=True)
+
+    def info(self, message: str) -> None:
+        self.err.print(message, highlight=False)
+
+    def warn(self, caught: list[warnings.WarningMessage]) -> None:
+        for w in relevant_warnings(caught):
+            self.err.print(f"Warning: {w.category.__name__}: {w.message}", highlight=False)
+
+    def progress(self, description: str, total: int | None):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            disable=self.quiet,
+            transient=False,
+        )
+        task = progress.add_task(description, total=total)
+        return progress, task
+
+
+# --------------------------------------------------------------------------------------------
+# shared option types
+# --------------------------------------------------------------------------------------------
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="CLVMODELS_CONFIG",
+        help="TOML settings file: a table per command (rfm, fit, score, ...) of long option names; the command line wins.",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print nothing but errors (for cron).")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one line.")]
+CustomerIdOpt = Annotated[
+    str, typer.Option("--customer-id", help="Customer id column.", rich_help_panel="Columns")
+]
+DatetimeOpt = Annotated[
+    str, typer.Option("--datetime", help="Transaction date column.", rich_help_panel="Columns")
+]
+MonetaryOpt = Annotated[
+    str,
+    typer.Option("--monetary", help="Transaction amount column.", rich_help_panel="Columns"),
+]
+TimeUnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time-unit",
+        help="Time unit of the summary: D, W, M, Q, Y (read from the file when it records one).",
+    ),
+]
+
+
+def _check_choice(name: str, value: str, choices) -> str:
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _check_output_parent(out: Path) -> None:
+    parent = out.resolve().parent
+    if not parent.exists():
+        raise InputError(f"cannot write {out}: directory {parent} does not exist")
+
+
+# --------------------------------------------------------------------------------------------
+# pipeline pieces shared by the commands
+# --------------------------------------------------------------------------------------------
+def is_summary_file(path: Path) -> bool:
+    """True when the file has the summary columns frequency, recency, T."""
+    from clvmodels.scoring import file_format
+
+    columns = file_columns(path, file_format(path))
+    return {"frequency", "recency", "T"} <= set(columns)
+
+
+def file_columns(path: Path, fmt: str) -> list[str]:
+    import duckdb
+
+    from clvmodels.scoring import _connect, _duckdb_source, _first_line
+
+    if not path.exists():
+        raise FileNotFoundError(f"input file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"input {path} is a directory; pass a Parquet or CSV file")
+    if path.stat().st_size == 0:
+        raise InputError(f"input file {path} is empty (0 bytes)")
+    con = _connect()
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {_duckdb_source(path, fmt)}").fetchall()
+    except duckdb.Error as exc:
+        raise InputError(f"cannot read {path} as {fmt.upper()} ({_first_line(exc)})") from None
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+def summarize_transactions_file(
+    path: Path,
+    out: Path,
+    *,
+    customer_id: str,
+    datetime_col: str,
+    monetary: str | None,
+    time_unit: str,
+    observation_end: str | None,
+    calibration_end: str | None = None,
+):
+    """Summarise a transactions file (DuckDB, out of core) into the summary file ``out``."""
+    from clvmodels import data
+
+    kwargs = dict(
+        customer_id=customer_id, datetime=datetime_col, monetary=monetary, time_unit=time_unit
+    )
+    if calibration_end is not None:
+        summary = data.calibration_holdout_summary(
+            str(path), calibration_end=calibration_end, observation_end=observation_end, **kwargs
+        )
+    else:
+        summary = data.rfm_summary(str(path), observation_end=observation_end, **kwargs)
+    from clvmodels.scoring import write_summary_file
+
+    return write_summary_file(summary, out), summary
+
+
+def fit_models(
+    info,
+    purchase: str,
+    spend: str,
+    *,
+    group: str | None = None,
+    draws: int = 1000,
+    seed: int = 0,
+    console: Console | None = None,
+):
+    """Fit a purchase and a spend model on a summary file.
+
+    MLE models are fit on the distinct (frequency, recency, T) rows with their counts, read with
+    DuckDB, so fitting needs memory for the distinct rows only, not for every customer.
+    """
+    import numpy as np
+
+    import clvmodels as clv
+    from clvmodels.scoring import _connect, _duckdb_source
+
+    source = _duckdb_source(info.path, info.format)
+    con = _connect()
+    try:
+        if purchase == "hierarchical" or spend == "hierarchical":
+            if group is None:
+                raise InputError("--model hierarchical needs --group COLUMN (e.g. channel)")
+            if group not in info.columns:
+                raise InputError(
+                    f"group column {group!r} is not in {info.path.name}; found "
+                    + ", ".join(info.columns)
+                )
+            cid = '"' + info.customer_id.replace('"', '""') + '"'
+            full = con.sql(
+                f'SELECT {cid}, frequency, recency, "T", monetary_value, "{group}" FROM {source}'
+            ).df()
+            full = full.set_index(info.customer_id)
+            full.index.name = "customer_id"
+            full.attrs["time_unit"] = info.time_unit
+        cols = 'frequency, recency, "T"'
+        rows = con.sql(f"SELECT {cols}, count(*) AS n FROM {source} GROUP BY ALL").df()
+        rep_cols = 'frequency, recency, "T", monetary_value'
+        repeat = con.sql(
+            f"SELECT {rep_cols}, count(*) AS n FROM {source} WHERE frequency > 0 GROUP BY ALL"
+        ).df()
+    finally:
+        con.close()
+    for frame in (rows, repeat):
+        frame.attrs["time_unit"] = info.time_unit
+    if console is not None:
+        console.info(
+            f"fitting {PURCHASE_MODELS[purchase]} on {len(rows):,} distinct histories of "
+            f"{int(rows['n'].sum()):,} customers"
+        )
+    if purchase == "hierarchical":
+        purchase_model = clv.HierarchicalBetaGeo(group=group).fit(
+            full, draws=draws, random_seed=seed
+        )
+    else:
+        cls = getattr(clv, PURCHASE_MODELS[purchase])
+        purchase_model = cls().fit(
+            rows[["frequency", "recency", "T"]], weights=rows["n"].to_numpy(np.float64)
+        )
+    if spend == "hierarchical":
+        spend_model = clv.HierarchicalGammaGamma(group=group).fit(
+            full, draws=draws, random_seed=seed
+        )
+    else:
+        if len(repeat) == 0:
+            raise InputError(
+                f"{info.path.name} has no customers with repeat purchases (frequency > 0): the "
+                "spend model cannot be fit"
+            )
+        spend_model = clv.GammaGamma().fit(
+            repeat[["frequency", "recency", "T", "monetary_value"]],
+            weights=repeat["n"].to_numpy(np.float64),
+        )
+        if spend_model.time_unit_ is None:
+            spend_model.time_unit_ = info.time_unit
+    return purchase_model, spend_model
+
+
+def fit_diagnostics(model) -> dict[str, Any]:
+    """Parameters and convergence of a fitted model, JSON-able."""
+    out: dict[str, Any] = {"class": type(model).__name__}
+    params = getattr(model, "params_", None)
+    if params is not None:
+        out["params"] = {str(k): float(v) for k, v in params.items()}
+    for name in ("standard_errors_",):
+        value = getattr(model, name, None)
+        if value is not None:
+            out["standard_errors"] = {str(k): float(v) for k, v in value.items()}
+    for name in ("log_likelihood_", "converged_", "optimizer_message_", "n_customers_"):
+        value = getattr(model, name, None)
+        if value is not None:
+            out[name.rstrip("_")] = value if not hasattr(value, "item") else value.item()
+    diag = getattr(model, "diagnostics_", None)
+    if diag is not None and hasattr(diag, "to_dict"):
+        try:
+            out["diagnostics"] = json.loads(diag.to_json(orient="index", default_handler=str))
+        except (TypeError, ValueError):  # pragma: no cover - exotic index labels
+            out["diagnostics"] = str(diag)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels rfm transactions.parquet --out summary.parquet --time-unit W\n\n"
+        "  clvmodels rfm tx.csv --out ch.parquet --calibration-end 1997-09-30 "
+        "--observation-end 1998-06-30"
+    )
+)
+@_command
+def rfm(
+    ctx: typer.Context,
+    transactions: Annotated[
+        Path, typer.Argument(help="Transactions file (Parquet or CSV): one row per purchase.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Summary file to write (.parquet or .csv).")
+    ],
+    observation_end: Annotated[
+        str | None,
+        typer.Option(help="End of observation (default: the last transaction date)."),
+    ] = None,
+    calibration_end: Annotated[
+        str | None,
+        typer.Option(help="End of calibration: adds holdout columns up to --observation-end."),
+    ] = None,
+    time_unit: Annotated[str, typer.Option(help="Time unit: D, W, M, Q or Y.")] = "W",
+    customer_id: CustomerIdOpt = "customer_id",
+    datetime_col: DatetimeOpt = "date",
+    monetary: MonetaryOpt = "amount",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Summarise transactions into one row per customer: frequency, recency, T, monetary_value."""
+    s = resolve_settings(ctx, dict(locals()), config)
+    console = Console(s["quiet"])
+    run = Run("rfm", s)
+    _check_output_parent(s["out"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, summary = summarize_transactions_file(
+            s["transactions"],
+            s["out"],
+            customer_id=s["customer_id"],
+            datetime_col=s["datetime_col"],
+            monetary=s["monetary"],
+            time_unit=s["time_unit"],
+            observation_end=s["observation_end"],
+            calibration_end=s["calibration_end"],
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.add_input(s["transactions"], "transactions")
+    run.record["outputs"].append({"path": str(s["out"]), "rows": len(summary)})
+    run.record["summary"] = {
+        "n_customers": len(summary),
+        "repeat_customers": int((summary["frequency"] > 0).sum()),
+        "attrs": {k: str(v) for k, v in summary.attrs.items()},
+    }
+    run.write(manifest_path(s["out"]))
+    console.info(f"wrote {len(summary):,} customers to {s['out']}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels fit summary.parquet --model bgnbd --spend gamma-gamma --out models/cdnow\n\n"
+        "  clvmodels fit summary.parquet --model hierarchical --spend hierarchical "
+        "--group channel --out models/h"
+    )
+)
+@_command
+def fit(
+    ctx: typer.Context,
+    summary: Annotated[Path, typer.Argument(help="Summary file from `clvmodels rfm`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="Purchase model: bgnbd, pareto, mbgnbd, hierarchical."),
+    ] = "bgnbd",
+    spend: Annotated[
+        str, typer.Option(help="Spend model: gamma-gamma or hierarchical.")
+    ] = "gamma-gamma",
+    group: Annotated[str | None, typer.Option(help="Group column for hierarchical models.")] = None,
+    draws: Annotated[int, typer.Option(help="Posterior draws per chain (hierarchical).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    time_unit: TimeUnitOpt = None,
+    customer_id: CustomerIdOpt = "customer_id",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Fit a purchase model and a spend model on a summary and save them (JSON/NetCDF, no pickle)."""
+    from clvmodels.io import save_pipeline
+    from clvmodels.scoring import inspect_summary_file
+
+    s = resolve_settings(ctx, dict(locals()), config)
+    console = Console(s["quiet"])
+    _check_choice("--model", s["model"], PURCHASE_MODELS)
+    _check_choice("--spend", s["spend"], SPEND_MODELS)
+    run = Run("fit", s)
+    info = inspect_summary_file(
+        s["summary"], customer_id=s["customer_id"], time_unit=s["time_unit"]
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        purchase_model, spend_model = fit_models(
+            info,
+            s["model"],
+            s["spend"],
+            group=s["group"],
+            draws=s["draws"],
+            seed=s["seed"],
+            console=console,
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.add_input(s["summary"], "summary", n_customers=info.n_customers)
+    diagnostics = {
+        "purchase": fit_diagnostics(purchase_model),
+        "spend": fit_diagnostics(spend_model),
+    }
+    save_pipeline(
+        s["out"],
+        purchase_model,
+        spend_model,
+        metadata={"fit_on": str(Path(s["summary"]).resolve()), "n_customers": info.n_customers},
+    )
+    run.record["outputs"].append({"path": str(s["out"])})
+    run.write(manifest_path(s["out"]), fit_diagnostics=diagnostics)
+    _print_params(console, purchase_model, spend_model)
+    console.info(f"saved the models to {s['out']}")
+
+
+def _print_params(console: Console, *models) -> None:
+    if console.quiet:
+        return
+    from rich.table import Table
+
+    table = Table(title="Fitted parameters", show_header=True)
+    table.add_column("model")
+    table.add_column("parameters")
+    table.add_column("log-likelihood", justify="right")
+    for m in models:
+        params = ", ".join(f"{k}={v:.4g}" for k, v in m.params_.items())
+        ll = getattr(m, "log_likelihood_", None)
+        table.add_row(type(m).__name__, params, "" if ll is None else f"{ll:,.2f}")
+    console.out.print(table)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels score                       # CDNOW demo: fit, value, print the top 10\n\n"
+        "  clvmodels score summary.parquet --model models/cdnow --horizon 12M "
+        "--discount-rate 0.1 --margin 0.3 --interval 0.9 --out clv.parquet\n\n"
+        "  clvmodels score tx.parquet --out clv.parquet   # transactions: summarise, fit, score"
+    )
+)
+@_command
+def score(
+    ctx: typer.Context,
+    input: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Summary or transactions file (Parquet/CSV). Omit it for the CDNOW demo.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model directory from `clvmodels fit` (default: fit BG/NBD + "
+            "Gamma-Gamma on the input).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CLV file to write (.parquet or .csv).")
+    ] = None,
+    horizon: Annotated[str, typer.Option(help="Horizon: 52W, 12M, 365D, 3Y, ...")] = "12M",
+    discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
+    margin: Annotated[float, typer.Option(help="Profit margin on spend.")] = 1.0,
+    interval: Annotated[float, typer.Option(help="Interval probability (e.g. 0.9).")] = 0.9,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="predictive (what the customer will actually bring: parameter uncertainty, "
+            "survival and purchase noise), expected (parameter uncertainty only) or point."
+        ),
+    ] = "predictive",
+    period: Annotated[str, typer.Option(help="Cash-flow period (discounting step).")] = "M",
+    n_draws: Annotated[
+        int, typer.Option("--draws", help="Parameter draws for the intervals.")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    chunk_size: Annotated[
+        int, typer.Option(help="Customers scored at a time (sets peak memory).")
+    ] = 20_000,
+    top: Annotated[int, typer.Option(help="Customers shown in the table.")] = 10,
+    time_unit: TimeUnitOpt = None,
+    observation_end: Annotated[
+        str | None,
+        typer.Option(
+            help="Transactions input: end of observation (default: last date; demo: 1997-09-30)."
+        ),
+    ] = None,
+    customer_id: CustomerIdOpt = "customer_id",
+    datetime_col: DatetimeOpt = "date",
+    monetary: MonetaryOpt = "amount",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Score customers: discounted CLV over a horizon with intervals, streamed in chunks."""
+    from clvmodels.scoring import inspect_summary_file, score_file
+
+    s = resolve_settings(ctx, dict(locals()), config)
+    console = Console(s["quiet"])
+    _check_choice("--kind", s["kind"], ("predictive", "expected", "point"))
+    if s["out"] is not None:
+        _check_output_parent(s["out"])
+    run = Run("score", s)
+    with (
+        tempfile.TemporaryDirectory(prefix="clvmodels-") as scratch,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        summary_path, summary_unit = _score_input(s, Path(scratch), console, run)
+        info = inspect_summary_file(
+            summary_path,
+            customer_id=s["customer_id"] if s["input"] else "customer_id",
+            time_unit=summary_unit,
+        )
+        if s["model"] is not None:
+            from clvmodels.io import load_pipeline
+
+            models = load_pipeline(s["model"])
+            purchase_model, spend_model = models.purchase, models.spend
+            run.add_input(s["model"], "model")
+        else:
+            purchase_model, spend_model = fit_models(info, "bgnbd", "gamma-gamma", console=console)
+        run.record["fit_diagnostics"] = {
+            "purchase": fit_diagnostics(purchase_model),
+            "spend": fit_diagnostics(spend_model),
+        }
+        valuation = dict(
+            horizon=s["horizon"],
+            annual_discount_rate=s["discount_rate"],
+            margin=s["margin"],
+            interval=s["interval"],
+            kind=s["kind"],
+            period=s["period"],
+        )
+        progress, task = console.progress("scoring", info.n_customers)
+        with progress:
+            result = score_file(
+                summary_path,
+                s["out"],
+                purchase_model,
+                spend_model,
+                chunk_size=s["chunk_size"],
+                customer_id=info.customer_id,
+                time_unit=info.time_unit,
+                top=s["top"],
+                progress=lambda done, total: progress.update(task, completed=done),
+                n_draws=s["n_draws"],
+                random_seed=s["seed"],
+                output_metadata={"valuation": valuation},
+                **valuation,
+            )
+    console.warn(caught)
+    run.add_warnings(caught)
+    _print_top(console, result, s)
+    if s["out"] is not None:
+        run.record["outputs"].append(
+            {"path": str(s["out"]), "rows": result.n_customers, "columns": result.columns}
+        )
+        run.write(
+            manifest_path(s["out"]),
+            customer_equity=result.equity,
+        )
+        console.info(f"wrote {result.n_customers:,} customers to {s['out']}")
+
+
+def _score_input(s: dict, scratch: Path, console: Console, run: Run) -> tuple[Path, str | None]:
+    """The summary file to score (summarising transactions first when needed) and its unit."""
+    if s["input"] is None:
+        from clvmodels import datasets
+        from clvmodels.data import rfm_summary
+        from clvmodels.scoring import write_summary_file
+
+        tx = datasets.load_cdnow_transactions("sample")
+        end = s["observation_end"] or datasets.CDNOW_CALIBRATION_END
+        summary = rfm_summary(
+            tx,
+            customer_id="customer_id",
+            datetime="date",
+            monetary="amount",
+            observation_end=end,
+            time_unit=s["time_unit"] or "W",
+            after_observation_end="exclude",
+        )
+        path = write_summary_file(summary, scratch / "summary.parquet")
+        run.add_input(str(datasets.cdnow_path("sample")), "transactions (CDNOW sample)")
+        console.info(
+            f"CDNOW sample: {len(tx):,} transactions of {len(summary):,} customers, observed to "
+            f"{end}, unit {summary.attrs.get('time_unit', 'W')}"
+        )
+        return path, None
+    path = Path(s["input"])
+    run.add_input(path, "input")
+    if is_summary_file(path):
+        return path, s["time_unit"]
+    out, summary = summarize_transactions_file(
+        path,
+        scratch / "summary.parquet",
+        customer_id=s["customer_id"],
+        datetime_col=s["datetime_col"],
+        monetary=s["monetary"],
+        time_unit=s["time_unit"] or "W",
+        observation_end=s["observation_end"],
+    )
+    console.info(f"summarised transactions: {len(summary):,} customers")
+    return out, None
+
+
+def _print_top(console: Console, result, s: dict) -> None:
+    if console.quiet or result.top is None or len(result.top) == 0:
+        return
+    from rich.table import Table
+
+    level = f"{s['interval']:.0%}"
+    table = Table(
+        title=f"Top {len(result.top)} customers by CLV over {s['horizon']} "
+        f"({level} {s['kind']} interval, {s['discount_rate']:.0%} annual discount, "
+        f"margin {s['margin']:g})"
+    )
+    columns = [
+        ("customer_id", "customer", None),
+        ("clv_mean", "CLV", "{:,.2f}"),
+        ("clv_lower", "lower", "{:,.2f}"),
+        ("clv_upper", "upper", "{:,.2f}"),
+        ("probability_alive", "P(alive)", "{:.3f}"),
+        ("expected_purchases", "exp. purchases", "{:.2f}"),
+    ]
+    top = result.top.reset_index()
+    columns = [c for c in columns if c[0] in top.columns]
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    records = top.to_dict(orient="records")
+    for row in records:
+        table.add_row(
+            *[str(row[name]) if fmt is None else fmt.format(row[name]) for name, _, fmt in columns]
+        )
+    console.out.print(table)
+    eq = result.equity
+    console.out.print(
+        f"Customer equity ({result.n_customers:,} customers): {eq['equity_mean']:,.2f} "
+        f"[{level} interval {eq['equity_lower']:,.2f} to {eq['equity_upper']:,.2f}]",
+        highlight=False,
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
