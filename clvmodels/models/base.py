@@ -207,6 +207,14 @@ def minimize_negative_log_likelihood(objective, x0: np.ndarray, max_iter: int = 
     )
     message = str(result.message)
     converged = bool(result.success) and bool(np.all(np.isfinite(result.x)))
+    if not result.success and np.all(np.isfinite(result.x)) and np.isfinite(result.fun):
+        # L-BFGS-B reports "ABNORMAL" when the line search cannot improve a function that is
+        # already flat to rounding error (common for sums over many customers); accept a
+        # stationary point: gradient of the total <= 1e-6 x |total| (per customer ~1e-6)
+        gradient = np.asarray(getattr(result, "jac", np.full(len(x0), np.inf)), dtype=float)
+        if np.max(np.abs(gradient)) <= 1e-6 * max(1.0, abs(float(result.fun))):
+            converged = True
+            message += "; accepted: the gradient vanishes to rounding error (a stationary point)"
     at_bound = np.isclose(np.abs(result.x), 30.0)
     if at_bound.any():
         converged = False

@@ -1,0 +1,424 @@
+"""BG/NBD: the beta-geometric / negative binomial distribution purchase model.
+
+Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005), "Counting Your Customers the Easy Way:
+An Alternative to the Pareto/NBD Model", *Marketing Science* 24(2), 275-284 (below "FHL 2005");
+and the companion notes by Fader & Hardie: "Implementing the BG/NBD Model for Customer Base
+Analysis in Excel" (2005, note 004) and "Computing P(alive) Using the BG/NBD Model" (2008,
+note 021, "FHL 2008").
+
+Story. While active, a customer buys according to a Poisson process with rate
+``lambda ~ Gamma(r, alpha)``; after each purchase they become inactive with probability
+``p ~ Beta(a, b)``. A customer with ``x`` repeat purchases, the last at ``t_x``, observed for
+``T`` after the first purchase, contributes (FHL 2005 eq. (6))::
+
+    L = B(a, b+x)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))
+        + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
+
+The first term is "still alive at T", the second "became inactive right after the last
+purchase". Their ratio gives P(alive) (FHL 2008 eq. (2); the denominator of FHL 2005 eq. (10)),
+and the two terms, normalised, are the weights of the customer's posterior of the latent state:
+
+* alive at T:        lambda ~ Gamma(r+x, alpha+T),   p ~ Beta(a, b+x)
+* inactive at t_x:   lambda ~ Gamma(r+x, alpha+t_x), p ~ Beta(a+1, b+x-1)
+
+All functions below are pure and vectorised: parameters broadcast against the customer arrays
+(``x`` = frequency, ``t_x`` = recency, ``T`` = age), e.g. parameter arrays of shape
+``(n_draws, 1)`` against customer arrays of shape ``(n_customers,)``. Computations are in log
+space (``gammaln``, ``betaln``, ``logaddexp``), so thousands of purchases or long tenures do not
+overflow. The functions shared with MBG/NBD (the expectation and the purchase-count
+distribution of an *active* customer with Gamma x Beta latent rates, and the future-purchase
+sampler) are written in terms of those posterior parameters and reused by
+:mod:`clvmodels.models.modified_beta_geo`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, log_expit
+
+from clvmodels.models.base import PurchaseModel, summary_arrays, validate_summary
+
+PARAM_NAMES = ("r", "alpha", "a", "b")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by BG/NBD and MBG/NBD
+# --------------------------------------------------------------------------------------------
+def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique values, inverse index) of a 1-d array; O(n) when ``x`` is already sorted.
+
+    Fitting data compressed by :func:`clvmodels.models.base.compress_rows` is sorted by
+    frequency, so functions of ``x`` alone (``gammaln(r + x)`` ...) are evaluated once per
+    distinct frequency instead of once per row.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.size and np.all(x[1:] >= x[:-1]):
+        starts = np.empty(x.size, dtype=bool)
+        starts[0] = True
+        np.not_equal(x[1:], x[:-1], out=starts[1:])
+        return x[starts], np.cumsum(starts) - 1
+    values, inverse = np.unique(x, return_inverse=True)
+    return values, inverse.ravel()
+
+
+def _active_expected_raw(s, beta, a_, b_, t):
+    c = a_ + b_ - 1.0
+    z = t / (beta + t)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # (1-z)^s 2F1(s, b_; c; z) = (1-z)^(a_-1) 2F1(c-s, a_-1; c; z)  (Euler's transformation):
+        # the right-hand side keeps the first two arguments free of x, so it stays accurate for
+        # customers with many purchases and long horizons.
+        tail = np.exp((a_ - 1.0) * np.log1p(-z)) * hyp2f1(c - s, a_ - 1.0, c, z)
+        return c / (a_ - 1.0) * (1.0 - tail)
+
+
+def active_expected_purchases(s, beta, a_, b_, t):
+    """E[purchases in the next ``t`` | active now], latent ``lambda ~ Gamma(s, beta)`` (shape,
+    rate) and dropout probability ``p ~ Beta(a_, b_)``.
+
+    ``(a_+b_-1)/(a_-1) * [1 - (beta/(beta+t))^s 2F1(s, b_; a_+b_-1; t/(beta+t))]`` — the
+    numerator of FHL 2005 eq. (10) (``s = r+x``, ``beta = alpha+T``, ``a_ = a``, ``b_ = b+x``)
+    and, with ``s = r``, ``beta = alpha``, ``b_ = b``, FHL 2005 eq. (9). Evaluated through Euler's
+    transformation of 2F1. At the removable singularities ``a_ = 1`` and ``a_ + b_ = 1`` the
+    value is interpolated linearly between the neighbours at distance ``2e-5`` (the function is
+    smooth there).
+    """
+    s, beta, a_, b_, t = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (s, beta, a_, b_, t))
+    )
+    out = _active_expected_raw(s, beta, a_, b_, t)
+    h = 1e-5
+    near_a = np.abs(a_ - 1.0) < h
+    if near_a.any():
+        # linear interpolation between a_ = 1 - 2h and a_ = 1 + 2h (error O(h^2))
+        lo = _active_expected_raw(s, beta, np.where(near_a, 1.0 - 2 * h, a_), b_, t)
+        hi = _active_expected_raw(s, beta, np.where(near_a, 1.0 + 2 * h, a_), b_, t)
+        out = np.where(near_a, lo + (hi - lo) * (a_ - 1.0 + 2 * h) / (4 * h), out)
+    near_c = np.abs(a_ + b_ - 1.0) < h
+    if near_c.any():
+        # the same in b_ around a_ + b_ = 1
+        b0 = 1.0 - a_
+        lo = active_expected_purchases(s, beta, a_, np.where(near_c, b0 - 2 * h, b_), t)
+        hi = active_expected_purchases(s, beta, a_, np.where(near_c, b0 + 2 * h, b_), t)
+        out = np.where(near_c, lo + (hi - lo) * (b_ - b0 + 2 * h) / (4 * h), out)
+    return np.where(t > 0, np.maximum(out, 0.0), 0.0)
+
+
+def active_purchase_probability(s, beta, a_, b_, t, k):
+    """P(exactly ``k`` purchases in the next ``t`` | active now), ``lambda ~ Gamma(s, beta)``,
+    ``p ~ Beta(a_, b_)``, dropout with probability p right after each purchase.
+
+    With ``N(t) ~ Poisson(lambda t)`` the count is ``min(N(t), K)``, ``K ~ Geometric(p)`` on
+    ``{1, 2, ...}``, so for ``k >= 1``
+    ``P = E[(1-p)^(k-1)] P_NB(N = k) + E[p (1-p)^(k-1)] P_NB(N > k)`` with
+    ``E[(1-p)^(k-1)] = B(a_, b_+k-1)/B(a_, b_)``, ``E[p(1-p)^(k-1)] = B(a_+1, b_+k-1)/B(a_, b_)``,
+    the negative binomial ``P_NB(N = k) = G(s+k)/(G(s) k!) (beta/(beta+t))^s (t/(beta+t))^k`` and
+    ``P_NB(N > k) = I_{t/(beta+t)}(k+1, s)``; ``P(0) = (beta/(beta+t))^s``. For ``s = r``,
+    ``beta = alpha``, ``a_ = a``, ``b_ = b`` this is FHL 2005 eq. (8).
+    """
+    s, beta, a_, b_, t, k = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (s, beta, a_, b_, t, k))
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_q = np.log(beta) - np.log(beta + t)  # log(1 - z)
+        log_z = np.log(t) - np.log(beta + t)
+        kk = np.maximum(k, 1.0)
+        log_nb = gammaln(s + kk) - gammaln(s) - gammaln(kk + 1.0) + s * log_q + kk * log_z
+        base = betaln(a_, b_)
+        first = np.exp(betaln(a_, b_ + kk - 1.0) - base + log_nb)
+        second = np.exp(betaln(a_ + 1.0, b_ + kk - 1.0) - base) * betainc(
+            kk + 1.0, s, np.exp(log_z)
+        )
+        positive = first + second
+        zero = np.exp(s * log_q)
+    out = np.where(k == 0, zero, positive)
+    # t == 0: no purchases for sure
+    out = np.where(t > 0, out, (k == 0).astype(float))
+    return np.clip(out, 0.0, 1.0)
+
+
+def sample_active_future_purchases(lam, p, t_grid, rng: np.random.Generator) -> np.ndarray:
+    """Cumulative purchase counts at the times ``t_grid`` (after now) of active customers with
+    purchase rate ``lam`` and dropout probability ``p`` after each purchase.
+
+    A Poisson(``lam``) process ``N`` and ``K ~ Geometric(p)`` on {1, 2, ...}: the count at ``t``
+    is ``min(N(t), K)``. Returns int64 of shape ``broadcast(lam, p).shape + (len(t_grid),)``.
+    """
+    lam, p = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(p, dtype=float))
+    t_grid = np.asarray(t_grid, dtype=float).ravel()
+    if t_grid.size and (np.any(np.diff(t_grid) < 0) or t_grid[0] < 0):
+        raise ValueError("t_grid must be non-negative and increasing")
+    steps = np.diff(np.concatenate([[0.0], t_grid]))
+    increments = rng.poisson(lam[..., None] * steps)
+    counts = np.cumsum(increments, axis=-1, dtype=np.int64)
+    u = rng.random(lam.shape)
+    with np.errstate(divide="ignore"):
+        # inverse CDF of the geometric distribution, in floats so tiny p cannot overflow
+        k = np.floor(np.log1p(-u) / np.log1p(-np.clip(p, 0.0, 1.0))) + 1.0
+    k = np.where(np.isfinite(k), k, np.iinfo(np.int64).max // 4).astype(np.float64)
+    return np.minimum(counts, np.minimum(k, 2.0**62)[..., None]).astype(np.int64)
+
+
+def _as_float(*arrays):
+    return tuple(np.asarray(a, dtype=float) for a in arrays)
+
+
+# --------------------------------------------------------------------------------------------
+# BG/NBD math
+# --------------------------------------------------------------------------------------------
+def log_likelihood(r, alpha, a, b, x, t_x, T):
+    """Per-customer log-likelihood, FHL 2005 eq. (6)-(7), in log space.
+
+    ``ll = log G(r+x) - log G(r) + r log alpha + log B(a, b+x) - log B(a, b) - (r+x) log(alpha+T)
+    + [x>0] log(1 + exp(d))`` with ``d = log(a/(b+x-1)) + (r+x) log((alpha+T)/(alpha+t_x))``.
+    """
+    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
+    d = _log_odds_dropped(r, alpha, a, b, x, t_x, T)
+    ll = (
+        gammaln(r + x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + betaln(a, b + x)
+        - betaln(a, b)
+        - (r + x) * np.log(alpha + T)
+    )
+    return ll + np.where(x > 0, np.logaddexp(0.0, d), 0.0)
+
+
+def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
+    """log of P(inactive since t_x) / P(alive) (FHL 2008 eq. (2)); -inf for x == 0."""
+    x1 = np.maximum(x, 1.0)
+    d = np.log(a) - np.log(b + x1 - 1.0) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+    return np.where(x > 0, d, -np.inf)
+
+
+def negative_log_likelihood(log_params, x, t_x, T, counts):
+    """Total negative log-likelihood of compressed rows (``counts`` customers each) and its
+    analytic gradient with respect to ``log(r, alpha, a, b)``.
+
+    With ``w = P(inactive since t_x)`` (the softmax weight of the second term of eq. (6)), the
+    derivatives of the per-customer log-likelihood are::
+
+        d/dr     = psi(r+x) - psi(r) + log alpha - (1-w) log(alpha+T) - w log(alpha+t_x)
+        d/dalpha = r/alpha - (r+x) [(1-w)/(alpha+T) + w/(alpha+t_x)]
+        d/da     = psi(a+b) - psi(a+b+x) + w/a
+        d/db     = psi(b+x) - psi(b) + psi(a+b) - psi(a+b+x) - w/(b+x-1)
+
+    Functions of ``x`` alone are evaluated once per distinct frequency.
+    """
+    r, alpha, a, b = np.exp(np.asarray(log_params, dtype=float))
+    x, t_x, T, counts = _as_float(x, t_x, T, counts)
+    xu, inv = unique_inverse(x)
+    cu = np.bincount(inv, weights=counts, minlength=len(xu))
+    xu1 = np.maximum(xu, 1.0)
+    # per distinct frequency
+    lg_r = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xu) - betaln(a, b)
+    log_ab = (np.log(a) - np.log(b + xu1 - 1.0))[inv]
+    # per row
+    log_aT = np.log(alpha + T)
+    log_atx = np.log(alpha + t_x)
+    rx = r + x
+    repeat = x > 0
+    d = np.where(repeat, log_ab + rx * (log_aT - log_atx), -np.inf)
+    ll_rows = -rx * log_aT + np.where(repeat, np.logaddexp(0.0, d), 0.0)
+    value = float(cu @ lg_r + counts @ ll_rows)
+    w = np.where(repeat, expit(d), 0.0)
+    cw = counts * w
+    psi_ab, psi_abx = digamma(a + b), digamma(a + b + xu)
+    g_r = cu @ (digamma(r + xu) - digamma(r) + np.log(alpha)) - counts @ (
+        (1.0 - w) * log_aT + w * log_atx
+    )
+    g_alpha = r / alpha * cu.sum() - counts @ (rx * ((1.0 - w) / (alpha + T) + w / (alpha + t_x)))
+    g_a = cu @ (psi_ab - psi_abx) + cw.sum() / a
+    g_b = cu @ (digamma(b + xu) - digamma(b) + psi_ab - psi_abx) - cw @ (
+        1.0 / (b + np.maximum(x, 1.0) - 1.0)
+    )
+    grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+    return -value, -grad
+
+
+def probability_alive(r, alpha, a, b, x, t_x, T):
+    """P(active at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
+
+    FHL 2008 (note 021) eq. (2); the denominator of FHL 2005 eq. (10). Computed as
+    ``expit(-d)`` of the log-odds, so it lies in [0, 1] for any inputs.
+    """
+    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
+    return np.exp(log_expit(-_log_odds_dropped(r, alpha, a, b, x, t_x, T)))
+
+
+def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
+    """E[X(T, T+t] | x, t_x, T], FHL 2005 eq. (10)::
+
+        (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
+        / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))
+
+    = P(alive) x (expected purchases of an active customer with posterior rates).
+    """
+    r, alpha, a, b, x, t_x, T, t = _as_float(r, alpha, a, b, x, t_x, T, t)
+    alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    return alive * active_expected_purchases(r + x, alpha + T, a, b + x, t)
+
+
+def expected_purchases_new_customer(r, alpha, a, b, t):
+    """E[X(t)] for a customer just acquired, FHL 2005 eq. (9)::
+
+    (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]
+    """
+    r, alpha, a, b, t = _as_float(r, alpha, a, b, t)
+    return active_expected_purchases(r, alpha, a, b, t)
+
+
+def conditional_purchase_probability(r, alpha, a, b, x, t_x, T, t, k):
+    """P(X(T, T+t] = k | x, t_x, T): the posterior mixture of "active" (with
+    :func:`active_purchase_probability` at ``Gamma(r+x, alpha+T) x Beta(a, b+x)``) and
+    "inactive" (no purchase). Sums to one over k; its mean is eq. (10). (For x = 0, T = 0 it is
+    the unconditional FHL 2005 eq. (8).)
+    """
+    r, alpha, a, b, x, t_x, T, t, k = _as_float(r, alpha, a, b, x, t_x, T, t, k)
+    alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    active = active_purchase_probability(r + x, alpha + T, a, b + x, t, k)
+    return alive * active + (1.0 - alive) * (k == 0)
+
+
+def sample_latent(r, alpha, a, b, x, t_x, T, rng: np.random.Generator):
+    """One draw per element of the customer's posterior of (alive, lambda, p).
+
+    Mixture (weights P(alive), 1 - P(alive)) of ``Gamma(r+x, alpha+T) x Beta(a, b+x)`` (active at
+    T) and ``Gamma(r+x, alpha+t_x) x Beta(a+1, b+x-1)`` (inactive right after the last purchase),
+    the normalised terms of FHL 2005 eq. (6). Returns ``(alive (bool), lam, p)`` arrays shaped
+    like the broadcast of the inputs.
+    """
+    r, alpha, a, b, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, a, b, x, t_x, T))
+    alive = rng.random(r.shape) < probability_alive(r, alpha, a, b, x, t_x, T)
+    rate = np.where(alive, alpha + T, alpha + t_x)
+    lam = rng.gamma(r + x) / rate
+    x1 = np.maximum(x, 1.0)
+    p = rng.beta(np.where(alive, a, a + 1.0), np.where(alive, b + x, b + x1 - 1.0))
+    return alive, lam, p
+
+
+def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
+    """Cumulative purchase counts at ``t_grid`` (after T), drawn from the customer's posterior:
+    the latent state from :func:`sample_latent`, then for active customers a Poisson(lambda)
+    process stopped after a Geometric(p) number of purchases; inactive customers buy nothing.
+    Shape ``broadcast(params, x) + (len(t_grid),)``.
+    """
+    alive, lam, p = sample_latent(r, alpha, a, b, x, t_x, T, rng)
+    counts = sample_active_future_purchases(lam, p, t_grid, rng)
+    return counts * alive[..., None]
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+def _p(params):
+    return params["r"], params["alpha"], params["a"], params["b"]
+
+
+class BetaGeo(PurchaseModel):
+    """BG/NBD model (Fader, Hardie & Lee 2005), fit by maximum likelihood.
+
+    Parameters
+    ----------
+    engine : {"native", "lifetimes"}
+        ``"native"`` (default): analytic gradients, L-BFGS-B on log-parameters, fit on the
+        distinct (frequency, recency, T) rows. ``"lifetimes"``: ``lifetimes.BetaGeoFitter`` finds
+        the optimum (kept as ``lifetimes_fitter_``); likelihood, standard errors and all
+        predictions still come from this module's math.
+
+    Examples
+    --------
+    >>> import clvmodels as clv
+    >>> s = clv.datasets.load_cdnow_summary()
+    >>> bg = clv.BetaGeo().fit(s)
+    >>> bg.params_.round(3).tolist()
+    [0.243, 4.414, 0.793, 2.426]
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
+
+    def _negative_log_likelihood(self, log_params, data, counts):
+        return negative_log_likelihood(log_params, *data, counts)
+
+    def _initial_log_params(self, data, counts) -> np.ndarray:
+        x, _, T = data
+        w = counts / counts.sum()
+        rate = (w @ x + 0.5) / max(float(w @ T), 1e-12)
+        return np.log([1.0, 1.0 / rate, 1.0, 3.0])
+
+    def _fit_lifetimes(self, summary, weights):
+        from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
+
+        self.lifetimes_fitter_ = fit_lifetimes_purchase("BetaGeoFitter", summary, weights)
+        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
+
+    # ---- the math protocol ------------------------------------------------------------------
+    @staticmethod
+    def _math_expected_purchases(params, x, t_x, T, t):
+        return conditional_expected_purchases(*_p(params), x, t_x, T, t)
+
+    @staticmethod
+    def _math_probability_alive(params, x, t_x, T):
+        return probability_alive(*_p(params), x, t_x, T)
+
+    @staticmethod
+    def _math_expected_purchases_new_customer(params, t):
+        return expected_purchases_new_customer(*_p(params), t)
+
+    @staticmethod
+    def _math_purchase_probability(params, x, t_x, T, t, k):
+        return conditional_purchase_probability(*_p(params), x, t_x, T, t, k)
+
+    @staticmethod
+    def _math_sample_latent(params, x, t_x, T, rng):
+        return sample_latent(*_p(params), x, t_x, T, rng)
+
+    @staticmethod
+    def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
+        return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
+
+    # ---- latent posterior -------------------------------------------------------------------
+    def conditional_latent_draws(
+        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Draws of each customer's latent state given their history: a tidy DataFrame with
+        columns ``customer_id, draw, alive, lambda, p`` (``n`` rows per customer).
+
+        With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw, so
+        parameter uncertainty is included; otherwise all use the point estimate.
+        """
+        return conditional_latent_frame(self, summary, n, seed, draws, ("lambda", "p"))
+
+
+def conditional_latent_frame(model, summary, n, seed, draws, names) -> pd.DataFrame:
+    """Shared implementation of ``conditional_latent_draws`` for the BG-type purchase models."""
+    model._check_fitted()
+    validate_summary(summary)
+    model._check_unit(summary)
+    rng = np.random.default_rng(seed)
+    if draws is None:
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"n must be a positive number of draws, got {n!r}")
+        params = {k: np.repeat(v, n, axis=0) for k, v in model.customer_params(summary).items()}
+    else:
+        params = model.customer_params(summary, draws)
+        n = len(draws)
+    x, t_x, T = summary_arrays(summary)
+    alive, lam, p = model._math_sample_latent(params, x, t_x, T, rng)
+    shape = (n, len(summary))
+    alive, lam, p = (np.broadcast_to(v, shape) for v in (alive, lam, p))
+    index_name = summary.index.name or "customer_id"
+    return pd.DataFrame(
+        {
+            index_name: np.tile(summary.index.to_numpy(), n),
+            "draw": np.repeat(np.arange(n), len(summary)),
+            "alive": alive.ravel(),
+            names[0]: lam.ravel(),
+            names[1]: p.ravel(),
+        }
+    )
