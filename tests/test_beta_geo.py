@@ -55,6 +55,34 @@ def test_published_conditional_expectation(fitted):
     )
 
 
+def test_hardie_excel_unconditional_expectation(fitted):
+    # lifetimes' test against Hardie's BG/NBD spreadsheet (note 004): E[X(t)] at the CDNOW fit
+    times = np.array([0.1429, 1.0, 3.00, 31.8571, 32.00, 78.00])
+    expected = np.array([0.0078, 0.0532, 0.1506, 1.0405, 1.0437, 1.8576])
+    np.testing.assert_allclose(fitted.expected_purchases_new_customer(times), expected, atol=6e-4)
+    assert fitted.expected_purchases_new_customer("39W") == pytest.approx(
+        fitted.expected_purchases_new_customer(39.0)
+    )
+
+
+def test_rescaled_time_gives_the_same_predictions(cdnow, fitted):
+    # recency and T in days instead of weeks: alpha scales by 7, predictions are unchanged
+    daily = cdnow.assign(recency=cdnow["recency"] * 7, T=cdnow["T"] * 7)
+    daily.attrs["time_unit"] = "D"
+    d = BetaGeo().fit(daily)
+    assert d.params_["alpha"] == pytest.approx(7 * fitted.params_["alpha"], rel=1e-5)
+    for k in ("r", "a", "b"):
+        assert d.params_[k] == pytest.approx(fitted.params_[k], rel=1e-5)
+    # the density of purchase times picks up a Jacobian 1/7 per repeat purchase (2,457 in all)
+    assert d.log_likelihood_ == pytest.approx(fitted.log_likelihood_ - 2457 * np.log(7), rel=1e-8)
+    np.testing.assert_allclose(
+        d.probability_alive(daily), fitted.probability_alive(cdnow), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        d.expected_purchases(daily, "39W"), fitted.expected_purchases(cdnow, 39), rtol=1e-5
+    )
+
+
 def test_summary_table_and_standard_errors(fitted):
     table = fitted.summary()
     assert list(table.columns) == ["estimate", "se", "lower_95%", "upper_95%"]
