@@ -156,14 +156,39 @@ def compress_rows(*columns: np.ndarray, weights: np.ndarray | None = None):
     Fitting only needs the distinct rows with their multiplicities: the likelihood of n
     identical customers is n times the likelihood of one.
     """
-    stacked = np.column_stack([np.asarray(c, dtype=float) for c in columns])
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    if weights is None:
-        counts = np.bincount(inverse, minlength=len(unique)).astype(float)
+    cols = [np.asarray(c, dtype=float).ravel() for c in columns]
+    # fast path: code each column by its distinct values and combine the codes into one
+    # integer key (mixed radix, first column most significant, so the rows come out in the
+    # same lexicographic order as np.unique(axis=0), which is ~20x slower on millions of rows)
+    values, codes = [], []
+    for col in cols:
+        v, code = np.unique(col, return_inverse=True)
+        values.append(v)
+        codes.append(code.ravel().astype(np.int64))
+    sizes = [len(v) for v in values]
+    if float(np.prod(np.asarray(sizes, dtype=float))) < 2.0**62:
+        key = codes[0]
+        for code, size in zip(codes[1:], sizes[1:], strict=True):
+            key = key * size + code
+        unique_key, inverse = np.unique(key, return_inverse=True)
+        inverse = inverse.ravel()
+        unique_cols = []
+        rest = unique_key
+        for v, size in zip(values[::-1], sizes[::-1], strict=True):
+            unique_cols.append(v[rest % size])
+            rest = rest // size
+        unique_cols = unique_cols[::-1]
     else:
-        counts = np.bincount(inverse, weights=np.asarray(weights, float), minlength=len(unique))
-    return (*[unique[:, j] for j in range(unique.shape[1])], counts)
+        stacked = np.column_stack(cols)
+        unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        unique_cols = [unique[:, j] for j in range(unique.shape[1])]
+    n_unique = len(unique_cols[0])
+    if weights is None:
+        counts = np.bincount(inverse, minlength=n_unique).astype(float)
+    else:
+        counts = np.bincount(inverse, weights=np.asarray(weights, float), minlength=n_unique)
+    return (*unique_cols, counts)
 
 
 def check_weights(weights, n: int) -> np.ndarray | None:
