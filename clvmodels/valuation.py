@@ -381,6 +381,37 @@ def _sample_counts(purchase_model, params, x, t_x, T, ends, rng) -> np.ndarray:
     return cum
 
 
+def _sample_spend_of_buyers(spend_model, params, x, m, counts, rng) -> np.ndarray:
+    """Per-period spend draws, shape ``counts.shape`` = (n_draws, n_customers, n_periods).
+
+    Only the (draw, customer) pairs with at least one future purchase are passed to
+    ``_math_sample_future_spend`` (flattened to 1-d arrays of parameters and customers, which
+    the protocol broadcasts like any other shape); the others spend 0 whatever their latent
+    spend level, so this is exact in distribution and saves most of the work when many
+    customers have lapsed.
+    """
+    D, c, K = counts.shape
+    buyers = np.nonzero(counts.any(axis=-1))
+    spend = np.zeros(counts.shape)
+    if len(buyers[0]) == 0:
+        return spend
+    flat = {
+        name: np.broadcast_to(np.asarray(value, dtype=float), (D, c))[buyers]
+        for name, value in params.items()
+    }
+    xs = np.broadcast_to(x, (D, c))[buyers]
+    ms = np.broadcast_to(m, (D, c))[buyers]
+    sub_counts = counts[buyers]
+    drawn = np.asarray(spend_model._math_sample_future_spend(flat, xs, ms, sub_counts, rng))
+    if drawn.shape != sub_counts.shape:
+        raise RuntimeError(
+            f"{type(spend_model).__name__}._math_sample_future_spend returned shape "
+            f"{drawn.shape} for counts of shape {sub_counts.shape}"
+        )
+    spend[buyers] = drawn
+    return spend
+
+
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
@@ -483,12 +514,7 @@ def _value_engine(
             del cum
             if counts.shape[0] < D:
                 counts = np.broadcast_to(counts, (D, c, K))
-            spend = np.asarray(spend_model._math_sample_future_spend(sp, xb, mb, counts, rng))
-            if spend.shape != counts.shape:
-                raise RuntimeError(
-                    f"{type(spend_model).__name__}._math_sample_future_spend returned shape "
-                    f"{spend.shape} for counts of shape {counts.shape}"
-                )
+            spend = _sample_spend_of_buyers(spend_model, sp, xb, mb, counts, rng)
             del counts
             by_period = margin * spend * disc if keep_draws == "period" else None
             values = margin * (spend @ disc)
