@@ -95,7 +95,7 @@ def test_summary_table_and_standard_errors(fitted):
     lp = np.log(fitted.params_.to_numpy())
 
     def f(v):
-        return bgm.negative_log_likelihood(v, *data, counts)[0]
+        return fitted._negative_log_likelihood(v, data, counts)[0]
 
     h = 1e-4
     hess = np.empty((4, 4))
@@ -147,6 +147,10 @@ def test_unsorted_and_sorted_inputs_agree():
     v2, g2 = bgm.negative_log_likelihood(lp, x[order], t_x[order], T[order], c)
     assert v1 == pytest.approx(v2, rel=1e-12)
     np.testing.assert_allclose(g1, g2, rtol=1e-10)
+    # precomputed lookup codes give the same answer
+    v3, g3 = bgm.negative_log_likelihood(lp, x, t_x, T, c, bgm.row_codes(t_x), bgm.row_codes(T))
+    assert v3 == pytest.approx(v1, rel=1e-12)
+    np.testing.assert_allclose(g3, g1, rtol=1e-10)
 
 
 def test_math_matches_lifetimes_at_identical_params(cdnow):

@@ -32,15 +32,16 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, expit, gammaln, log_expit
+from scipy.special import betaln, gammaln, log_expit
 
 from clvmodels.models.base import PurchaseModel
 from clvmodels.models.beta_geo import (
     active_expected_purchases,
     active_purchase_probability,
+    bg_family_negative_log_likelihood,
     conditional_latent_frame,
+    fit_rows_with_codes,
     sample_active_future_purchases,
-    unique_inverse,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -74,7 +75,7 @@ def log_likelihood(r, alpha, a, b, x, t_x, T):
     )
 
 
-def negative_log_likelihood(log_params, x, t_x, T, counts):
+def negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code=None, T_code=None):
     """Total negative log-likelihood of compressed rows and its analytic gradient with respect
     to ``log(r, alpha, a, b)``. With ``w = expit(d)`` = P(inactive since t_x)::
 
@@ -82,29 +83,13 @@ def negative_log_likelihood(log_params, x, t_x, T, counts):
         d/dalpha = r/alpha - (r+x) [(1-w)/(alpha+T) + w/(alpha+t_x)]
         d/da     = psi(a+b) - psi(a+b+x+1) + w/a
         d/db     = psi(b+x+1) - psi(b) + psi(a+b) - psi(a+b+x+1) - w/(b+x)
+
+    Shares its vectorised kernel with BG/NBD
+    (:func:`clvmodels.models.beta_geo.bg_family_negative_log_likelihood`, ``shift=1``).
     """
-    r, alpha, a, b = np.exp(np.asarray(log_params, dtype=float))
-    x, t_x, T, counts = _as_float(x, t_x, T, counts)
-    xu, inv = unique_inverse(x)
-    cu = np.bincount(inv, weights=counts, minlength=len(xu))
-    lg = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xu + 1.0) - betaln(a, b)
-    log_ab = (np.log(a) - np.log(b + xu))[inv]
-    log_aT = np.log(alpha + T)
-    log_atx = np.log(alpha + t_x)
-    rx = r + x
-    d = log_ab + rx * (log_aT - log_atx)
-    value = float(cu @ lg + counts @ (np.logaddexp(0.0, d) - rx * log_aT))
-    w = expit(d)
-    cw = counts * w
-    psi_ab, psi_abx = digamma(a + b), digamma(a + b + xu + 1.0)
-    g_r = cu @ (digamma(r + xu) - digamma(r) + np.log(alpha)) - counts @ (
-        (1.0 - w) * log_aT + w * log_atx
+    return bg_family_negative_log_likelihood(
+        log_params, x, t_x, T, counts, t_x_code, T_code, shift=1.0
     )
-    g_alpha = r / alpha * cu.sum() - counts @ (rx * ((1.0 - w) / (alpha + T) + w / (alpha + t_x)))
-    g_a = cu @ (psi_ab - psi_abx) + cw.sum() / a
-    g_b = cu @ (digamma(b + xu + 1.0) - digamma(b) + psi_ab - psi_abx) - cw @ (1.0 / (b + x))
-    grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
-    return -value, -grad
 
 
 def probability_alive(r, alpha, a, b, x, t_x, T):
@@ -191,11 +176,15 @@ class ModifiedBetaGeo(PurchaseModel):
 
     param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
 
+    def _fit_data(self, summary, weights):
+        return fit_rows_with_codes(summary, weights)
+
     def _negative_log_likelihood(self, log_params, data, counts):
-        return negative_log_likelihood(log_params, *data, counts)
+        x, t_x, T, t_x_code, T_code = data
+        return negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
 
     def _initial_log_params(self, data, counts) -> np.ndarray:
-        x, _, T = data
+        x, _, T = data[:3]
         w = counts / counts.sum()
         rate = (w @ x + 0.5) / max(float(w @ T), 1e-12)
         return np.log([1.0, 1.0 / rate, 1.0, 3.0])
