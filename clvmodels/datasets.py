@@ -23,6 +23,7 @@ Published conventions (used by :func:`load_cdnow_summary` and
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -50,14 +51,15 @@ _FILES = {
 
 
 def _lifetimes_dir() -> Path:
-    try:
-        import lifetimes.datasets as lds
-    except ImportError as exc:  # pragma: no cover - lifetimes is a hard dependency
+    """``lifetimes/datasets`` of the installed package, found without importing lifetimes
+    (importing it costs seconds: autograd, plotting...)."""
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             "the CDNOW and donations files ship inside the 'lifetimes' package; "
             "install it with `pip install lifetimes`"
-        ) from exc
-    return Path(lds.__file__).resolve().parent
+        )
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "datasets"
 
 
 def cdnow_path(name: str) -> Path:
