@@ -944,6 +944,24 @@ def predict_purchases(
 # --------------------------------------------------------------------------------------------
 # calibration of predictive intervals for discrete (or atom-carrying) outcomes
 # --------------------------------------------------------------------------------------------
+def _rank_counts(draws, observed):
+    """(number of draws below, number equal, number of draws S) per customer."""
+    if hasattr(draws, "dims") and "draw" in draws.dims:
+        draws = draws.transpose("draw", ...)
+    arr = np.asarray(getattr(draws, "values", draws), dtype=float)
+    y = np.asarray(observed, dtype=float)
+    if arr.ndim != 2 or y.ndim != 1 or arr.shape[1] != y.shape[0]:
+        raise InputError(
+            f"draws must have shape (n_draws, n_customers) matching observed ({y.shape}), "
+            f"got {arr.shape}"
+        )
+    if not np.all(np.isfinite(y)):
+        raise InputError("observed values must be finite")
+    below = (arr < y[None, :]).sum(axis=0)
+    equal = (arr == y[None, :]).sum(axis=0)
+    return below, equal, arr.shape[0]
+
+
 def pit_values(draws, observed, method: str = "randomized", random_seed=None) -> np.ndarray:
     """Probability integral transform of observed values under per-customer predictive draws.
 
@@ -957,22 +975,12 @@ def pit_values(draws, observed, method: str = "randomized", random_seed=None) ->
       on (0, 1), even with ties such as the atom at 0 purchases;
     * ``"mid-p"``: the same with ``V_i = 1/2`` (deterministic; uniform only approximately);
     """
-    arr = np.asarray(getattr(draws, "values", draws), dtype=float)
-    if hasattr(draws, "dims") and tuple(draws.dims)[:1] != ("draw",):
-        arr = np.asarray(draws.transpose("draw", ...).values, dtype=float)
-    y = np.asarray(observed, dtype=float)
-    if arr.ndim != 2 or arr.shape[1] != y.shape[0]:
-        raise InputError(
-            f"draws must have shape (n_draws, n_customers) matching observed ({y.shape[0]}), "
-            f"got {arr.shape}"
-        )
-    S = arr.shape[0]
-    below = (arr < y[None, :]).sum(axis=0)
-    equal = (arr == y[None, :]).sum(axis=0)
+    below, equal, S = _rank_counts(draws, observed)
+    n = below.shape[0]
     if method == "randomized":
-        v = np.random.default_rng(random_seed).uniform(size=y.shape[0])
+        v = np.random.default_rng(random_seed).uniform(size=n)
     elif method == "mid-p":
-        v = np.full(y.shape[0], 0.5)
+        v = np.full(n, 0.5)
     else:
         raise InputError(f"method must be 'randomized' or 'mid-p', got {method!r}")
     return (below + v * (equal + 1)) / (S + 1)
@@ -984,21 +992,37 @@ def interval_coverage(
     """Share of customers whose observed value falls in the central ``interval`` of their
     predictive distribution.
 
-    ``method="randomized"`` or ``"mid-p"``: share of PIT values (:func:`pit_values`) in
-    ``[(1 - interval)/2, (1 + interval)/2]`` -- for discrete counts the naive check below is
-    biased upwards (an interval [0, 2] of a count "contains" far more than 90% of outcomes
-    when P(0) is large), the randomised PIT is not. ``method="naive"``: share of observed
-    values inside the ``inverted_cdf`` quantile interval of the draws (what
-    :func:`predict_purchases` reports), conservative for discrete outcomes.
-    A calibrated model gives a share close to ``interval``.
+    ``draws``: (n_draws, n_customers) array or DataArray (dims draw, customer_id), e.g. from
+    ``predict_purchases(..., return_draws=True)``; ``observed``: (n_customers,).
+
+    * ``"randomized"`` (default): the share of randomised PIT values (:func:`pit_values`) in
+      ``[(1 - interval)/2, (1 + interval)/2]``, averaged exactly over the randomisation: the
+      PIT of customer i is uniform on ``[L_i, L_i + E_i + 1] / (S + 1)``, so its probability of
+      falling in the central band is the overlap of the two intervals divided by
+      ``(E_i + 1) / (S + 1)``. Same expectation as one randomised draw, no extra noise, and
+      equal to ``interval`` for a calibrated model even for discrete counts with an atom at 0;
+    * ``"randomized-draw"``: one randomised PIT per customer (seeded by ``random_seed``);
+    * ``"mid-p"``: share of mid-p PIT values (``V = 1/2``) in the band;
+    * ``"naive"``: share of observed values inside the ``inverted_cdf`` quantile interval of the
+      draws (what :func:`predict_purchases` reports) -- biased upwards for discrete outcomes (an
+      interval [0, 2] "contains" nearly every zero when P(0) is large).
     """
     lo_q, hi_q = _quantile_levels(interval)
     if method == "naive":
+        _rank_counts(draws, observed)  # validates shapes
+        if hasattr(draws, "dims") and "draw" in draws.dims:
+            draws = draws.transpose("draw", ...)
         arr = np.asarray(getattr(draws, "values", draws), dtype=float)
         y = np.asarray(observed, dtype=float)
         lo, hi = np.quantile(arr, [lo_q, hi_q], axis=0, method="inverted_cdf")
         return float(np.mean((y >= lo) & (y <= hi)))
-    u = pit_values(draws, observed, method=method, random_seed=random_seed)
+    if method == "randomized":
+        below, equal, S = _rank_counts(draws, observed)
+        left, right = below / (S + 1), (below + equal + 1) / (S + 1)
+        overlap = np.clip(np.minimum(right, hi_q) - np.maximum(left, lo_q), 0.0, None)
+        return float(np.mean(overlap / (right - left)))
+    pit_method = "randomized" if method == "randomized-draw" else method
+    u = pit_values(draws, observed, method=pit_method, random_seed=random_seed)
     return float(np.mean((u >= lo_q) & (u <= hi_q)))
 
 

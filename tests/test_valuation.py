@@ -481,8 +481,18 @@ def test_interval_coverage_randomized_pit_is_calibrated_for_counts():
     draws = rng.poisson(lam, (S, n)).astype(float)
     observed = rng.poisson(lam)
     for level in (0.5, 0.8, 0.9):
-        cov = V.interval_coverage(draws, observed, level, "randomized", random_seed=1)
+        cov = V.interval_coverage(draws, observed, level, "randomized")
         assert abs(cov - level) < 0.015, (level, cov)
+        one_draw = V.interval_coverage(draws, observed, level, "randomized-draw", random_seed=1)
+        assert abs(one_draw - level) < 0.015, (level, one_draw)
+        # the default averages the randomisation exactly: the mean of many randomised draws
+        single = [
+            V.interval_coverage(draws[:50, :2000], observed[:2000], level, "randomized-draw",
+                                random_seed=k)
+            for k in range(40)
+        ]  # fmt: skip
+        exact = V.interval_coverage(draws[:50, :2000], observed[:2000], level)
+        np.testing.assert_allclose(np.mean(single), exact, atol=0.003)
     # the naive check is biased upwards for discrete outcomes with a large atom at 0
     assert V.interval_coverage(draws, observed, 0.5, "naive") > 0.6
     u = V.pit_values(draws, observed, "randomized", random_seed=2)
@@ -491,7 +501,7 @@ def test_interval_coverage_randomized_pit_is_calibrated_for_counts():
     assert ((mid > 0) & (mid < 1)).all()
     # a model that is too confident is caught
     narrow = rng.poisson(np.median(lam), (S, n)).astype(float)
-    assert V.interval_coverage(narrow, observed, 0.9, "randomized", random_seed=1) < 0.85
+    assert V.interval_coverage(narrow, observed, 0.9) < 0.85
     with pytest.raises(InputError, match="shape"):
         V.interval_coverage(draws[:, :10], observed)
 
