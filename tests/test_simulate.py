@@ -199,3 +199,17 @@ def test_transactions_have_dates_and_match_truth():
     assert (days == truth.frequency + 1).mean() > 0.95
     first = tx.groupby("customer_id").date.min()
     assert (first == truth.first_purchase.dt.floor("D")).all()
+
+
+def test_transactions_summarise_back_to_the_truth():
+    from clvmodels.data import rfm_summary
+
+    tx, truth = sim.simulate_transactions(5_000, seed=10, resolution="h", time_unit="W")
+    s = rfm_summary(tx, observation_end=truth.attrs["observation_end"], time_unit="W",
+                    purchase_period="H")  # fmt: skip
+    assert s.index.equals(truth.index)
+    same = s.frequency == truth.frequency  # differs only if two purchases share an hour
+    assert same.mean() > 0.995
+    hour = 1 / (24 * 7)
+    assert (np.abs(s.recency - truth.recency)[same] <= hour + 1e-9).all()
+    assert (np.abs(s["T"] - truth["T"]) <= hour + 1e-9).all()
