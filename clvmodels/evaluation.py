@@ -643,16 +643,13 @@ def _score_entry(entry, ch: pd.DataFrame, settings: dict[str, Any]) -> dict[str,
     spend = pred["spend"] if "spend" in pred.columns else None
     if spend_model is not None:
         calibration = _calibration_part(ch)
-        if hasattr(spend_model, "conditional_expected_average_profit"):  # lifetimes GammaGamma
-            per_purchase = spend_model.conditional_expected_average_profit(
-                ch["frequency"], ch["monetary_value"]
-            ).to_numpy(dtype=float)
-            per_purchase = np.where(
-                ch["frequency"].to_numpy() > 0,
-                per_purchase,
+        if hasattr(spend_model, "conditional_expected_average_profit"):
+            # lifetimes GammaGammaFitter: at frequency 0 its formula is the population mean
+            per_purchase = np.asarray(
                 spend_model.conditional_expected_average_profit(
-                    pd.Series([0.0]), pd.Series([0.0])
-                ).iloc[0],
+                    ch["frequency"], ch["monetary_value"]
+                ),
+                dtype=float,
             )
         else:
             per_purchase = spend_model.expected_spend(calibration).to_numpy(dtype=float)
@@ -839,6 +836,8 @@ class RFMGradientBoosting:
     target_fraction : the most of the calibration span given to the target window.
     max_iter, learning_rate, random_state : passed to
         :class:`sklearn.ensemble.HistGradientBoostingRegressor` (Poisson loss for counts).
+    n_threads : OpenMP threads for training and prediction (default 1: the RFM tables are small
+        and more threads only contend on a busy machine; None lets OpenMP decide).
     """
 
     def __init__(
@@ -854,6 +853,7 @@ class RFMGradientBoosting:
         max_iter: int = 200,
         learning_rate: float = 0.05,
         random_state: int = 0,
+        n_threads: int | None = 1,
     ):
         self.transactions = transactions
         self.customer_id = customer_id
@@ -865,6 +865,12 @@ class RFMGradientBoosting:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.random_state = random_state
+        self.n_threads = n_threads
+
+    def _threads(self):
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.n_threads)
 
     def fit(self, holdout_length) -> RFMGradientBoosting:
         """Train on the calibration period for a holdout of ``holdout_length`` (model units or
@@ -905,15 +911,14 @@ class RFMGradientBoosting:
             "learning_rate": self.learning_rate,
             "random_state": self.random_state,
         }
-        self.purchase_model_ = HistGradientBoostingRegressor(loss="poisson", **settings).fit(
-            features, purchases
-        )
-        self.spend_model_ = None
-        if self.monetary is not None and "monetary_value_holdout" in train.columns:
-            spend = purchases * train["monetary_value_holdout"].to_numpy(dtype=float)
-            self.spend_model_ = HistGradientBoostingRegressor(loss="poisson", **settings).fit(
-                features, spend
-            )
+        with self._threads():
+            self.purchase_model_ = HistGradientBoostingRegressor(loss="poisson", **settings)
+            self.purchase_model_.fit(features, purchases)
+            self.spend_model_ = None
+            if self.monetary is not None and "monetary_value_holdout" in train.columns:
+                spend = purchases * train["monetary_value_holdout"].to_numpy(dtype=float)
+                self.spend_model_ = HistGradientBoostingRegressor(loss="poisson", **settings)
+                self.spend_model_.fit(features, spend)
         self.feature_names_ = list(features.columns)
         return self
 
@@ -926,11 +931,12 @@ class RFMGradientBoosting:
             self.fit(float(np.max(durations)))
         features = rfm_features(_calibration_part(ch))[self.feature_names_]
         scale = durations / self.target_length_
-        out = pd.DataFrame(
-            {"purchases": self.purchase_model_.predict(features) * scale}, index=ch.index
-        )
-        if self.spend_model_ is not None:
-            out["spend"] = self.spend_model_.predict(features) * scale
+        with self._threads():
+            out = pd.DataFrame(
+                {"purchases": self.purchase_model_.predict(features) * scale}, index=ch.index
+            )
+            if self.spend_model_ is not None:
+                out["spend"] = self.spend_model_.predict(features) * scale
         return out
 
     def __call__(self, calibration_holdout: pd.DataFrame) -> pd.DataFrame:
