@@ -200,15 +200,13 @@ def _gamma_gamma(ds: Dataset):
     return clv.GammaGamma().fit(cal[cal["frequency"] > 0])
 
 
-def _heuristic(ds: Dataset, settings):
-    from clvmodels.heuristic import HeuristicCLV
+def _heuristic(level):
+    def build(ds: Dataset, settings):
+        from clvmodels import HeuristicCLV
 
-    model = HeuristicCLV().fit(ds.calibration)
+        return HeuristicCLV(period="1W", level=level).fit(ds.calibration)
 
-    def predict(ch):
-        return model.predict_holdout(ch)
-
-    return predict
+    return build
 
 
 def _mle(cls):
@@ -293,7 +291,8 @@ def _oracle(ds: Dataset, settings):
 
 def model_builders(ds: Dataset):
     builders = {
-        "Heuristic CLV": _heuristic,
+        "Heuristic CLV (population)": _heuristic("population"),
+        "Heuristic CLV (per customer)": _heuristic("customer"),
         "BG/NBD (clvmodels)": _mle(clv.BetaGeo),
         "Pareto/NBD (clvmodels)": _mle(clv.ParetoNBD),
         "MBG/NBD (clvmodels)": _mle(clv.ModifiedBetaGeo),

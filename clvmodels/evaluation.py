@@ -596,6 +596,18 @@ def _pymc_marketing_predict(model, ch: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"purchases": purchases}, index=ch.index)
 
 
+def _heuristic_predict(model, ch: pd.DataFrame) -> pd.DataFrame:
+    """Holdout purchases and spend of a fitted :class:`clvmodels.HeuristicCLV`: its purchase
+    frequency over the holdout's expected active periods, times its order value."""
+    actual = holdout_actuals(ch)
+    calibration = _calibration_part(ch)
+    purchases = np.empty(len(ch))
+    for duration, mask in _duration_groups(actual["duration"].to_numpy()):
+        purchases[mask] = model.expected_purchases(calibration[mask], duration).to_numpy()
+    order_value, _ = model._customer_terms(calibration)
+    return pd.DataFrame({"purchases": purchases, "spend": purchases * order_value}, index=ch.index)
+
+
 def _baseline_predict(obj, ch: pd.DataFrame) -> pd.DataFrame:
     if hasattr(obj, "predict_holdout"):
         out = obj.predict_holdout(ch)
@@ -627,7 +639,9 @@ def _score_entry(entry, ch: pd.DataFrame, settings: dict[str, Any]) -> dict[str,
         purchase_model, spend_model = entry, None
     if _is_purchase_model(purchase_model):
         return evaluate(purchase_model, ch, spend_model, **settings)
-    if hasattr(purchase_model, "conditional_expected_number_of_purchases_up_to_time"):
+    if hasattr(purchase_model, "aov_") and hasattr(purchase_model, "expected_lifespan"):
+        pred = _heuristic_predict(purchase_model, ch)
+    elif hasattr(purchase_model, "conditional_expected_number_of_purchases_up_to_time"):
         pred = _lifetimes_predict(purchase_model, ch)
     elif hasattr(purchase_model, "expected_purchases") and hasattr(purchase_model, "idata"):
         pred = _pymc_marketing_predict(purchase_model, ch)

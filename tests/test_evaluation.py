@@ -240,3 +240,14 @@ def test_pit_coverage_agrees_with_valuation_randomised_pit(simulated):
     ours = ev.pit_interval_coverage(below, at, 0.8).mean()
     theirs = valuation.interval_coverage(samples, y, 0.8, method="randomized", random_seed=0)
     assert ours == pytest.approx(theirs, abs=0.02)
+
+
+def test_compare_models_scores_the_heuristic_baseline(simulated):
+    heuristic = clv.HeuristicCLV(period="1W", level="population").fit(simulated)
+    table = ev.compare_models({"heuristic": heuristic}, simulated, intervals=False)
+    purchases = heuristic.expected_purchases(simulated, 39)
+    assert table.loc["heuristic", "purchases_predicted_total"] == pytest.approx(purchases.sum())
+    assert table.loc["heuristic", "spend_predicted_total"] == pytest.approx(
+        purchases.sum() * heuristic.aov_
+    )
+    assert np.isnan(table.loc["heuristic", "purchases_spearman"])  # one value for everyone
