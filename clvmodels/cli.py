@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import resource
 import sys
@@ -44,7 +45,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from clvmodels.errors import ClvError, InputError, ModelFileError, TimeUnitError
@@ -70,6 +70,14 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """Without a command: show the help (exit code 0)."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,7 +155,7 @@ def _command(func: Callable) -> Callable:
         debug = bool(kwargs.get("debug"))
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        except (typer.Exit, typer.Abort):
             raise
         except BaseException as exc:  # noqa: BLE001 - the CLI's single error boundary
             if isinstance(exc, SystemExit | GeneratorExit):
@@ -167,7 +175,7 @@ def _command(func: Callable) -> Callable:
 _NOT_SETTINGS = {"config", "debug"}
 
 
-def load_config(path: Path | None, command: str, ctx: click.Context) -> dict[str, Any]:
+def load_config(path: Path | None, command: str, ctx: typer.Context) -> dict[str, Any]:
     """The settings for ``command`` from a TOML file, checked against the command's options."""
     if path is None:
         return {}
@@ -178,7 +186,16 @@ def load_config(path: Path | None, command: str, ctx: click.Context) -> dict[str
             document = tomllib.load(handle)
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"settings file {path} is not valid TOML: {exc}") from None
-    options = {p.name for p in ctx.command.params} - _NOT_SETTINGS
+    options: dict[str, str] = {}  # key in the file -> parameter name
+    long_names: list[str] = []
+    for param in ctx.command.params:
+        if param.name in _NOT_SETTINGS or getattr(param, "param_type_name", "") != "option":
+            continue
+        for opt in param.opts:
+            if opt.startswith("--"):
+                options[opt[2:].replace("-", "_")] = param.name
+                long_names.append(opt[2:].replace("-", "_"))
+        options.setdefault(param.name, param.name)
     commands = set(app_command_names())
     out: dict[str, Any] = {}
     for key, value in document.items():
@@ -191,15 +208,15 @@ def load_config(path: Path | None, command: str, ctx: click.Context) -> dict[str
             continue
         name = key.replace("-", "_")
         if name in options:
-            out[name] = value
+            out[options[name]] = value
     for key, value in (document.get(command) or {}).items():
         name = key.replace("-", "_")
         if name not in options:
             raise InputError(
                 f"settings file {path}: [{command}] has unknown setting {key!r}; valid: "
-                + ", ".join(sorted(options))
+                + ", ".join(sorted(long_names))
             )
-        out[name] = value
+        out[options[name]] = value
     return out
 
 
@@ -207,25 +224,58 @@ def app_command_names() -> list[str]:
     return [c.name or c.callback.__name__ for c in app.registered_commands]
 
 
-def resolve_settings(ctx: click.Context, values: dict[str, Any], config: Path | None) -> dict:
+def _coerce(name: str, raw: Any, annotation: Any, config: Path) -> Any:
+    """Check and convert a TOML value to the option's Python type."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    allowed = (
+        [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else [annotation]
+    )
+    target = allowed[0] if allowed else str
+
+    def bad(what: str):
+        return InputError(f"settings file {config}: {name} = {raw!r} must be {what}")
+
+    if target is bool:
+        if not isinstance(raw, bool):
+            raise bad("true or false")
+        return raw
+    if target is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise bad("a whole number")
+        return raw
+    if target is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise bad("a number")
+        return float(raw)
+    if target is Path:
+        if not isinstance(raw, str):
+            raise bad("a path (a string)")
+        return Path(raw).expanduser()
+    if not isinstance(raw, str):
+        raise bad("a string")
+    return raw
+
+
+def resolve_settings(
+    ctx: typer.Context, values: dict[str, Any], config: Path | None, command: Callable
+) -> dict:
     """Command-line values, with settings from the TOML file filling options left at default."""
+    import typing
+
     from_file = load_config(config, ctx.info_name or "", ctx)
-    params = {p.name: p for p in ctx.command.params}
-    resolved = dict(values)
+    hints = typing.get_type_hints(inspect.unwrap(command), include_extras=True)
+    resolved = {k: v for k, v in values.items() if k != "ctx"}
     for name, raw in from_file.items():
         source = ctx.get_parameter_source(name)
-        if source not in (None, click.core.ParameterSource.DEFAULT):
-            continue
-        param = params[name]
-        try:
-            value = param.type_cast_value(ctx, raw)
-        except click.BadParameter as exc:
-            raise InputError(f"settings file {config}: {name} = {raw!r}: {exc.message}") from None
-        if isinstance(values.get(name), Path) or (
-            isinstance(param.type, click.Path) and value is not None
-        ):
-            value = Path(value)
-        resolved[name] = value
+        if source is not None and getattr(source, "name", "") != "DEFAULT":
+            continue  # given on the command line or by an environment variable: it wins
+        resolved[name] = _coerce(name, raw, hints.get(name, str), config)
     return resolved
 
 
@@ -403,6 +453,25 @@ def _check_choice(name: str, value: str, choices) -> str:
     return value
 
 
+def _check_settings(s: dict[str, Any]) -> None:
+    """Fail fast, before any data is read, on settings the valuation would refuse later."""
+    from clvmodels import units
+
+    units.parse_duration(s["horizon"])
+    period = s["period"]
+    units.parse_duration(f"1{period}" if period.strip().isalpha() else period)
+    if not 0 < s["interval"] < 1:
+        raise InputError(f"--interval must be between 0 and 1 (e.g. 0.9), got {s['interval']}")
+    if not s["discount_rate"] > -1:
+        raise InputError(f"--discount-rate must be greater than -1, got {s['discount_rate']}")
+    if s["n_draws"] < 1:
+        raise InputError(f"--draws must be at least 1, got {s['n_draws']}")
+    if s["chunk_size"] < 1:
+        raise InputError(f"--chunk-size must be at least 1, got {s['chunk_size']}")
+    if s["time_unit"] is not None:
+        units.normalize_unit(s["time_unit"])
+
+
 def _check_output_parent(out: Path) -> None:
     parent = out.resolve().parent
     if not parent.exists():
@@ -412,18 +481,18 @@ def _check_output_parent(out: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # pipeline pieces shared by the commands
 # --------------------------------------------------------------------------------------------
-def is_summary_file(path: Path) -> bool:
-    """True when the file has the summary columns frequency, recency, T."""
+def is_summary_file(path: Path, datetime_col: str) -> bool:
+    """A summary has frequency/recency/T and no transaction date column; else transactions."""
     from clvmodels.scoring import file_format
 
-    columns = file_columns(path, file_format(path))
-    return {"frequency", "recency", "T"} <= set(columns)
+    columns = set(file_columns(path, file_format(path)))
+    return bool(columns & {"frequency", "recency", "T"}) and datetime_col not in columns
 
 
 def file_columns(path: Path, fmt: str) -> list[str]:
     import duckdb
 
-    from clvmodels.scoring import _connect, _duckdb_source, _first_line
+    from clvmodels.scoring import _connect, _duckdb_source, _first_line, _format_name
 
     if not path.exists():
         raise FileNotFoundError(f"input file {path} does not exist")
@@ -435,7 +504,9 @@ def file_columns(path: Path, fmt: str) -> list[str]:
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {_duckdb_source(path, fmt)}").fetchall()
     except duckdb.Error as exc:
-        raise InputError(f"cannot read {path} as {fmt.upper()} ({_first_line(exc)})") from None
+        raise InputError(
+            f"cannot read {path} as {_format_name(fmt)} ({_first_line(exc)}); is the file complete?"
+        ) from None
     finally:
         con.close()
     return [r[0] for r in rows]
@@ -610,7 +681,7 @@ def rfm(
     debug: DebugOpt = False,
 ):
     """Summarise transactions into one row per customer: frequency, recency, T, monetary_value."""
-    s = resolve_settings(ctx, dict(locals()), config)
+    s = resolve_settings(ctx, dict(locals()), config, rfm)
     console = Console(s["quiet"])
     run = Run("rfm", s)
     _check_output_parent(s["out"])
@@ -672,7 +743,7 @@ def fit(
     from clvmodels.io import save_pipeline
     from clvmodels.scoring import inspect_summary_file
 
-    s = resolve_settings(ctx, dict(locals()), config)
+    s = resolve_settings(ctx, dict(locals()), config, fit)
     console = Console(s["quiet"])
     _check_choice("--model", s["model"], PURCHASE_MODELS)
     _check_choice("--spend", s["spend"], SPEND_MODELS)
@@ -794,9 +865,10 @@ def score(
     """Score customers: discounted CLV over a horizon with intervals, streamed in chunks."""
     from clvmodels.scoring import inspect_summary_file, score_file
 
-    s = resolve_settings(ctx, dict(locals()), config)
+    s = resolve_settings(ctx, dict(locals()), config, score)
     console = Console(s["quiet"])
     _check_choice("--kind", s["kind"], ("predictive", "expected", "point"))
+    _check_settings(s)
     if s["out"] is not None:
         _check_output_parent(s["out"])
     run = Run("score", s)
@@ -889,7 +961,7 @@ def _score_input(s: dict, scratch: Path, console: Console, run: Run) -> tuple[Pa
         return path, None
     path = Path(s["input"])
     run.add_input(path, "input")
-    if is_summary_file(path):
+    if is_summary_file(path, s["datetime_col"]):
         return path, s["time_unit"]
     out, summary = summarize_transactions_file(
         path,

@@ -192,6 +192,10 @@ def _duckdb_source(path: Path, fmt: str) -> str:
     return f"read_csv({_sql_string(path)}, header = true)"
 
 
+def _format_name(fmt: str) -> str:
+    return {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -259,7 +263,9 @@ def inspect_summary_file(
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         except duckdb.Error as exc:
-            raise InputError(f"cannot read {path} as {fmt.upper()} ({_first_line(exc)})") from None
+            raise InputError(
+                f"cannot read {path} as {_format_name(fmt)} ({_first_line(exc)}); is the file complete?"
+            ) from None
         types = {row[0]: str(row[1]).upper() for row in described}
         required = ["frequency", "recency", "T"] + (["monetary_value"] if require_monetary else [])
         missing = [c for c in [customer_id, *required] if c not in types]
@@ -269,13 +275,6 @@ def inspect_summary_file(
                 " Fix: pass a summary written by `clvmodels rfm` (or name the id column with "
                 "--customer-id)"
             )
-        numeric = ("INT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "NUMERIC", "BIGINT", "HUGEINT")
-        for col in required:
-            if not any(t in types[col] for t in numeric) or types[col].startswith("INTERVAL"):
-                raise InputError(
-                    f"column {col!r} of {path.name} has type {types[col]}, expected numbers. "
-                    "Fix: write the summary with numeric columns"
-                )
         cid = '"' + customer_id.replace('"', '""') + '"'
         try:
             n, n_null = con.execute(
@@ -283,6 +282,13 @@ def inspect_summary_file(
             ).fetchone()
             if n == 0:
                 raise InputError(f"{path.name} has no rows: there are no customers to score")
+            numeric = ("INT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "NUMERIC", "BIGINT", "HUGEINT")
+            for col in required:
+                if not any(t in types[col] for t in numeric) or types[col].startswith("INTERVAL"):
+                    raise InputError(
+                        f"column {col!r} of {path.name} has type {types[col]}, expected numbers. "
+                        "Fix: write the summary with numeric columns"
+                    )
             if n_null:
                 raise InputError(
                     f"{path.name}: column {customer_id!r} is missing in {n_null} row(s). "

@@ -1,0 +1,368 @@
+"""The ``clvmodels`` command line: the pipeline, settings, manifests, quiet mode, atomic output
+and every error path (exit code + one line, never a traceback or a partial output)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+import clvmodels as clv
+from clvmodels import cli, scoring
+from clvmodels.io import SCHEMA_VERSION
+
+runner = CliRunner()
+
+
+def invoke(*args, **kwargs):
+    return runner.invoke(cli.app, [str(a) for a in args], **kwargs)
+
+
+def assert_one_line_error(result, code: int, *fragments: str):
+    """Exit code, a single ``Error:`` line on stderr, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    assert lines[-1] == errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """Transactions file, its summary, a fitted model directory and a CLV output."""
+    root = tmp_path_factory.mktemp("cli")
+    tx = clv.datasets.load_cdnow_transactions()
+    tx = tx[tx["date"] <= "1997-09-30"][["customer_id", "date", "amount"]]
+    tx.to_parquet(root / "tx.parquet")
+    tx.to_csv(root / "tx.csv", index=False)
+    result = invoke("rfm", root / "tx.parquet", "--out", root / "summary.parquet", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    result = invoke("fit", root / "summary.parquet", "--out", root / "model", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    return root
+
+
+def test_rfm_writes_summary_with_its_unit_and_a_manifest(work):
+    table = pq.read_table(work / "summary.parquet")
+    assert table.num_rows == 2357
+    assert set(table.column_names) == {"customer_id", "frequency", "recency", "T", "monetary_value"}
+    meta = json.loads(table.schema.metadata[b"clvmodels"])
+    assert meta["time_unit"] == "W" and meta["kind"] == "rfm_summary"
+    # same numbers as the published CDNOW summary (frequency is exact; durations to 2 decimals)
+    s = table.to_pandas().set_index("customer_id").sort_index()
+    published = clv.datasets.load_cdnow_summary().sort_index()
+    np.testing.assert_array_equal(s["frequency"], published["frequency"])
+    np.testing.assert_allclose(s["T"], published["T"], atol=0.01)
+    manifest = json.loads((work / "summary.parquet.manifest.json").read_text())
+    assert manifest["command"] == "rfm"
+    assert manifest["inputs"][0]["sha256"] and manifest["inputs"][0]["bytes"] > 0
+    assert manifest["settings"]["time_unit"] == "W"
+    assert manifest["summary"]["n_customers"] == 2357
+    assert {"python", "clvmodels", "numpy", "pandas"} <= set(manifest["versions"])
+
+
+def test_fit_saves_models_and_diagnostics(work):
+    models = clv.io.load_pipeline(work / "model")
+    # published BG/NBD estimates for CDNOW (Fader, Hardie & Lee 2005)
+    np.testing.assert_allclose(
+        models.purchase.params_[["r", "alpha", "a", "b"]], [0.243, 4.414, 0.793, 2.426], atol=2e-3
+    )
+    manifest = json.loads((work / "model" / "manifest.json").read_text())
+    diag = manifest["fit_diagnostics"]
+    assert diag["purchase"]["class"] == "BetaGeo" and diag["purchase"]["converged"] is True
+    assert diag["spend"]["class"] == "GammaGamma"
+    assert diag["purchase"]["n_customers"] == 2357
+    document = json.loads((work / "model" / "model.json").read_text())
+    assert document["schema_version"] == SCHEMA_VERSION
+
+
+def test_score_with_model_writes_output_and_manifest(work):
+    out = work / "clv.parquet"
+    result = invoke(
+        "score", work / "summary.parquet", "--model", work / "model", "--horizon", "12M",
+        "--discount-rate", 0.1, "--margin", 0.3, "--interval", 0.9, "--draws", 50,
+        "--chunk-size", 700, "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "Customer equity (2,357 customers)" in result.stdout
+    frame = pd.read_parquet(out)
+    assert len(frame) == 2357 and frame["customer_id"].is_unique
+    assert list(frame.columns) == [
+        "customer_id", "clv_mean", "clv_median", "clv_lower", "clv_upper",
+        "expected_purchases", "expected_spend", "probability_alive",
+    ]  # fmt: skip
+    assert (frame["clv_lower"] <= frame["clv_median"]).all()
+    assert (frame["clv_median"] <= frame["clv_upper"]).all()
+    manifest = json.loads((work / "clv.parquet.manifest.json").read_text())
+    assert manifest["settings"]["margin"] == 0.3 and manifest["settings"]["n_draws"] == 50
+    assert {i["role"] for i in manifest["inputs"]} == {"input", "model"}
+    eq = manifest["customer_equity"]
+    assert eq["equity_lower"] < eq["equity_mean"] < eq["equity_upper"]
+    assert eq["equity_mean"] == pytest.approx(frame["clv_mean"].sum(), rel=1e-9)
+    # same settings, same seed: the same numbers again
+    again = work / "again.parquet"
+    result = invoke(
+        "score", work / "summary.parquet", "--model", work / "model", "--margin", 0.3,
+        "--draws", 50, "--chunk-size", 700, "--out", again, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(again), frame)
+
+
+def test_expected_kind_does_not_depend_on_chunking(work):
+    outs = []
+    for chunk in (300, 100_000):
+        out = work / f"exp_{chunk}.csv"
+        result = invoke(
+            "score", work / "summary.parquet", "--model", work / "model", "--kind", "expected",
+            "--draws", 30, "--chunk-size", chunk, "--out", out, "--quiet",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        outs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(outs[0], outs[1])
+    # and it agrees with lifetime_value on the whole summary with the same draws
+    models = clv.io.load_pipeline(work / "model")
+    s = _summary_frame(work).set_index("customer_id")
+    s.attrs["time_unit"] = "W"
+    draws = scoring.prepare_draws(models.purchase, models.spend, 30, "expected", 0)
+    direct = clv.lifetime_value(
+        models.purchase, models.spend, s, horizon="12M", annual_discount_rate=0.1,
+        kind="expected", draws=draws,
+    )  # fmt: skip
+    got = outs[0].set_index("customer_id").loc[direct.index]
+    np.testing.assert_allclose(got["clv_mean"], direct["clv_mean"], rtol=1e-12)
+
+
+def test_score_without_arguments_runs_the_cdnow_demo_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke()
+    assert result.exit_code == 0 and "score" in result.stdout  # plain `clvmodels`: help
+    result = invoke("score")
+    assert result.exit_code == 0, result.stderr
+    assert "Top 10 customers by CLV over 12M (90% predictive interval" in result.stdout
+    assert "Customer equity (2,357 customers)" in result.stdout
+    table_rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert len(table_rows) == 10
+    assert os.listdir(tmp_path) == []
+
+
+def test_score_transactions_csv_directly(work):
+    out = work / "from_tx.parquet"
+    result = invoke("score", work / "tx.csv", "--draws", 20, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""
+    frame = pd.read_parquet(out)
+    assert len(frame) == 2357
+    manifest = json.loads((work / "from_tx.parquet.manifest.json").read_text())
+    assert manifest["fit_diagnostics"]["purchase"]["class"] == "BetaGeo"
+
+
+def test_quiet_mode_prints_nothing(work):
+    result = invoke("fit", work / "summary.parquet", "--out", work / "model_q", "--quiet")
+    assert result.exit_code == 0
+    assert result.stdout == "" and result.stderr == ""
+    result = invoke("fit", work / "summary.parquet", "--out", work / "model_q")
+    assert "Fitted parameters" in result.stdout
+
+
+def test_settings_from_toml_and_command_line_wins(work):
+    config = work / "settings.toml"
+    config.write_text(
+        'time_unit = "W"\n\n[score]\nhorizon = "26W"\ndraws = 20\nmargin = 0.5\nkind = "expected"\n'
+    )
+    out = work / "toml.parquet"
+    result = invoke(
+        "score", work / "summary.parquet", "--model", work / "model", "--config", config,
+        "--margin", 0.25, "--out", out, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    settings = json.loads((work / "toml.parquet.manifest.json").read_text())["settings"]
+    assert settings["horizon"] == "26W" and settings["n_draws"] == 20
+    assert settings["kind"] == "expected" and settings["time_unit"] == "W"
+    assert settings["margin"] == 0.25
+    env = {"CLVMODELS_CONFIG": str(config)}
+    result = invoke(
+        "score", work / "summary.parquet", "--model", work / "model", "--out", out, "-q", env=env
+    )
+    assert result.exit_code == 0
+    settings = json.loads((work / "toml.parquet.manifest.json").read_text())["settings"]
+    assert settings["margin"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[score]\nhorizn = "1Y"\n', "unknown setting 'horizn'"),
+        ('[scores]\nhorizon = "1Y"\n', "unknown table [scores]"),
+        ("[score\n", "not valid TOML"),
+        ('[score]\ndraws = "many"\n', "draws"),
+    ],
+)
+def test_bad_settings_files(work, tmp_path, text, fragment):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    result = invoke("score", work / "summary.parquet", "--config", config, "-q")
+    assert_one_line_error(result, 2, fragment)
+
+
+# --------------------------------------------------------------------------------------------
+# bad inputs: clear error, exit code 2, no output, previous output intact
+# --------------------------------------------------------------------------------------------
+def _summary_frame(work) -> pd.DataFrame:
+    return pd.read_parquet(work / "summary.parquet")
+
+
+def _bad_files(work, tmp_path):
+    s = _summary_frame(work)
+    files = {}
+    files["missing_column"] = tmp_path / "missing.parquet"
+    s.drop(columns=["T"]).to_parquet(files["missing_column"])
+    files["string_column"] = tmp_path / "strings.parquet"
+    s.assign(T=s["T"].astype(str)).to_parquet(files["string_column"])
+    files["corrupt"] = tmp_path / "corrupt.parquet"
+    files["corrupt"].write_bytes(b"PAR1" + os.urandom(300))
+    files["truncated"] = tmp_path / "truncated.parquet"
+    files["truncated"].write_bytes((work / "summary.parquet").read_bytes()[:-200])
+    files["empty"] = tmp_path / "empty.parquet"
+    files["empty"].write_bytes(b"")
+    files["header_only"] = tmp_path / "header.csv"
+    files["header_only"].write_text("customer_id,frequency,recency,T,monetary_value\n")
+    files["duplicates"] = tmp_path / "dups.parquet"
+    table = pa.Table.from_pandas(pd.concat([s, s.iloc[:3]]), preserve_index=False)
+    pq.write_table(table.replace_schema_metadata({b"clvmodels": b'{"time_unit": "W"}'}),
+                   files["duplicates"])  # fmt: skip
+    files["negative"] = tmp_path / "negative.parquet"
+    bad = s.copy()
+    bad.loc[2000, "frequency"] = -1
+    pq.write_table(
+        pa.Table.from_pandas(bad, preserve_index=False).replace_schema_metadata(
+            {b"clvmodels": b'{"time_unit": "W"}'}
+        ),
+        files["negative"],
+    )
+    files["no_unit"] = tmp_path / "nounit.csv"
+    s.to_csv(files["no_unit"], index=False)
+    return files
+
+
+@pytest.mark.parametrize(
+    ("name", "fragments"),
+    [
+        ("missing_column", ["missing column(s) ['T']"]),
+        ("string_column", ["column 'T'", "expected numbers"]),
+        ("corrupt", ["cannot read", "Parquet"]),
+        ("truncated", ["cannot read", "Parquet"]),
+        ("empty", ["is empty"]),
+        ("header_only", ["no rows"]),
+        ("duplicates", ["duplicate customer ids", "3 id(s)"]),
+        ("negative", ["frequency is negative", "Fix:"]),
+        ("no_unit", ["--time-unit"]),
+    ],
+)
+def test_bad_summary_files(work, tmp_path, name, fragments):
+    files = _bad_files(work, tmp_path)
+    out = tmp_path / "clv.parquet"
+    out.write_bytes(b"previous complete output")
+    result = invoke("score", files[name], "--model", work / "model", "--out", out, "--draws", 10,
+                    "--chunk-size", 500)  # fmt: skip
+    assert_one_line_error(result, 2, *fragments)
+    assert out.read_bytes() == b"previous complete output"
+    assert not (tmp_path / "clv.parquet.manifest.json").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".clv.parquet")]
+
+
+def test_bad_transactions_files(work, tmp_path):
+    tx = pd.read_parquet(work / "tx.parquet")
+    tx.drop(columns=["amount"]).to_parquet(tmp_path / "noamount.parquet")
+    result = invoke("rfm", tmp_path / "noamount.parquet", "--out", tmp_path / "s.parquet")
+    assert_one_line_error(result, 2, "amount")
+    tx.assign(amount="lots").to_csv(tmp_path / "text.csv", index=False)
+    result = invoke("rfm", tmp_path / "text.csv", "--out", tmp_path / "s.parquet")
+    assert_one_line_error(result, 2, "amount")
+    result = invoke("rfm", tmp_path / "nope.csv", "--out", tmp_path / "s.parquet")
+    assert_one_line_error(result, 2, "does not exist")
+    result = invoke("rfm", work / "tx.parquet", "--out", tmp_path / "no" / "dir" / "s.parquet")
+    assert_one_line_error(result, 2, "does not exist")
+    assert not (tmp_path / "s.parquet").exists()
+
+
+def test_bad_model_directories_and_options(work, tmp_path):
+    s = work / "summary.parquet"
+    result = invoke("score", s, "--model", tmp_path / "nomodel")
+    assert_one_line_error(result, 2, "does not exist")
+    old = tmp_path / "old"
+    clv.io.save_pipeline(old, *_pipeline(work))
+    document = json.loads((old / "model.json").read_text())
+    document["schema_version"] = 0
+    (old / "model.json").write_text(json.dumps(document))
+    result = invoke("score", s, "--model", old)
+    assert_one_line_error(result, 2, "schema version 0", "refit")
+    result = invoke("score", s, "--model", work / "model", "--kind", "median")
+    assert_one_line_error(result, 2, "--kind must be one of")
+    result = invoke("score", s, "--model", work / "model", "--horizon", "soon")
+    assert_one_line_error(result, 2, "cannot read duration")
+    result = invoke("score", s, "--model", work / "model", "--time-unit", "D")
+    assert_one_line_error(result, 2, "records time unit 'W' but 'D' was given")
+    result = invoke("fit", s, "--model", "bgnbd2", "--out", tmp_path / "m")
+    assert_one_line_error(result, 2, "--model must be one of")
+    result = invoke("fit", s, "--model", "hierarchical", "--out", tmp_path / "m")
+    assert_one_line_error(result, 2, "--group")
+    result = invoke("score", s, "--draws", "many")  # click's own usage error
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def _pipeline(work):
+    models = clv.io.load_pipeline(work / "model")
+    return models.purchase, models.spend
+
+
+def test_interrupted_scoring_keeps_previous_output(work, tmp_path, monkeypatch):
+    out = tmp_path / "clv.parquet"
+    args = ("score", work / "summary.parquet", "--model", work / "model", "--draws", 10,
+            "--chunk-size", 500, "--out", out, "--quiet")  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    previous = out.read_bytes()
+    real = scoring._score_chunk
+    calls = {"n": 0}
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(scoring, "_score_chunk", failing)
+    result = invoke(*args)
+    assert calls["n"] == 3
+    assert_one_line_error(result, 130, "interrupted")
+    assert out.read_bytes() == previous
+    assert sorted(os.listdir(tmp_path)) == ["clv.parquet", "clv.parquet.manifest.json"]
+
+    def broken(*a, **k):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(scoring, "_score_chunk", broken)
+    result = invoke(*args)
+    assert_one_line_error(result, 1, "worker lost", "--debug")
+    assert out.read_bytes() == previous
+    debug = invoke(*args, "--debug")
+    assert isinstance(debug.exception, RuntimeError)
+    assert out.read_bytes() == previous
+    assert sorted(os.listdir(tmp_path)) == ["clv.parquet", "clv.parquet.manifest.json"]
+
+
+def test_help_has_examples():
+    for command in ("rfm", "fit", "score", "evaluate", "report"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0
+        assert "Examples" in result.stdout, command
