@@ -388,12 +388,49 @@ def _log_predictive_score(model, calibration: pd.DataFrame, actual: pd.DataFrame
     return float(np.mean(logp))
 
 
-def _bayesian_scores(model) -> dict[str, float]:
+def _pointwise_log_likelihood_function(model):
+    """The per-customer log-likelihood function of a Bayesian model's purchase process."""
+    name = type(model).__name__
+    if "ModifiedBetaGeo" in name:
+        from clvmodels.models.modified_beta_geo import log_likelihood
+    elif "BetaGeo" in name:
+        from clvmodels.models.beta_geo import log_likelihood
+    elif "ParetoNBD" in name:
+        from clvmodels.models.pareto_nbd import log_likelihood
+    else:
+        return None, ()
+    names = ("r", "alpha", "s", "beta") if "ParetoNBD" in name else ("r", "alpha", "a", "b")
+    return log_likelihood, names
+
+
+def _bayesian_scores(model, calibration: pd.DataFrame, n_draws: int = 500, seed=0) -> dict:
+    """ArviZ PSIS-LOO and WAIC of a Bayesian model (Vehtari, Gelman & Gabry 2017).
+
+    Uses the ``log_likelihood`` group of ``model.idata_`` when the model stored one; otherwise
+    the per-customer log-likelihood of the calibration data is computed from ``n_draws``
+    posterior draws with the model family's closed form (BG/NBD, FHL 2005 eq. 6; MBG/NBD;
+    Pareto/NBD), per customer through :meth:`customer_params` (groups, covariates).
+    """
     idata = getattr(model, "idata_", None)
-    if idata is None or "log_likelihood" not in getattr(idata, "groups", lambda: [])():
+    if idata is None or not hasattr(idata, "posterior"):
         return {}
     import arviz as az
 
+    if "log_likelihood" not in idata.groups():
+        function, names = _pointwise_log_likelihood_function(model)
+        if function is None:
+            return {}
+        draws = model.param_draws(n_draws, seed=seed)
+        params = model.customer_params(calibration, draws)
+        x = calibration["frequency"].to_numpy(dtype=float)
+        t_x = calibration["recency"].to_numpy(dtype=float)
+        T = calibration["T"].to_numpy(dtype=float)
+        values = function(*(params[k] for k in names), x, t_x, T)
+        values = np.broadcast_to(values, (len(draws), len(x)))
+        idata = az.from_dict(
+            posterior={"draw_index": np.arange(len(draws), dtype=float)[None, :]},
+            log_likelihood={"purchases": values[None, :, :]},
+        )
     out: dict[str, float] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -555,7 +592,7 @@ def evaluate(
             out["log_score"] = _log_predictive_score(purchase_model, calibration, actual)
         except NotImplementedError:
             pass
-    out.update(_bayesian_scores(purchase_model))
+    out.update(_bayesian_scores(purchase_model, calibration, seed=seed))
     return out
 
 

@@ -344,7 +344,10 @@ def plot_hierarchical_shrinkage(
     if parameter is None:
         raise InputError("give the parameter to plot")
     draws = _group_draws(model, parameter, n_draws, seed)
-    groups = list(draws.columns)
+    new_group = next((c for c in draws.columns if str(c).startswith("__")), None)
+    population = draws[new_group] if new_group is not None else None
+    groups = [c for c in draws.columns if c != new_group]
+    draws = draws[groups]
     mean = draws.mean().to_numpy()
     lower = draws.quantile((1 - interval) / 2).to_numpy()
     upper = draws.quantile((1 + interval) / 2).to_numpy()
@@ -360,6 +363,13 @@ def plot_hierarchical_shrinkage(
         label=f"hierarchical (mean, {interval:.0%} interval)",
     )
     labels = [str(g) for g in groups]
+    if population is not None:
+        ax.axvline(
+            float(population.median()),
+            color="tab:blue",
+            linestyle=":",
+            label="population median (a new group)",
+        )
     if summary is not None:
         from clvmodels.models.base import PurchaseModel
 
