@@ -412,6 +412,25 @@ def _sample_spend_of_buyers(spend_model, params, x, m, counts, rng) -> np.ndarra
     return spend
 
 
+def _params_are_shared(purchase_model, spend_model, summary, p_draws, s_draws) -> bool:
+    """True when both models give every customer the same parameters (no grouping): their
+    ``customer_params`` arrays have a customer axis of length 1."""
+    probe = summary.iloc[:2]
+    for model, table in ((purchase_model, p_draws), (spend_model, s_draws)):
+        params = model.customer_params(probe, table.iloc[:1])
+        if any(np.ndim(v) >= 2 and np.shape(v)[-1] != 1 for v in params.values()):
+            return False
+    return True
+
+
+def _distinct_rows(columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first row of each distinct row, map row -> distinct row, multiplicities)."""
+    frame = pd.DataFrame({i: np.asarray(c) for i, c in enumerate(columns)})
+    inverse = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+    _, first, counts = np.unique(inverse, return_index=True, return_counts=True)
+    return first, inverse, counts.astype(float)
+
+
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
@@ -458,12 +477,34 @@ def _value_engine(
     children = seq.spawn(2)
     p_draws, s_draws = _resolve_draws(purchase_model, spend_model, kind, draws, children)
     D = max(len(p_draws), len(s_draws))
+    summary_full = summary
     x, t_x, T = summary_arrays(summary)
     m = summary["monetary_value"].to_numpy(dtype=float)
-    n, K = len(summary), grid.n_periods
+    n_all, K = len(summary), grid.n_periods
+    codes = np.zeros(n_all, dtype=np.intp) if group_codes is None else group_codes
+    cost_rows = None if cost is None else np.broadcast_to(cost, (n_all, K))
+    # expected/point values depend on a customer only through (x, t_x, T, m[, costs, group])
+    # when the parameters are shared: compute each distinct row once (exact)
+    expand = None
+    weights = None
+    if (
+        kind != "predictive"
+        and n_all > 1
+        and _params_are_shared(purchase_model, spend_model, summary, p_draws, s_draws)
+    ):
+        keys = [x, t_x, T, m, codes]
+        if cost is not None and cost.shape[0] > 1:
+            keys.extend(cost_rows.T)
+        first, expand, weights = _distinct_rows(keys)
+        if len(first) < n_all:
+            summary = summary.iloc[first]
+            x, t_x, T, m, codes = x[first], t_x[first], T[first], m[first], codes[first]
+            if cost_rows is not None:
+                cost_rows = cost_rows[first]
+        else:
+            expand = weights = None
+    n = len(summary)
     chunk = _chunk_size(chunk_size, D, K, n)
-    codes = np.zeros(n, dtype=np.intp) if group_codes is None else group_codes
-
     out = {
         name: np.empty(n)
         for name in (
@@ -501,7 +542,7 @@ def _value_engine(
             if K
             else 0.0
         )
-        cost_pv = None if cost is None else (np.broadcast_to(cost, (n, K))[sl] @ disc)
+        cost_pv = None if cost_rows is None else cost_rows[sl] @ disc
         if K == 0:
             values = np.zeros((D, c))
             by_period = np.zeros((D, c, 0))
@@ -530,7 +571,7 @@ def _value_engine(
         if cost_pv is not None:
             values = values - cost_pv[None, :]
             if by_period is not None:
-                by_period = by_period - (np.broadcast_to(cost, (n, K))[sl] * disc)[None]
+                by_period = by_period - (cost_rows[sl] * disc)[None]
         values = np.broadcast_to(values, (D, c))
         if kind == "point":
             mean = values[0]
@@ -540,16 +581,22 @@ def _value_engine(
             q = np.quantile(values, [0.5, lo_q, hi_q], axis=0)
             out["clv_mean"][sl] = values.mean(axis=0)
             out["clv_median"][sl], out["clv_lower"][sl], out["clv_upper"][sl] = q
+        w = np.ones(c) if weights is None else weights[sl]
         if n_groups == 1:
-            totals[:, 0] += values.sum(axis=1)
+            totals[:, 0] += values @ w
         else:
             onehot = np.zeros((c, n_groups))
-            onehot[np.arange(c), codes[sl]] = 1.0
+            onehot[np.arange(c), codes[sl]] = w
             totals += values @ onehot
         if keep_draws == "period":
             kept[:, sl, :] = np.broadcast_to(by_period, (D, c, K))
         elif keep_draws:
             kept[:, sl] = values
+    if expand is not None:
+        out = {name: column[expand] for name, column in out.items()}
+        if keep_draws:
+            kept = kept[:, expand]
+        summary = summary_full
     frame = pd.DataFrame(out, index=summary.index)
     frame = frame[
         [

@@ -560,3 +560,20 @@ def test_dert_pareto_nbd_closed_form_matches_quadrature(cdnow):
     )
     np.testing.assert_allclose(closed, quad, rtol=1e-5)
     assert np.isfinite(closed).all() and (closed > 0).all()
+
+
+def test_identical_customers_are_valued_once_and_counted_each(cdnow):
+    s, bg, gg = cdnow
+    sub = s.iloc[:300]
+    twice = pd.concat([sub, sub.set_axis(sub.index + 10_000)])
+    twice.attrs = dict(sub.attrs)
+    d = (bg.param_draws(20, seed=3), gg.param_draws(20, seed=4))
+    once = clv.lifetime_value(bg, gg, sub, kind="expected", draws=d)
+    both, arr = clv.lifetime_value(bg, gg, twice, kind="expected", draws=d, return_draws=True)
+    np.testing.assert_allclose(both.iloc[:300].to_numpy(), once.to_numpy())
+    np.testing.assert_allclose(both.iloc[300:].to_numpy(), once.to_numpy())
+    assert arr.shape == (20, 600) and both.index.equals(twice.index)
+    e1 = clv.customer_equity(bg, gg, sub, kind="expected", draws=d)
+    e2 = clv.customer_equity(bg, gg, twice, kind="expected", draws=d)
+    np.testing.assert_allclose(e2["equity_mean"], 2 * e1["equity_mean"])
+    np.testing.assert_allclose(e2["equity_upper"], 2 * e1["equity_upper"])
