@@ -64,6 +64,9 @@ def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, inverse.ravel()
 
 
+_SINGULAR = 1e-5  # distance from a_ = 1 or a_ + b_ = 1 below which the value is interpolated
+
+
 def _active_expected_raw(s, beta, a_, b_, t):
     c = a_ + b_ - 1.0
     z = t / (beta + t)
@@ -72,7 +75,33 @@ def _active_expected_raw(s, beta, a_, b_, t):
         # the right-hand side keeps the first two arguments free of x, so it stays accurate for
         # customers with many purchases and long horizons.
         tail = np.exp((a_ - 1.0) * np.log1p(-z)) * hyp2f1(c - s, a_ - 1.0, c, z)
-        return c / (a_ - 1.0) * (1.0 - tail)
+        out = c / (a_ - 1.0) * (1.0 - tail)
+        # scipy's hyp2f1 can fail (nan/inf) for extreme arguments (e.g. a_ in the hundreds with
+        # z near 1); the answer must lie in [0, s t / beta] (at most the purchases of a customer
+        # who never drops out), so anything else is recomputed in arbitrary precision
+        bad = ~np.isfinite(out) | (out < -1e-9) | (out > (s * t / beta) * (1 + 1e-8) + 1e-12)
+    # (the removable singularities a_ = 1 and c = 0 are handled by the caller)
+    bad &= (t > 0) & (np.abs(a_ - 1.0) >= _SINGULAR) & (np.abs(c) >= _SINGULAR)
+    if np.any(bad):
+        out = np.array(out, dtype=float, copy=True)
+        idx = np.flatnonzero(bad)
+        args = [np.ravel(v)[idx] for v in (s, beta, a_, b_, t)]
+        out.flat[idx] = [_active_expected_mpmath(*row) for row in zip(*args, strict=True)]
+    return out
+
+
+def _active_expected_mpmath(s, beta, a_, b_, t) -> float:
+    """The closed form of :func:`active_expected_purchases` in 40-digit arithmetic (mpmath);
+    the fallback where scipy's double-precision hyp2f1 fails. Slow (milliseconds per value), and
+    only reached for extreme parameters (none among 2 million realistic cases in our tests)."""
+    import mpmath
+
+    with mpmath.workdps(40):
+        s, beta, a_, b_, t = (mpmath.mpf(float(v)) for v in (s, beta, a_, b_, t))
+        c = a_ + b_ - 1
+        z = t / (beta + t)
+        hyp = mpmath.hyp2f1(c - s, a_ - 1, c, z, maxterms=10**7)
+        return float(c / (a_ - 1) * (1 - (1 - z) ** (a_ - 1) * hyp))
 
 
 def active_expected_purchases(s, beta, a_, b_, t):
@@ -90,7 +119,7 @@ def active_expected_purchases(s, beta, a_, b_, t):
         *(np.asarray(v, dtype=float) for v in (s, beta, a_, b_, t))
     )
     out = _active_expected_raw(s, beta, a_, b_, t)
-    h = 1e-5
+    h = _SINGULAR
     near_a = np.abs(a_ - 1.0) < h
     if near_a.any():
         # linear interpolation between a_ = 1 - 2h and a_ = 1 + 2h (error O(h^2))
