@@ -1,10 +1,14 @@
 """From transactions to RFM summaries: validation, aggregation, time units.
 
-Two engines give the same answer:
+Two engines give identical results (bit for bit: they share the reduction kernel):
 
-* ``engine="pandas"``: vectorised numpy on an in-memory frame;
-* ``engine="duckdb"``: SQL in an embedded DuckDB, reading CSV/Parquet files directly (out of
-  core: a 20M-row Parquet file is summarised without ever becoming a pandas frame);
+* ``engine="pandas"``: the input frame is validated with pandas and reduced in numpy (one
+  vectorised sort of a packed (customer, period, row) key, then ``np.add.reduceat``);
+* ``engine="duckdb"``: an embedded DuckDB reads the input (CSV and Parquet files directly,
+  never as a pandas frame), parses dates, validates every row in SQL and streams three compact
+  columns (customer, period number, amount) into the same numpy reduction, one hash partition
+  of customers at a time (at most :data:`DUCKDB_PARTITION_ROWS` rows each), so memory stays
+  bounded for files of any size;
 * ``engine="auto"`` (default): DuckDB for file paths and for frames of at least
   :data:`AUTO_DUCKDB_MIN_ROWS` rows, pandas otherwise.
 
@@ -43,7 +47,11 @@ from clvmodels.errors import InputError
 
 __all__ = ["rfm_summary", "calibration_holdout_summary", "AUTO_DUCKDB_MIN_ROWS"]
 
-AUTO_DUCKDB_MIN_ROWS = 2_000_000
+AUTO_DUCKDB_MIN_ROWS = 20_000_000
+#: the DuckDB engine streams at most about this many rows at a time (hash partitions of
+#: customers), which bounds its memory whatever the size of the input
+DUCKDB_PARTITION_ROWS = 10_000_000
+_ARRAY_KEYS = ("first", "last", "count", "total", "first_amount", "n_h", "total_h")
 _US_PER_DAY = 86_400_000_000
 _US_PER_HOUR = 3_600_000_000
 _MAX_EXAMPLES = 5
@@ -350,6 +358,22 @@ def _factorize_ids(ids: pd.Series):
     return codes.astype(np.int64), uniques
 
 
+def _factorize_arrow(column):
+    """(codes, sorted unique ids as a pandas Index) of a pyarrow ChunkedArray of ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(column.type):
+        return _factorize_ids(pd.Series(column.to_numpy()))
+    encoded = pc.dictionary_encode(column).combine_chunks()
+    dictionary = encoded.dictionary
+    order = pc.sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes, pd.Index(dictionary.take(pa.array(order)).to_pandas())
+
+
 def _pandas_after(frame, spec, periods, end_period, what):
     late = periods > end_period
     if late.any():
@@ -526,6 +550,7 @@ class _DuckSource:
         ).fetchall()[0]
         found = dict(zip([name for name, _ in checks], row, strict=True))
         self.max_period = found["max_period"]
+        self.n_rows = found["n_rows"]
         if found["n_rows"] == 0:
             raise InputError("the transactions are empty: there is nothing to summarise")
         if found["no_id"]:
@@ -595,40 +620,40 @@ class _DuckSource:
             self.con.sql(f"SELECT count(*) FROM tx WHERE period > {end_period}").fetchall()[0][0]
         )
 
-    def summary(self, calibration_end: int, end_period: int, with_holdout: bool):
-        """Per-customer aggregates ordered by customer id, as numpy arrays (plus the number of
-        customers whose first purchase is in the holdout)."""
-        hold_cte = (
-            ", hold AS (SELECT cid, count(*) AS n_h, sum(amt) AS total_h FROM periods "
-            f"WHERE period > {calibration_end} GROUP BY cid)"
-        )
-        query = f"""
-            WITH periods AS (
-                SELECT cid, period, sum(amt) AS amt FROM tx
-                WHERE period <= {end_period} GROUP BY cid, period
-            ), cal AS (
-                SELECT cid, min(period) AS first_p, max(period) AS last_p, count(*) AS n,
-                       sum(amt) AS total, arg_min(amt, period) AS first_amt
-                FROM periods WHERE period <= {calibration_end} GROUP BY cid
-            ){hold_cte if with_holdout else ""}
-            SELECT c.cid, c.first_p, c.last_p, c.n, c.total, c.first_amt
-                   {", coalesce(h.n_h, 0) AS n_h, coalesce(h.total_h, 0.0) AS total_h" if with_holdout else ""}
-            FROM cal c {"LEFT JOIN hold h ON c.cid = h.cid" if with_holdout else ""}
-            ORDER BY c.cid
-        """
-        table = self.con.sql(query).to_arrow_table()
-        ids = table.column("cid").to_pandas()
-        arrays = {
-            name: table.column(name).to_numpy() for name in table.column_names if name != "cid"
-        }
+    def reduce(self, cal_period: int, end_period: int, with_holdout: bool):
+        """Stream (customer, period, amount) out of DuckDB, one hash partition of customers at
+        a time, and reduce each with the numpy kernel; partitions hold disjoint customers, so
+        their results are concatenated and sorted by customer id."""
+        n_rows = int(self.n_rows)
+        n_parts = max(1, -(-n_rows // DUCKDB_PARTITION_ROWS))
+        parts = []
         n_new = 0
-        if with_holdout:
-            n_new = self.con.sql(
-                f"SELECT count(DISTINCT cid) FROM tx WHERE period > {calibration_end} AND "
-                f"period <= {end_period} AND cid NOT IN "
-                f"(SELECT cid FROM tx WHERE period <= {calibration_end})"
-            ).fetchall()[0][0]
-        return ids, arrays, int(n_new)
+        for k in range(n_parts):
+            where = f"period <= {end_period}"
+            if n_parts > 1:
+                where += f" AND hash(cid) % {n_parts} = {k}"
+            table = self.con.sql(
+                f"SELECT cid, CAST(period AS BIGINT) AS period, amt FROM tx WHERE {where}"
+            ).to_arrow_table()
+            if table.num_rows == 0:
+                continue
+            codes, uniques = _factorize_arrow(table.column("cid"))
+            periods = table.column("period").to_numpy()
+            amounts = table.column("amt").to_numpy() if self.spec.monetary is not None else None
+            del table
+            ids, arrays, new = _reduce(
+                codes, uniques, periods, amounts, cal_period, end_period, with_holdout
+            )
+            parts.append((ids, arrays))
+            n_new += new
+        if not parts:
+            return pd.Index([]), {k: np.zeros(0) for k in _ARRAY_KEYS}, n_new
+        if len(parts) == 1:
+            return parts[0][0], parts[0][1], n_new
+        ids = parts[0][0].append([p[0] for p in parts[1:]])
+        order = np.asarray(ids.argsort())
+        arrays = {key: np.concatenate([p[1][key] for p in parts])[order] for key in parts[0][1]}
+        return ids[order], arrays, n_new
 
     def close(self):
         self.con.close()
@@ -665,6 +690,31 @@ def _build_summary(ids, first, last, count, total, first_amount, end_period, spe
     return out
 
 
+def _reduce(codes, uniques, periods, amounts, cal_period, end_period, with_holdout):
+    """The per-customer reduction shared by both engines (so they agree to the last bit).
+
+    Returns (ids, per-customer arrays, n customers whose first purchase is in the holdout);
+    only customers with a purchase up to ``cal_period`` are kept, rows after ``end_period``
+    are ignored.
+    """
+    n = len(uniques)
+    in_cal = periods <= cal_period
+    if in_cal.all():
+        cal = _aggregate(codes, periods, amounts, n)
+    else:
+        cal = _aggregate(codes[in_cal], periods[in_cal], _take(amounts, in_cal), n)
+    keep = cal[2] > 0
+    names = ("first", "last", "count", "total", "first_amount")
+    out = {name: values[keep] for name, values in zip(names, cal, strict=True)}
+    n_new = 0
+    if with_holdout:
+        in_hold = ~in_cal & (periods <= end_period)
+        hold = _aggregate(codes[in_hold], periods[in_hold], _take(amounts, in_hold), n)
+        n_new = int(((hold[2] > 0) & ~keep).sum())
+        out["n_h"], out["total_h"] = hold[2][keep], hold[3][keep]
+    return uniques[keep], out, n_new
+
+
 def _summaries(transactions, spec, observation_end, calibration_end, engine, after_end):
     """Shared driver: returns (summary, n_customers_only_in_holdout)."""
     if after_end not in ("raise", "exclude"):
@@ -686,23 +736,10 @@ def _summaries(transactions, spec, observation_end, calibration_end, engine, aft
             if not with_holdout
             else _calibration_period(calibration_end, end_period, spec)
         )
-        n = len(uniques)
-        in_window = periods <= end_period
-        n_after = int(len(periods) - in_window.sum())
-        in_cal = periods <= cal_period
-        if in_cal.all():
-            cal = _aggregate(codes, periods, amounts, n)
-        else:
-            cal = _aggregate(codes[in_cal], periods[in_cal], _take(amounts, in_cal), n)
-        keep = cal[2] > 0  # customers with a purchase up to the calibration end
-        ids = uniques[keep]
-        first, last, count, total, first_amount = (arr[keep] for arr in cal)
-        n_new = 0
-        if with_holdout:
-            in_hold = ~in_cal & in_window
-            hold = _aggregate(codes[in_hold], periods[in_hold], _take(amounts, in_hold), n)
-            n_new = int(((hold[2] > 0) & ~keep).sum())
-            n_h, total_h = hold[2][keep], hold[3][keep]
+        n_after = int((periods > end_period).sum()) if after_end == "exclude" else 0
+        ids, arrays, n_new = _reduce(
+            codes, uniques, periods, amounts, cal_period, end_period, with_holdout
+        )
         index_dtype = frame[spec.customer_id].dtype
     else:
         duck = _DuckSource(kind, source, spec)
@@ -721,14 +758,14 @@ def _summaries(transactions, spec, observation_end, calibration_end, engine, aft
                 if not with_holdout
                 else _calibration_period(calibration_end, end_period, spec)
             )
-            ids, arrays, n_new = duck.summary(cal_period, end_period, with_holdout)
+            ids, arrays, n_new = duck.reduce(cal_period, end_period, with_holdout)
         finally:
             duck.close()
-        first, last, count = arrays["first_p"], arrays["last_p"], arrays["n"]
-        total, first_amount = arrays["total"], arrays["first_amt"]
-        if with_holdout:
-            n_h, total_h = arrays["n_h"], arrays["total_h"]
         index_dtype = source[spec.customer_id].dtype if kind == "pandas" else None
+    first, last, count = arrays["first"], arrays["last"], arrays["count"]
+    total, first_amount = arrays["total"], arrays["first_amount"]
+    if with_holdout:
+        n_h, total_h = arrays["n_h"], arrays["total_h"]
     if len(ids) == 0:
         raise InputError(
             f"no customer made a purchase up to the calibration_end "

@@ -131,8 +131,7 @@ def test_cdnow_calibration_holdout(cdnow, engine):
         "W",
         engine=engine,
     )
-    # (DuckDB may add the amounts in another order: monetary equal to rounding error)
-    pd.testing.assert_frame_equal(ch[cal.columns], cal, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(ch[cal.columns], cal, check_exact=True)
 
 
 def test_cdnow_holdout_matches_lifetimes_daily(cdnow):
@@ -250,13 +249,10 @@ def test_engines_and_inputs_agree(random_tx, tmp_path, unit):
     for name, (source, engine) in variants.items():
         got = rfm_summary(source, engine=engine, **kwargs)
         assert got.attrs["time_unit"] == unit, name
-        # counts and durations are exact; monetary sums may differ in summation order only
+        # identical: both engines share the reduction kernel and see rows in the same order
         pd.testing.assert_index_equal(got.index, reference.index, exact=False, obj=name)
-        for col in ("frequency", "recency", "T"):
+        for col in ("frequency", "recency", "T", "monetary_value"):
             np.testing.assert_array_equal(got[col], reference[col], err_msg=f"{name} {col}")
-        np.testing.assert_allclose(
-            got.monetary_value, reference.monetary_value, rtol=1e-12, err_msg=name
-        )
     # the same-day duplicates were merged, not counted
     per_day = random_tx.assign(
         p=random_tx.when.dt.floor("h" if unit == "H" else "D")
@@ -298,7 +294,31 @@ def test_parquet_path_is_not_loaded_into_pandas(random_tx, tmp_path, monkeypatch
     monkeypatch.setattr(pd, "read_csv", forbidden)
     got = rfm_summary(path, "user", "when", "spend", time_unit="D")  # engine="auto"
     assert got.attrs["engine"] == "duckdb"
-    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12, check_like=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("with_holdout", [False, True])
+def test_duckdb_partitions_bound_memory_and_agree(random_tx, monkeypatch, with_holdout):
+    import clvmodels.data as data
+
+    kwargs = dict(customer_id="user", datetime="when", monetary="spend", time_unit="W")
+    if with_holdout:
+        kwargs.update(calibration_end="2021-10-01", observation_end="2022-02-04")
+        func = calibration_holdout_summary
+    else:
+        func = rfm_summary
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = func(random_tx, engine="pandas", **kwargs)
+        monkeypatch.setattr(data, "DUCKDB_PARTITION_ROWS", 1_000)  # ~12 partitions
+        got = func(random_tx, engine="duckdb", **kwargs)
+        got_int = func(
+            random_tx.assign(user=random_tx.user.str[1:].astype("int64")), engine="duckdb", **kwargs
+        )
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert got.index.is_monotonic_increasing
+    assert got_int.index.is_monotonic_increasing
+    np.testing.assert_array_equal(got_int.to_numpy(), expected.to_numpy())
 
 
 def test_auto_engine_picks_duckdb_for_large_frames(monkeypatch, random_tx):
