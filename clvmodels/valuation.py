@@ -381,35 +381,41 @@ def _sample_counts(purchase_model, params, x, t_x, T, ends, rng) -> np.ndarray:
     return cum
 
 
-def _sample_spend_of_buyers(spend_model, params, x, m, counts, rng) -> np.ndarray:
-    """Per-period spend draws, shape ``counts.shape`` = (n_draws, n_customers, n_periods).
+def _discounted_spend_of_buyers(spend_model, params, x, m, cum, disc, D, keep_periods, rng):
+    """Discounted spend of sampled purchase paths.
 
-    Only the (draw, customer) pairs with at least one future purchase are passed to
+    ``cum``: cumulative counts (n_draws or 1, n_customers, n_periods). Only the (draw,
+    customer) pairs with at least one future purchase are differenced and passed to
     ``_math_sample_future_spend`` (flattened to 1-d arrays of parameters and customers, which
     the protocol broadcasts like any other shape); the others spend 0 whatever their latent
     spend level, so this is exact in distribution and saves most of the work when many
-    customers have lapsed.
+    customers have lapsed. Returns ``(values (D, c), per-period (D, c, K) or None)``.
     """
-    D, c, K = counts.shape
-    buyers = np.nonzero(counts.any(axis=-1))
-    spend = np.zeros(counts.shape)
+    c, K = cum.shape[1], cum.shape[2]
+    if cum.shape[0] < D:
+        cum = np.broadcast_to(cum, (D, c, K))
+    buyers = np.nonzero(cum[..., -1] > 0)
+    values = np.zeros((D, c))
+    per_period = np.zeros((D, c, K)) if keep_periods else None
     if len(buyers[0]) == 0:
-        return spend
+        return values, per_period
     flat = {
         name: np.broadcast_to(np.asarray(value, dtype=float), (D, c))[buyers]
         for name, value in params.items()
     }
     xs = np.broadcast_to(x, (D, c))[buyers]
     ms = np.broadcast_to(m, (D, c))[buyers]
-    sub_counts = counts[buyers]
+    sub_counts = _per_period(cum[buyers])
     drawn = np.asarray(spend_model._math_sample_future_spend(flat, xs, ms, sub_counts, rng))
     if drawn.shape != sub_counts.shape:
         raise RuntimeError(
             f"{type(spend_model).__name__}._math_sample_future_spend returned shape "
             f"{drawn.shape} for counts of shape {sub_counts.shape}"
         )
-    spend[buyers] = drawn
-    return spend
+    values[buyers] = drawn @ disc
+    if keep_periods:
+        per_period[buyers] = drawn * disc
+    return values, per_period
 
 
 def _params_are_shared(purchase_model, spend_model, summary, p_draws, s_draws) -> bool:
@@ -429,6 +435,31 @@ def _distinct_rows(columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     inverse = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
     _, first, counts = np.unique(inverse, return_index=True, return_counts=True)
     return first, inverse, counts.astype(float)
+
+
+def _map_chunks(fn, n_chunks: int, n_jobs: int):
+    """Run ``fn(b)`` for every chunk, in order; in ``n_jobs`` threads when > 1.
+
+    numpy's random generators and array loops release the GIL, so threads run chunks in
+    parallel; each chunk has its own random stream, so results do not depend on ``n_jobs``.
+    """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise InputError(f"n_jobs must be a positive int, got {n_jobs!r}")
+    if n_jobs == 1 or n_chunks == 1:
+        for b in range(n_chunks):
+            yield fn(b)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        # a bounded window of chunks in flight keeps memory at about n_jobs chunks
+        pending = []
+        for b in range(n_chunks):
+            pending.append(pool.submit(fn, b))
+            if len(pending) >= 2 * n_jobs:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,6 +492,7 @@ def _value_engine(
     keep_draws,  # False, True or "period"
     group_codes=None,
     n_groups=1,
+    n_jobs=1,
 ) -> _Result:
     _check_model(purchase_model, "purchase_model")
     _check_model(spend_model, "spend_model")
@@ -525,7 +557,9 @@ def _value_engine(
     disc = grid.discount
     n_chunks = -(-n // chunk)
     chunk_seqs = seq.spawn(n_chunks) if kind == "predictive" and K else [None] * n_chunks
-    for b in range(n_chunks):
+
+    def run_chunk(b: int) -> np.ndarray:
+        """Value chunk b, write its per-customer outputs; return its per-draw totals."""
         sl = slice(b * chunk, min(n, (b + 1) * chunk))
         sub = summary.iloc[sl]
         xb, txb, Tb, mb = x[sl], t_x[sl], T[sl], m[sl]
@@ -551,15 +585,13 @@ def _value_engine(
             pp = purchase_model.customer_params(sub, p_draws)
             sp = spend_model.customer_params(sub, s_draws)
             cum = _sample_counts(purchase_model, pp, xb, txb, Tb, grid.ends, rng)
-            counts = _per_period(cum)
+            values, by_period = _discounted_spend_of_buyers(
+                spend_model, sp, xb, mb, cum, disc, D, keep_draws == "period", rng
+            )
             del cum
-            if counts.shape[0] < D:
-                counts = np.broadcast_to(counts, (D, c, K))
-            spend = _sample_spend_of_buyers(spend_model, sp, xb, mb, counts, rng)
-            del counts
-            by_period = margin * spend * disc if keep_draws == "period" else None
-            values = margin * (spend @ disc)
-            del spend
+            values *= margin
+            if by_period is not None:
+                by_period *= margin
         else:  # expected or point
             pp = purchase_model.customer_params(sub, p_draws)
             sp = spend_model.customer_params(sub, s_draws)
@@ -581,17 +613,17 @@ def _value_engine(
             q = np.quantile(values, [0.5, lo_q, hi_q], axis=0)
             out["clv_mean"][sl] = values.mean(axis=0)
             out["clv_median"][sl], out["clv_lower"][sl], out["clv_upper"][sl] = q
-        w = np.ones(c) if weights is None else weights[sl]
-        if n_groups == 1:
-            totals[:, 0] += values @ w
-        else:
-            onehot = np.zeros((c, n_groups))
-            onehot[np.arange(c), codes[sl]] = w
-            totals += values @ onehot
         if keep_draws == "period":
             kept[:, sl, :] = np.broadcast_to(by_period, (D, c, K))
         elif keep_draws:
             kept[:, sl] = values
+        w = np.ones(c) if weights is None else weights[sl]
+        onehot = np.zeros((c, n_groups))
+        onehot[np.arange(c), codes[sl]] = w
+        return values @ onehot
+
+    for chunk_totals in _map_chunks(run_chunk, n_chunks, n_jobs):
+        totals += chunk_totals
     if expand is not None:
         out = {name: column[expand] for name, column in out.items()}
         if keep_draws:
@@ -662,6 +694,7 @@ def lifetime_value(
     period_discount_rate: float | None = None,
     chunk_size: int | None = None,
     return_draws: bool | str = False,
+    n_jobs: int = 1,
 ):
     """Discounted-cash-flow customer lifetime value with an uncertainty interval.
 
@@ -693,6 +726,8 @@ def lifetime_value(
         customer is still alive, which the protocol does not expose).
     random_seed : seed of the predictive simulation and of the parameter draws.
     chunk_size : customers per chunk (default: bounded so one chunk holds ~4M values).
+    n_jobs : threads valuing chunks in parallel (numpy releases the GIL; results do not depend
+        on it; memory grows to about ``2 * n_jobs`` chunks).
     return_draws : False; True to also return the per-customer value draws as an
         ``xarray.DataArray`` with dims (draw, customer_id); "period" for dims
         (draw, customer_id, period) of discounted per-period cash flows. Memory: 8 bytes x
@@ -721,6 +756,7 @@ def lifetime_value(
         random_seed=random_seed,
         chunk_size=chunk_size,
         keep_draws=return_draws,
+        n_jobs=n_jobs,
     )
     if return_draws:
         if return_draws not in (True, "period"):
@@ -777,6 +813,7 @@ def customer_equity(
     period_discount_rate: float | None = None,
     chunk_size: int | None = None,
     return_draws: bool = False,
+    n_jobs: int = 1,
 ):
     """Customer equity: the sum of CLV over customers, with an interval from the joint draws.
 
@@ -812,6 +849,7 @@ def customer_equity(
         keep_draws=False,
         group_codes=codes,
         n_groups=len(groups),
+        n_jobs=n_jobs,
     )
     totals = result.totals
     lo_q, hi_q = _quantile_levels(interval)
@@ -903,6 +941,7 @@ def predict_purchases(
     *,
     chunk_size: int | None = None,
     return_draws: bool = False,
+    n_jobs: int = 1,
 ):
     """Number of purchases in the next ``t``: mean, median and an interval per customer.
 
@@ -944,7 +983,8 @@ def predict_purchases(
     kept = np.empty((D, n)) if return_draws else None
     n_chunks = -(-n // chunk)
     chunk_seqs = seq.spawn(n_chunks)
-    for b in range(n_chunks):
+
+    def run_chunk(b: int) -> None:
         sl = slice(b * chunk, min(n, (b + 1) * chunk))
         sub = summary.iloc[sl]
         xb, txb, Tb = x[sl], t_x[sl], T[sl]
@@ -970,6 +1010,9 @@ def predict_purchases(
             out["median"][sl], out["lower"][sl], out["upper"][sl] = q
         if return_draws:
             kept[:, sl] = values
+
+    for _ in _map_chunks(run_chunk, n_chunks, n_jobs):
+        pass
     frame = pd.DataFrame(out, index=summary.index)
     if not np.all(np.isfinite(frame.to_numpy())):
         raise RuntimeError("predict_purchases produced non-finite values; please report")

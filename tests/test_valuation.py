@@ -577,3 +577,19 @@ def test_identical_customers_are_valued_once_and_counted_each(cdnow):
     e2 = clv.customer_equity(bg, gg, twice, kind="expected", draws=d)
     np.testing.assert_allclose(e2["equity_mean"], 2 * e1["equity_mean"])
     np.testing.assert_allclose(e2["equity_upper"], 2 * e1["equity_upper"])
+
+
+def test_threads_do_not_change_results(cdnow):
+    s, bg, gg = cdnow
+    kw = dict(kind="predictive", draws=50, random_seed=8, chunk_size=300)
+    one = clv.lifetime_value(bg, gg, s, **kw)
+    two = clv.lifetime_value(bg, gg, s, n_jobs=2, **kw)
+    pd.testing.assert_frame_equal(one, two)
+    e1 = clv.customer_equity(bg, gg, s, **kw)
+    e2 = clv.customer_equity(bg, gg, s, n_jobs=3, **kw)
+    pd.testing.assert_frame_equal(e1, e2)
+    p1 = clv.predict_purchases(bg, s, draws=50, random_seed=8, chunk_size=300)
+    p2 = clv.predict_purchases(bg, s, draws=50, random_seed=8, chunk_size=300, n_jobs=2)
+    pd.testing.assert_frame_equal(p1, p2)
+    with pytest.raises(InputError, match="n_jobs"):
+        clv.lifetime_value(bg, gg, s, n_jobs=0)
