@@ -5,6 +5,7 @@ Usage::
     python benchmarks/run_all.py              # the sizes the project reports (takes a while)
     python benchmarks/run_all.py --quick      # smoke run: small sizes, a few minutes
     python benchmarks/run_all.py --only accuracy models   # a subset (names without bench_)
+    python benchmarks/run_all.py --skip accuracy          # all but some
 
 Every ``benchmarks/bench_*.py`` script is run in its own process (so one crash or memory
 blow-up cannot take the others down), with ``--quick`` passed through. Each script writes
@@ -106,11 +107,17 @@ def collect(runs: list[dict], quick: bool, started: float, names: list[str]) -> 
         lines.append("---")
         lines.append("")
         if not fresh:
-            why = "was not run this time" if path.stem not in ran else "did not rewrite it"
-            lines.append(
-                f"> **Stale:** `{path.name}` predates this run (its script {why}); "
-                f"written {dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC):%Y-%m-%d %H:%M UTC}."
-            )
+            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            if path.stem in ran:
+                lines.append(
+                    f"> **Stale:** `{path.name}` predates this run: its script ran but did not "
+                    f"rewrite it (see the status table); written {written:%Y-%m-%d %H:%M UTC}."
+                )
+            else:
+                lines.append(
+                    f"> From an earlier run: `{path.name}` was written {written:%Y-%m-%d %H:%M UTC}"
+                    " by a separate invocation of its script (not run this time)."
+                )
             lines.append("")
         # demote the file's headings one level under this document's title
         lines += [("#" + line) if line.startswith("#") else line for line in text.splitlines()]
@@ -123,6 +130,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Run every benchmarks/bench_*.py script.")
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--only", nargs="+", help="script names without bench_, e.g. accuracy")
+    parser.add_argument("--skip", nargs="+", default=[], help="script names to leave out")
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per script")
     args = parser.parse_args(argv)
     names = discover()
@@ -131,6 +139,7 @@ def main(argv=None) -> int:
         if unknown:
             parser.error(f"unknown benchmark(s) {unknown}; available: {names}")
         names = [n for n in names if n in args.only]
+    names = [n for n in names if n not in set(args.skip)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.time()
     runs = [run_script(name, args.quick, args.timeout) for name in names]

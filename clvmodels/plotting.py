@@ -352,6 +352,7 @@ def plot_hierarchical_shrinkage(
     lower = draws.quantile((1 - interval) / 2).to_numpy()
     upper = draws.quantile((1 + interval) / 2).to_numpy()
     y = np.arange(len(groups))
+    created = ax is None
     ax = _axes(ax, figsize=(7, 0.5 * len(groups) + 2))
     ax.errorbar(
         mean,
@@ -423,6 +424,8 @@ def plot_hierarchical_shrinkage(
     ax.set_xlabel(parameter)
     ax.set_title(f"Shrinkage of {parameter} by group")
     ax.legend(fontsize="small")
+    if created:
+        ax.figure.tight_layout()
     return ax
 
 
