@@ -60,17 +60,26 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import digamma, expit, gammaln, log_expit
+from scipy.special import digamma, expit, gammaln
 
 from clvmodels.models.base import PurchaseModel
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
 # Gauss-Legendre rule used on every panel (nodes on [-1, 1])
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(10)
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 _LOG_GL_WEIGHTS = np.log(_GL_WEIGHTS)
+# a finer rule for the purchase-count integral (prediction only, not in the fitting loop)
+_PMF_NODES, _PMF_WEIGHTS = np.polynomial.legendre.leggauss(16)
+_PMF_RULE = (_PMF_NODES, np.log(_PMF_WEIGHTS))
 _MAX_PANELS = 80
 _CHUNK_ELEMENTS = 1 << 21  # rows x nodes evaluated at once (memory bound)
+
+
+def _dot(a, b) -> float:
+    """Inner product of two 1-d arrays (einsum: no BLAS call, which can stall on thread
+    start-up when many processes share few cores)."""
+    return float(np.einsum("i,i->", a, b))
 
 
 def _as_float(*arrays):
@@ -98,14 +107,15 @@ def _panel_edges(length: np.ndarray, h0: np.ndarray, n_panels: int):
     return lo, hi
 
 
-def _panel_nodes(length: np.ndarray, h0: np.ndarray, n_panels: int):
+def _panel_nodes(length: np.ndarray, h0: np.ndarray, n_panels: int, rule=None):
     """Nodes ``u`` and log-weights, shape (rows, n_panels * n_gl), of the composite rule."""
+    nodes, log_weights = (_GL_NODES, _LOG_GL_WEIGHTS) if rule is None else rule
     lo, hi = _panel_edges(length, h0, n_panels)
     half = 0.5 * (hi - lo)
     mid = 0.5 * (hi + lo)
-    u = (mid[:, :, None] + half[:, :, None] * _GL_NODES).reshape(len(length), -1)
+    u = (mid[:, :, None] + half[:, :, None] * nodes).reshape(len(length), -1)
     with np.errstate(divide="ignore"):
-        logw = (np.log(half)[:, :, None] + _LOG_GL_WEIGHTS).reshape(len(length), -1)
+        logw = (np.log(half)[:, :, None] + log_weights).reshape(len(length), -1)
     return u, logw
 
 
@@ -113,7 +123,11 @@ IntegrandFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, list[np.ndarr
 
 
 def _log_quadrature(
-    integrand: IntegrandFn, length: np.ndarray, h0: np.ndarray, n_moments: int = 0
+    integrand: IntegrandFn,
+    length: np.ndarray,
+    h0: np.ndarray,
+    n_moments: int = 0,
+    rule: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """``log int_0^length exp(g(u)) du`` per row, and the means of ``n_moments`` functions of
     ``u`` under the normalised integrand.
@@ -136,14 +150,17 @@ def _log_quadrature(
     ends = np.r_[starts[1:], len(sorted_counts)]
     for start, end in zip(starts, ends, strict=True):
         n_panels = int(sorted_counts[start])
-        step = max(1, _CHUNK_ELEMENTS // (n_panels * len(_GL_NODES)))
+        step = max(
+            1, _CHUNK_ELEMENTS // (n_panels * (len(_GL_NODES) if rule is None else len(rule[0])))
+        )
         for c0 in range(start, end, step):
             rows = rows_sorted[c0 : min(end, c0 + step)]
-            u, logw = _panel_nodes(length[rows], h0[rows], n_panels)
-            g, extras = integrand(rows, u)
-            terms = g + logw
+            u, logw = _panel_nodes(length[rows], h0[rows], n_panels, rule)
+            terms, extras = integrand(rows, u)  # may overwrite u
+            terms += logw
             top = np.max(terms, axis=1, keepdims=True)
-            weights = np.exp(terms - top)
+            terms -= top
+            weights = np.exp(terms, out=terms)
             total = weights.sum(axis=1)
             out[rows] = top[:, 0] + np.log(total)
             for j, extra in enumerate(extras):
@@ -152,22 +169,26 @@ def _log_quadrature(
 
 
 def _log_dropout_integral(a, A, b, B, L, moments: bool = False):
-    """``log J`` with ``J = int_0^L (1 + u/A)^-a (1 + u/B)^-b du`` for 1-d arrays (see the
-    module docstring), and optionally the means under the normalised integrand of
-    ``log1p(u/A)``, ``1/(1 + u/A)``, ``log1p(u/B)``, ``1/(1 + u/B)`` (for the gradient)."""
+    """``log I`` with ``I = int_0^L (A+u)^-a (B+u)^-b du`` for 1-d arrays (see the module
+    docstring), and optionally the means under the normalised integrand of ``log(A+u)``,
+    ``1/(A+u)``, ``log(B+u)``, ``1/(B+u)`` (for the gradient)."""
     with np.errstate(divide="ignore"):
         k0 = a / A + b / B
         h0 = np.minimum(np.minimum(L, np.minimum(A, B)), 1.0 / k0)
 
     def integrand(rows, u):
-        za = u / A[rows, None]
-        zb = u / B[rows, None]
-        la = np.log1p(za)
-        lb = np.log1p(zb)
-        g = -a[rows, None] * la - b[rows, None] * lb
+        # in place where possible: this is the inner loop of every fit and prediction
+        la = u + A[rows, None]
+        lb = np.add(u, B[rows, None], out=u)
+        if moments:
+            inv_a, inv_b = 1.0 / la, 1.0 / lb
+        np.log(la, out=la)
+        np.log(lb, out=lb)
+        g = la * -a[rows, None]
+        g -= b[rows, None] * lb
         if not moments:
             return g, []
-        return g, [la, 1.0 / (1.0 + za), lb, 1.0 / (1.0 + zb)]
+        return g, [la, inv_a, lb, inv_b]
 
     return _log_quadrature(integrand, L, h0, 4 if moments else 0)
 
@@ -175,22 +196,179 @@ def _log_dropout_integral(a, A, b, B, L, moments: bool = False):
 # --------------------------------------------------------------------------------------------
 # likelihood
 # --------------------------------------------------------------------------------------------
+def _log1mexp(d):
+    """``log(1 - exp(d))`` for ``d <= 0``, accurate in absolute terms (-inf at d = 0)."""
+    with np.errstate(divide="ignore"):
+        return np.log(-np.expm1(np.minimum(d, 0.0)))
+
+
+# direct per-row quadrature is used where the cumulative difference would lose more than
+# ~3 digits to cancellation (I < 1e-3 of the tail integral from t_x)
+_CANCELLATION_LIMIT = np.log1p(-1e-3)
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, uniques)`` with ``uniques`` sorted and ``uniques[codes] == values``, in O(n)
+    for whole numbers of moderate range (frequencies, daily or weekly ages), by hashing
+    otherwise."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64), values.astype(float)
+    lo, hi = values.min(), values.max()
+    if hi - lo < 1 << 26 and np.array_equal(values, np.floor(values)):
+        shifted = (values - lo).astype(np.int64)
+        present = np.zeros(int(hi - lo) + 1, dtype=bool)
+        present[shifted] = True
+        position = np.cumsum(present) - 1
+        return position[shifted], np.flatnonzero(present).astype(values.dtype) + lo
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+class _GroupPlan:
+    """Index bookkeeping of :func:`_log_dead_grouped` for fixed (x, t_x, T) arrays (it does not
+    depend on the parameters, so a fit computes it once)."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+        n = len(x)
+        code_x, x_values = _sorted_codes(x)
+        self.x_values = x_values
+        self.x_code = code_x
+        code_tau, tau_values = _sorted_codes(np.concatenate([t_x, T]))
+        n_tau = max(len(tau_values), 1)
+        key = np.concatenate([code_x, code_x]) * n_tau + code_tau  # sorts like (x, tau)
+        point_of, keys = _sorted_codes(key)
+        sx = x_values[keys // n_tau]
+        stau = tau_values[keys % n_tau]
+        self.point_tau = stau
+        self.n_points = len(sx)
+        has_next = np.zeros(self.n_points, dtype=bool)
+        has_next[:-1] = sx[1:] == sx[:-1]
+        self.gap = np.flatnonzero(has_next)
+        self.gap_lo = stau[self.gap]
+        self.gap_len = stau[self.gap + 1] - self.gap_lo
+        self.gap_x = sx[self.gap]
+        self.group_start = np.flatnonzero(np.r_[True, sx[1:] != sx[:-1]])
+        self.group_end = np.r_[self.group_start[1:], self.n_points]
+        self.p_tx = point_of[:n]
+        self.p_T = point_of[n:]
+        self.nonempty = self.p_T > self.p_tx
+        self.arrays = (x, t_x, T)
+
+    def matches(self, x, t_x, T) -> bool:
+        return all(a is b for a, b in zip(self.arrays, (x, t_x, T), strict=True))
+
+    def tails(self, values: np.ndarray) -> np.ndarray:
+        """Reverse cumulative log-sum-exp of per-gap values within each x (over points)."""
+        dense = np.full(self.n_points, -np.inf)
+        dense[self.gap] = values
+        out = np.empty(self.n_points)
+        for g0, g1 in zip(self.group_start, self.group_end, strict=True):
+            out[g0:g1] = np.logaddexp.accumulate(dense[g0:g1][::-1])[::-1]
+        return out
+
+
+def _log_dead_grouped(r, alpha, s, beta, x, t_x, T, moments: bool = False, plan=None):
+    """``log I`` (and, with ``moments``, the means of ``log(alpha+tau)``, ``1/(alpha+tau)``,
+    ``log(beta+tau)``, ``1/(beta+tau)`` under the normalised integrand) for scalar parameters
+    and 1-d customer arrays.
+
+    The integrand of ``I = int_{t_x}^T g_x(tau) dtau``, ``g_x(tau) = (alpha+tau)^-(r+x)
+    (beta+tau)^-(s+1)``, depends on the customer only through ``x``. So for each distinct ``x``
+    the distinct time points ``tau`` (its customers' recencies and ages) are sorted, ``g_x`` is
+    integrated once over each gap between consecutive points (:func:`_log_dropout_integral`),
+    and the tail sums ``G_x(tau) = int_tau^{tau_max} g_x`` are accumulated in log space; then
+    ``I = G_x(t_x) - G_x(T)``. With daily or weekly data this integrates a few tens of
+    thousands of gaps instead of one interval per customer. Where the difference would cancel
+    (``I < 1e-3 G_x(t_x)``, e.g. a last purchase just before T) the customer's interval is
+    integrated directly instead, so the relative error stays ~1e-13.
+    """
+    if plan is None:
+        plan = _GroupPlan(x, t_x, T)
+    n_gap = len(plan.gap)
+    log_gap, gap_moments = _log_dropout_integral(
+        r + plan.gap_x,
+        alpha + plan.gap_lo,
+        np.full(n_gap, s + 1.0),
+        beta + plan.gap_lo,
+        plan.gap_len,
+        moments,
+    )
+    p_tx, p_T, nonempty = plan.p_tx, plan.p_T, plan.nonempty
+    tail = plan.tails(log_gap)
+    top = tail[p_tx]
+    with np.errstate(invalid="ignore"):
+        d0 = np.where(nonempty, tail[p_T] - top, 0.0)
+    log_i = np.where(nonempty, top + _log1mexp(d0), -np.inf)
+    means = []
+    if moments:
+        # positive versions of the four moment functions, so that their integrals can be
+        # accumulated in log space: log(alpha+tau) - log(alpha) >= 0, etc.
+        m_la, m_ia, m_lb, m_ib = gap_moments
+        shifts = (np.log(alpha), 0.0, np.log(beta), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for m, shift in zip((m_la, m_ia, m_lb, m_ib), shifts, strict=True):
+                t = plan.tails(log_gap + np.log(np.maximum(m - shift, 0.0)))
+                m_top = t[p_tx]
+                ratio = np.exp(m_top - log_i) * -np.expm1(np.minimum(t[p_T] - m_top, 0.0))
+                means.append(np.where(nonempty, np.nan_to_num(ratio) + shift, 0.0))
+    # customers whose difference cancels: integrate their own interval
+    redo = np.flatnonzero(nonempty & (d0 > _CANCELLATION_LIMIT))
+    if redo.size:
+        xr, txr, Tr = x[redo], t_x[redo], T[redo]
+        li, mo = _log_dropout_integral(
+            r + xr, alpha + txr, np.full(redo.size, s + 1.0), beta + txr, Tr - txr, moments
+        )
+        log_i[redo] = li
+        for mean, m in zip(means, mo, strict=True):
+            mean[redo] = m
+    return log_i, means
+
+
 def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False):
     """The two terms of FH 2005 eq. (18) in logs, without the common factor
     ``G(r+x) alpha^r beta^s / G(r)``: ``log_alive = -(r+x) log(alpha+T) - s log(beta+T)`` and
     ``log_dead = log(s I)``; flattened 1-d arrays of the broadcast shape, plus the moments of
-    :func:`_log_dropout_integral` when asked."""
-    r, alpha, s, beta, x, t_x, T = (
-        np.ravel(v) for v in np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))
-    )
+    the dropout integrand when asked.
+
+    When the parameters are the same for every customer (shape ``()`` or ``(n_draws, 1)``),
+    ``I`` is evaluated by :func:`_log_dead_grouped` (once per draw); otherwise per customer.
+    """
+    params = _as_float(r, alpha, s, beta)
+    cust = np.broadcast_arrays(*_as_float(x, t_x, T))
+    shared = all(p.ndim <= 2 and (p.ndim == 0 or p.shape[-1] == 1) for p in params)
+    if (
+        shared
+        and cust[0].ndim == 1
+        and cust[0].size > 1
+        and all(np.isfinite(c).all() for c in cust)
+        and (not moments or all(p.size == 1 for p in params))
+    ):
+        lead = np.broadcast_shapes(*(p.shape[:-1] for p in params if p.ndim))
+        flat = [
+            np.broadcast_to(p.reshape(-1) if p.ndim else p, (int(np.prod(lead)),)) for p in params
+        ]
+        x1, tx1, T1 = cust
+        log_alive, log_dead, moms = [], [], []
+        plan = _GroupPlan(x1, tx1, T1)
+        for rr, aa, ss, bb in zip(*flat, strict=True):
+            log_i, mom = _log_dead_grouped(rr, aa, ss, bb, x1, tx1, T1, moments, plan)
+            # log(alpha+T), log(beta+T) once per distinct time point
+            log_aT = np.log(aa + plan.point_tau)[plan.p_T]
+            log_bT = np.log(bb + plan.point_tau)[plan.p_T]
+            log_alive.append(-(rr + x1) * log_aT - ss * log_bT)
+            log_dead.append(np.log(ss) + log_i)
+            moms = mom
+        return np.concatenate(log_alive), np.concatenate(log_dead), moms
+    r, alpha, s, beta, x, t_x, T = (np.ravel(v) for v in np.broadcast_arrays(*params, *cust))
     a = r + x
     b = s + 1.0
     A = alpha + t_x
     B = beta + t_x
     L = np.maximum(T - t_x, 0.0)
-    log_j, mom = _log_dropout_integral(a, A, b, B, L, moments)
+    log_i, mom = _log_dropout_integral(a, A, b, B, L, moments)
     log_alive = -a * np.log(alpha + T) - s * np.log(beta + T)
-    log_dead = np.log(s) - a * np.log(A) - b * np.log(B) + log_j
+    log_dead = np.log(s) + log_i
     return log_alive, log_dead, mom
 
 
@@ -218,7 +396,7 @@ def log_likelihood(r, alpha, s, beta, x, t_x, T):
     return ll.reshape(shape)
 
 
-def negative_log_likelihood(log_params, x, t_x, T, counts):
+def negative_log_likelihood(log_params, x, t_x, T, counts, plan=None):
     """Total negative log-likelihood of compressed rows (``counts`` customers each) and its
     analytic gradient with respect to ``log(r, alpha, s, beta)``.
 
@@ -227,46 +405,49 @@ def negative_log_likelihood(log_params, x, t_x, T, counts):
     (``A = alpha + t_x``, ``B = beta + t_x``, ``u = tau - t_x``), the per-customer derivatives
     are (differentiating eq. (18) and the integral under the integral sign)::
 
-        d/dr     = psi(r+x) - psi(r) + log alpha - (1-w) log(alpha+T) - w (log A + E[log(1+u/A)])
-        d/dalpha = r/alpha - (1-w) (r+x)/(alpha+T) - w (r+x)/A E[1/(1+u/A)]
-        d/ds     = log beta - (1-w) log(beta+T) + w (1/s - log B - E[log(1+u/B)])
-        d/dbeta  = s/beta - (1-w) s/(beta+T) - w (s+1)/B E[1/(1+u/B)]
+        d/dr     = psi(r+x) - psi(r) + log alpha - (1-w) log(alpha+T) - w E[log(A+u)]
+        d/dalpha = r/alpha - (1-w) (r+x)/(alpha+T) - w (r+x) E[1/(A+u)]
+        d/ds     = log beta - (1-w) log(beta+T) + w (1/s - E[log(B+u)])
+        d/dbeta  = s/beta - (1-w) s/(beta+T) - w (s+1) E[1/(B+u)]
 
-    The moments come from the same quadrature nodes as ``I`` itself.
+    The moments come from the same quadrature nodes as ``I`` itself. ``plan`` (a
+    ``_GroupPlan`` of these arrays) saves the parameter-free bookkeeping across calls.
     """
     r, alpha, s, beta = np.exp(np.asarray(log_params, dtype=float))
-    x, t_x, T, counts = _as_float(x, t_x, T, counts)
-    log_alive, log_dead, (m_la, m_ia, m_lb, m_ib) = _log_terms(
-        r, alpha, s, beta, x, t_x, T, moments=True
+    if plan is None or not plan.matches(x, t_x, T):
+        x, t_x, T = _as_float(x, t_x, T)
+        plan = _GroupPlan(x, t_x, T)
+    counts = np.asarray(counts, dtype=float)
+    log_i, (m_la, m_ia, m_lb, m_ib) = _log_dead_grouped(
+        r, alpha, s, beta, x, t_x, T, moments=True, plan=plan
     )
     # functions of x alone: once per distinct frequency
-    xu, inv = np.unique(x, return_inverse=True)
-    inv = inv.ravel()
-    cu = np.bincount(inv, weights=counts, minlength=len(xu))
+    xu = plan.x_values
+    cu = np.bincount(plan.x_code, weights=counts, minlength=len(xu))
     total = cu.sum()
-    lse = np.logaddexp(log_alive, log_dead)
-    value = (
-        cu @ (gammaln(r + xu) - gammaln(r))
-        + total * (r * np.log(alpha) + s * np.log(beta))
-        + counts @ lse
-    )
-    w = np.exp(log_dead - lse)
     a = r + x
-    A = alpha + t_x
-    B = beta + t_x
     log_aT = np.log(alpha + T)
     log_bT = np.log(beta + T)
+    log_alive = -a * log_aT - s * log_bT
+    log_dead = np.log(s) + log_i
+    lse = np.logaddexp(log_alive, log_dead)
+    value = (
+        _dot(cu, gammaln(r + xu) - gammaln(r))
+        + total * (r * np.log(alpha) + s * np.log(beta))
+        + _dot(counts, lse)
+    )
+    w = np.exp(log_dead - lse)
     cw = counts * w
     cv = counts - cw  # counts * (1 - w)
     g_r = (
-        cu @ (digamma(r + xu) - digamma(r))
+        _dot(cu, digamma(r + xu) - digamma(r))
         + total * np.log(alpha)
-        - cv @ log_aT
-        - cw @ (np.log(A) + m_la)
+        - _dot(cv, log_aT)
+        - _dot(cw, m_la)
     )
-    g_alpha = total * r / alpha - cv @ (a / (alpha + T)) - cw @ (a / A * m_ia)
-    g_s = total * np.log(beta) - cv @ log_bT + cw @ (1.0 / s - np.log(B) - m_lb)
-    g_beta = total * s / beta - cv @ (s / (beta + T)) - cw @ ((s + 1.0) / B * m_ib)
+    g_alpha = total * r / alpha - _dot(cv, a / (alpha + T)) - _dot(cw * a, m_ia)
+    g_s = total * np.log(beta) - _dot(cv, log_bT) + _dot(cw, 1.0 / s - m_lb)
+    g_beta = total * s / beta - _dot(cv, s / (beta + T)) - (s + 1.0) * _dot(cw, m_ib)
     grad = np.array([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
     return -float(value), -grad
 
@@ -287,7 +468,9 @@ def probability_alive(r, alpha, s, beta, x, t_x, T):
     """
     shape = _shape(r, alpha, s, beta, x, t_x, T)
     log_alive, log_dead, _ = _log_terms(r, alpha, s, beta, x, t_x, T)
-    return np.exp(log_expit(log_alive - log_dead)).reshape(shape)
+    with np.errstate(invalid="ignore"):
+        odds = log_alive - log_dead  # +inf when I = 0 (T == t_x)
+    return expit(odds).reshape(shape)
 
 
 def _relative_gamma_tail(s, y):
@@ -384,9 +567,13 @@ def _log_pmf_dropout_integral(k, ra, al, s, be, t):
         lambda rows, u: (psi(mode[rows, None] + u, rows), []),
         right_len,
         np.minimum(scale, np.maximum(right_len, 1e-300)),
+        rule=_PMF_RULE,
     )
     log_left, _ = _log_quadrature(
-        lambda rows, u: (psi(mode[rows, None] - u, rows), []), left_len, np.minimum(scale, left_len)
+        lambda rows, u: (psi(mode[rows, None] - u, rows), []),
+        left_len,
+        np.minimum(scale, left_len),
+        rule=_PMF_RULE,
     )
     return np.logaddexp(log_left, log_right)
 
@@ -593,13 +780,20 @@ class ParetoNBD(PurchaseModel):
     param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
 
     def _negative_log_likelihood(self, log_params, data, counts):
-        return negative_log_likelihood(log_params, *data, counts)
+        x, t_x, T = data
+        plan = getattr(self, "_plan", None)
+        if plan is None or not plan.matches(x, t_x, T):
+            # the fit calls this with the same arrays many times: build the bookkeeping once
+            # (the plan holds the arrays, so identity checks cannot be fooled by reused ids)
+            plan = self._plan = _GroupPlan(*_as_float(x, t_x, T))
+            plan.arrays = (x, t_x, T)
+        return negative_log_likelihood(log_params, *plan.arrays, counts, plan=plan)
 
     def _initial_log_params(self, data, counts) -> np.ndarray:
         x, _, T = data
         w = counts / counts.sum()
-        mean_T = max(float(w @ T), 1e-12)
-        rate = (w @ x + 0.5) / mean_T
+        mean_T = max(float(_dot(w, T)), 1e-12)
+        rate = (_dot(w, x) + 0.5) / mean_T
         return np.log([1.0, 1.0 / rate, 1.0, mean_T])
 
     def _fit_lifetimes(self, summary, weights):
