@@ -51,7 +51,7 @@ AUTO_DUCKDB_MIN_ROWS = 20_000_000
 #: the DuckDB engine streams at most about this many rows at a time (hash partitions of
 #: customers), which bounds its memory whatever the size of the input
 DUCKDB_PARTITION_ROWS = 10_000_000
-_ARRAY_KEYS = ("first", "last", "count", "total", "first_amount", "n_h", "total_h")
+_NO_END = np.iinfo(np.int64).max // 4  # "no observation end given": keep every row
 _US_PER_DAY = 86_400_000_000
 _US_PER_HOUR = 3_600_000_000
 _MAX_EXAMPLES = 5
@@ -620,40 +620,63 @@ class _DuckSource:
             self.con.sql(f"SELECT count(*) FROM tx WHERE period > {end_period}").fetchall()[0][0]
         )
 
-    def reduce(self, cal_period: int, end_period: int, with_holdout: bool):
+    def reduce(self, end_period, cal_period, with_holdout: bool, after_end: str):
         """Stream (customer, period, amount) out of DuckDB, one hash partition of customers at
-        a time, and reduce each with the numpy kernel; partitions hold disjoint customers, so
-        their results are concatenated and sorted by customer id."""
-        n_rows = int(self.n_rows)
+        a time, check it, and reduce it with the numpy kernel.
+
+        Partitions hold disjoint customers, so their results are concatenated and sorted by
+        customer id. The rows are checked cheaply on the way (nulls, non-finite or negative
+        amounts, rows after ``end_period``); only when something is wrong does the full SQL
+        validation run, to name the column, count the rows and show examples.
+
+        Returns (ids, arrays, n_new, n_after, max_period).
+        """
+        n_rows = int(self.con.sql("SELECT count(*) FROM src").fetchall()[0][0])
+        if n_rows == 0:
+            raise InputError("the transactions are empty: there is nothing to summarise")
         n_parts = max(1, -(-n_rows // DUCKDB_PARTITION_ROWS))
-        parts = []
-        n_new = 0
+        end = _NO_END if end_period is None else end_period
+        cal = cal_period if with_holdout else end
+        monetary = self.spec.monetary is not None
+        parts, n_new, n_after, max_period = [], 0, 0, None
         for k in range(n_parts):
-            where = f"period <= {end_period}"
-            if n_parts > 1:
-                where += f" AND hash(cid) % {n_parts} = {k}"
+            where = f" WHERE hash(cid) % {n_parts} = {k}" if n_parts > 1 else ""
             table = self.con.sql(
-                f"SELECT cid, CAST(period AS BIGINT) AS period, amt FROM tx WHERE {where}"
+                f"SELECT cid, CAST(period AS BIGINT) AS period, amt FROM tx{where}"
             ).to_arrow_table()
             if table.num_rows == 0:
                 continue
-            codes, uniques = _factorize_arrow(table.column("cid"))
+            nulls = table.column("cid").null_count + table.column("period").null_count
+            if monetary:
+                nulls += table.column("amt").null_count
+            if nulls:
+                self._fail()
             periods = table.column("period").to_numpy()
-            amounts = table.column("amt").to_numpy() if self.spec.monetary is not None else None
+            amounts = table.column("amt").to_numpy() if monetary else None
+            if monetary and not (np.isfinite(amounts).all() and (amounts >= 0).all()):
+                self._fail()
+            top = int(periods.max())
+            max_period = top if max_period is None else max(max_period, top)
+            if end_period is not None and top > end_period:
+                if after_end == "raise":
+                    self.check_after(end_period, "observation_end")
+                n_after += int((periods > end_period).sum())
+            codes, uniques = _factorize_arrow(table.column("cid"))
             del table
-            ids, arrays, new = _reduce(
-                codes, uniques, periods, amounts, cal_period, end_period, with_holdout
-            )
+            ids, arrays, new = _reduce(codes, uniques, periods, amounts, cal, end, with_holdout)
             parts.append((ids, arrays))
             n_new += new
-        if not parts:
-            return pd.Index([]), {k: np.zeros(0) for k in _ARRAY_KEYS}, n_new
         if len(parts) == 1:
-            return parts[0][0], parts[0][1], n_new
+            return (*parts[0], n_new, n_after, max_period)
         ids = parts[0][0].append([p[0] for p in parts[1:]])
         order = np.asarray(ids.argsort())
         arrays = {key: np.concatenate([p[1][key] for p in parts])[order] for key in parts[0][1]}
-        return ids[order], arrays, n_new
+        return ids[order], arrays, n_new, n_after, max_period
+
+    def _fail(self):
+        """Run the full validation, which raises the precise error."""
+        self.validate()
+        raise InputError("the transactions contain invalid rows")  # pragma: no cover
 
     def close(self):
         self.con.close()
@@ -742,25 +765,29 @@ def _summaries(transactions, spec, observation_end, calibration_end, engine, aft
         )
         index_dtype = frame[spec.customer_id].dtype
     else:
+        given_end = (
+            None
+            if observation_end is None
+            else _period_of(observation_end, spec, "observation_end")
+        )
+        cal_given = None
+        if with_holdout:
+            cal_given = _period_of(calibration_end, spec, "calibration_end")
+            if given_end is not None:
+                _calibration_period(calibration_end, given_end, spec)
         duck = _DuckSource(kind, source, spec)
         try:
-            duck.validate()
-            if observation_end is None:
-                end_period = int(duck.max_period)
-            else:
-                end_period = _period_of(observation_end, spec, "observation_end")
-                if after_end == "raise":
-                    duck.check_after(end_period, "observation_end")
-                else:
-                    n_after = duck.count_after(end_period)
-            cal_period = (
-                end_period
-                if not with_holdout
-                else _calibration_period(calibration_end, end_period, spec)
+            ids, arrays, n_new, n_after, max_period = duck.reduce(
+                given_end, cal_given, with_holdout, after_end
             )
-            ids, arrays, n_new = duck.reduce(cal_period, end_period, with_holdout)
         finally:
             duck.close()
+        end_period = max_period if given_end is None else given_end
+        cal_period = (
+            end_period
+            if not with_holdout
+            else _calibration_period(calibration_end, end_period, spec)
+        )
         index_dtype = source[spec.customer_id].dtype if kind == "pandas" else None
     first, last, count = arrays["first"], arrays["last"], arrays["count"]
     total, first_amount = arrays["total"], arrays["first_amount"]
