@@ -64,6 +64,12 @@ draw ``d`` of the spend model; a one-row table is broadcast against the other.
 
 Scale and reproducibility
 -------------------------
+For ``kind="expected"`` and ``"point"`` with models whose parameters are shared by all
+customers (not grouped), each distinct row (frequency, recency, T, monetary_value, costs,
+group) is valued once and the result copied to its customers (exact; totals weight each row
+by its multiplicity) -- real summaries at day resolution have far fewer distinct rows than
+customers. ``n_jobs`` threads value chunks in parallel.
+
 Customers are processed in chunks (``chunk_size``; by default chosen so that one chunk holds at
 most about 4 million draw x customer x period values, i.e. a few tens of MB per array), so
 memory stays bounded by the chunk plus the per-customer outputs; nothing of shape customers x
@@ -83,7 +89,9 @@ Continuous discounting (DERT)
 transactions ``DERT = int_0^inf e^{-delta t} dE[X(T, T+t)]`` (Fader, Hardie & Lee 2005, "RFM and
 CLV", Journal of Marketing Research 42(4), eq. 2): a closed form for Pareto/NBD and a
 Gauss-Laguerre quadrature of the model's own ``_math_expected_purchases`` for every other
-purchase model (BG/NBD, MBG/NBD, hierarchical models).
+purchase model (BG/NBD, MBG/NBD, hierarchical models). Dispatch is by model class name in the
+table ``_DERT_CLOSED_FORMS`` of this module (no hook in the model files); a new closed form is
+one function added there.
 """
 
 from __future__ import annotations
@@ -1143,10 +1151,10 @@ def _dert_quadrature(purchase_model, params, x, t_x, T, delta, n_nodes: int):
     """DERT by Gauss-Laguerre quadrature of the model's conditional expectation.
 
     Integrating by parts, ``int_0^inf e^{-delta t} dE[X(T,T+t)] = int_0^inf e^{-u}
-    E[X(T, T + u/delta)] du``, approximated by ``sum_j w_j E[X(T, T + u_j/delta)]``. This is
-    how the BG/NBD DERT is evaluated (Fader & Hardie's note on DERT for the BG/NBD reduces it
-    to a one-dimensional integral of a hypergeometric function); it applies to any purchase
-    model.
+    E[X(T, T + u/delta)] du``, approximated by ``sum_j w_j E[X(T, T + u_j/delta)]``. Used for
+    BG/NBD and MBG/NBD (whose DERT involves an integral over the dropout probability with no
+    elementary closed form) and valid for any purchase model; 80 nodes agree with adaptive
+    quadrature to better than 1e-6 relative on CDNOW (tests).
     """
     nodes, weights = special.roots_laguerre(n_nodes)
     total = 0.0
