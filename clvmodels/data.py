@@ -534,7 +534,6 @@ class _DuckSource:
         spec = self.spec
         checks = [
             ("n_rows", "count(*)"),
-            ("max_period", "max(period)"),
             ("no_id", "count_if(cid IS NULL)"),
             ("no_date", "count_if(raw_dt IS NULL)"),
             ("bad_date", "count_if(raw_dt IS NOT NULL AND ts IS NULL)"),
@@ -549,8 +548,6 @@ class _DuckSource:
             "SELECT " + ", ".join(f"{expr} AS {name}" for name, expr in checks) + " FROM typed"
         ).fetchall()[0]
         found = dict(zip([name for name, _ in checks], row, strict=True))
-        self.max_period = found["max_period"]
-        self.n_rows = found["n_rows"]
         if found["n_rows"] == 0:
             raise InputError("the transactions are empty: there is nothing to summarise")
         if found["no_id"]:
@@ -614,11 +611,6 @@ class _DuckSource:
                 self.examples(f"period > {end_period}"),
                 _after_end_fix(self.spec, what),
             )
-
-    def count_after(self, end_period: int) -> int:
-        return int(
-            self.con.sql(f"SELECT count(*) FROM tx WHERE period > {end_period}").fetchall()[0][0]
-        )
 
     def reduce(self, end_period, cal_period, with_holdout: bool, after_end: str):
         """Stream (customer, period, amount) out of DuckDB, one hash partition of customers at
