@@ -31,7 +31,8 @@ horizons = st.lists(st.floats(min_value=0.0, max_value=1e4), min_size=2, max_siz
 def customers(draw):
     n = draw(st.integers(min_value=1, max_value=6))
     x = np.array(draw(st.lists(st.integers(0, 20000), min_size=n, max_size=n)), dtype=float)
-    T = np.array(draw(st.lists(st.floats(0.0, 1e5), min_size=n, max_size=n)))
+    # whole-model inputs: no subnormal tenures (5e-324 periods is not customer data)
+    T = np.array(draw(st.lists(st.floats(0.0, 1e5, allow_subnormal=False), min_size=n, max_size=n)))
     share = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=n, max_size=n)))
     t_x = np.where(x > 0, share * T, 0.0)
     return x, t_x, T

@@ -37,7 +37,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, digamma, gammaln, hyp2f1, log_expit
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
 from clvmodels.models.base import PurchaseModel, summary_arrays, validate_summary
 
@@ -169,6 +169,44 @@ def active_purchase_probability(s, beta, a_, b_, t, k):
     return np.clip(out, 0.0, 1.0)
 
 
+def active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0):
+    """:func:`active_expected_purchases` at the active posterior ``Gamma(r+x, alpha+T) x
+    Beta(a, b+x+shift)`` (``shift`` 0 for BG/NBD, 1 for MBG/NBD).
+
+    It depends on the history only through (x, T), so when the parameters are shared by all
+    customers (shape ``(n_draws, 1)``) it is evaluated once per distinct (x, T) pair — at daily
+    resolution a few thousand pairs for millions of customers — and gathered back.
+    """
+    shared = all(np.ndim(v) == 0 or np.shape(v)[-1] == 1 for v in (r, alpha, a, b, t))
+    if shared and np.ndim(x) == 1 and np.ndim(T) == 1 and len(x) >= 256:
+        xd, Td, pair_codes = distinct_pairs(x, T)
+        if len(xd) <= len(x) // 2:
+            values = active_expected_purchases(r + xd, alpha + Td, a, b + xd + shift, t)
+            return np.take(values, pair_codes, axis=-1)
+    return active_expected_purchases(r + x, alpha + T, a, b + x + shift, t)
+
+
+def distinct_pairs(x: np.ndarray, T: np.ndarray):
+    """Distinct (x, T) pairs and each customer's pair code: ``(xd, Td, codes)`` with
+    ``xd[codes] == x`` and ``Td[codes] == T``. Whole-number data (frequency always, T at daily
+    resolution) use an O(n) presence table; otherwise hashing (pandas.factorize)."""
+    n = len(x)
+    x_top = float(x.max()) if n else 0.0
+    T_top = float(T.max()) if n else 0.0
+    if T.min() >= 0 and (x_top + 1) * (T_top + 1) <= 8 * n + 4096 and np.all(T == np.floor(T)):
+        width = int(T_top) + 1
+        key = x.astype(np.intp) * width + T.astype(np.intp)
+        present = np.zeros((int(x_top) + 1) * width, dtype=bool)
+        present[key] = True
+        keys = np.flatnonzero(present)
+        lookup = np.cumsum(present) - 1
+        return (keys // width).astype(float), (keys % width).astype(float), lookup[key]
+    x_codes, x_values = pd.factorize(x)
+    T_codes, T_values = pd.factorize(T)
+    pair_codes, pairs = pd.factorize(x_codes.astype(np.int64) * len(T_values) + T_codes)
+    return x_values[pairs // len(T_values)], T_values[pairs % len(T_values)], pair_codes
+
+
 def sample_active_future_purchases(lam, p, t_grid, rng: np.random.Generator) -> np.ndarray:
     """Cumulative purchase counts at the times ``t_grid`` (after now) of active customers with
     purchase rate ``lam`` and dropout probability ``p`` after each purchase.
@@ -219,9 +257,43 @@ def log_likelihood(r, alpha, a, b, x, t_x, T):
 
 def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
     """log of P(inactive since t_x) / P(alive) (FHL 2008 eq. (2)); -inf for x == 0."""
-    x1 = np.maximum(x, 1.0)
-    d = np.log(a) - np.log(b + x1 - 1.0) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-    return np.where(x > 0, d, -np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # log(a / (b+x-1)) for x >= 1; -inf for x == 0 (no second term, P(alive) = 1)
+        log_ab = per_frequency(
+            lambda k: np.where(k > 0, np.log(a) - np.log(b + k - 1.0), -np.inf), a, b, x
+        )
+    d = log_ab + (r + x) * log_tenure_ratio(alpha, t_x, T)
+    return d
+
+
+def per_frequency(fn, a, b, x):
+    """``fn(x)`` for a function of the frequency and the shared parameters ``a``, ``b``: when those
+    are shared by all customers, evaluated once per value 0..max(x) and looked up."""
+    shared = all(np.ndim(v) == 0 or np.shape(v)[-1] == 1 for v in (a, b))
+    if shared and np.ndim(x) == 1 and len(x) >= 1024:
+        top = float(x.max())
+        if 0 <= top <= 4 * len(x) and float(x.min()) >= 0:
+            table = fn(np.arange(int(top) + 1, dtype=float))
+            return np.take(table, x.astype(np.intp), axis=-1)
+    return fn(x)
+
+
+def log_tenure_ratio(alpha, t_x, T):
+    """``log((alpha+T)/(alpha+t_x))`` per customer.
+
+    When alpha is shared by all customers and recency and T are whole numbers (daily data),
+    ``log(alpha + k)`` is tabulated once for k = 0..max(T) and looked up, instead of two
+    logarithms per customer.
+    """
+    shared = np.ndim(alpha) == 0 or np.shape(alpha)[-1] == 1
+    if shared and np.ndim(T) == 1 and np.ndim(t_x) == 1 and len(T) >= 1024:
+        top = float(T.max()) if len(T) else 0.0
+        if 0 <= top <= 4 * len(T) and np.all(T == np.floor(T)) and np.all(t_x == np.floor(t_x)):
+            table = np.log(np.asarray(alpha)[..., None] + np.arange(int(top) + 1, dtype=float))
+            table = table.reshape(np.shape(alpha)[:-1] + (-1,)) if np.ndim(alpha) else table
+            ti, ri = T.astype(np.intp), t_x.astype(np.intp)
+            return np.take(table, ti, axis=-1) - np.take(table, ri, axis=-1)
+    return np.log(alpha + T) - np.log(alpha + t_x)
 
 
 def negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code=None, T_code=None):
@@ -306,16 +378,16 @@ def bg_family_negative_log_likelihood(
     w = np.where(d >= 0.0, 1.0, e) / (1.0 + e)  # expit(d) = P(inactive since t_x)
     cw = counts * w
     c_rx = counts * rx
-    value = float(cu @ lg) - _sum(c_rx, log_aT) + _sum(counts, softplus)
+    value = _sum(cu, lg) - _sum(c_rx, log_aT) + _sum(counts, softplus)
     w_by_x = np.bincount(x_index, weights=cw, minlength=len(xu))
     g_r = (
-        float(cu @ (digamma(r + xu) - digamma(r) + np.log(alpha)))
+        _sum(cu, (digamma(r + xu) - digamma(r) + np.log(alpha)))
         - _sum(counts, log_aT)
         + _sum(cw, diff)
     )
     g_alpha = r / alpha * float(cu.sum()) - _sum(c_rx, inv_aT) + _sum(c_rx * w, inv_diff)
-    g_a = float(cu @ (psi_ab - psi_abx)) + float(cw.sum()) / a
-    g_b = float(cu @ (digamma(b_post) - digamma(b) + psi_ab - psi_abx)) - float(w_by_x @ inv_b1)
+    g_a = _sum(cu, (psi_ab - psi_abx)) + float(cw.sum()) / a
+    g_b = _sum(cu, (digamma(b_post) - digamma(b) + psi_ab - psi_abx)) - _sum(w_by_x, inv_b1)
     grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
     return -value, -grad
 
@@ -327,7 +399,8 @@ def probability_alive(r, alpha, a, b, x, t_x, T):
     ``expit(-d)`` of the log-odds, so it lies in [0, 1] for any inputs.
     """
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    return np.exp(log_expit(-_log_odds_dropped(r, alpha, a, b, x, t_x, T)))
+    d = np.negative(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
+    return expit(d, out=d)
 
 
 def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
@@ -340,7 +413,7 @@ def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
     """
     r, alpha, a, b, x, t_x, T, t = _as_float(r, alpha, a, b, x, t_x, T, t)
     alive = probability_alive(r, alpha, a, b, x, t_x, T)
-    return alive * active_expected_purchases(r + x, alpha + T, a, b + x, t)
+    return alive * active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0)
 
 
 def expected_purchases_new_customer(r, alpha, a, b, t):

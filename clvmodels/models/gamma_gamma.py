@@ -35,6 +35,7 @@ from scipy.special import digamma, gammaln
 
 from clvmodels.errors import InputError, ModelAssumptionWarning, describe_rows
 from clvmodels.models.base import SpendModel, check_weights, compress_rows, validate_summary
+from clvmodels.models.beta_geo import _sum, unique_inverse
 
 PARAM_NAMES = ("p", "q", "v")
 
@@ -69,27 +70,40 @@ def negative_log_likelihood(log_params, x, m, counts):
         d/dp = x [psi(p x + q) - psi(p x) + log m + log x - log(v + x m)]
         d/dq = psi(p x + q) - psi(q) + log v - log(v + x m)
         d/dv = q / v - (p x + q) / (v + x m)
+
+    The gamma-function terms depend on x alone and are evaluated once per distinct frequency;
+    per row only ``log(v + x m)`` and ``1 / (v + x m)`` remain.
     """
     p, q, v = np.exp(np.asarray(log_params, dtype=float))
     x, m, counts = _as_float(x, m, counts)
-    px = p * x
-    log_vxm = np.log(v + x * m)
-    log_m, log_x = np.log(m), np.log(x)
-    psi_pxq = digamma(px + q)
-    ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(v)
-        + (px - 1.0) * log_m
-        + px * log_x
-        - (px + q) * log_vxm
+    xu, x_index = unique_inverse(x)
+    cu = np.bincount(x_index, weights=counts, minlength=len(xu))
+    pxu = p * xu
+    log_xu = np.log(xu)
+    psi_pxq_u = digamma(pxu + q)
+    # per row
+    xm = x * m
+    log_vxm = np.log(v + xm)
+    inv_vxm = 1.0 / (v + xm)
+    log_m = np.log(m)
+    cx = counts * x
+    s_cx_log_m, s_c_log_m = _sum(cx, log_m), _sum(counts, log_m)
+    s_cx_lv, s_c_lv = _sum(cx, log_vxm), _sum(counts, log_vxm)
+    s_cx_inv, s_c_inv = _sum(cx, inv_vxm), _sum(counts, inv_vxm)
+    n = float(cu.sum())
+    value = (
+        _sum(cu, gammaln(pxu + q) - gammaln(pxu) + pxu * log_xu)
+        + n * (q * np.log(v) - gammaln(q))
+        + p * s_cx_log_m
+        - s_c_log_m
+        - p * s_cx_lv
+        - q * s_c_lv
     )
-    g_p = counts @ (x * (psi_pxq - digamma(px) + log_m + log_x - log_vxm))
-    g_q = counts @ (psi_pxq - digamma(q) + np.log(v) - log_vxm)
-    g_v = counts @ (q / v - (px + q) / (v + x * m))
+    g_p = _sum(cu * xu, psi_pxq_u - digamma(pxu) + log_xu) + s_cx_log_m - s_cx_lv
+    g_q = _sum(cu, psi_pxq_u) + n * (np.log(v) - digamma(q)) - s_c_lv
+    g_v = n * q / v - p * s_cx_inv - q * s_c_inv
     grad = np.array([g_p * p, g_q * q, g_v * v])
-    return -float(counts @ ll), -grad
+    return -float(value), -grad
 
 
 def conditional_expected_spend(p, q, v, x, m):
@@ -222,7 +236,7 @@ class GammaGamma(SpendModel):
         # method of moments on the per-customer mean spends: p = 1 per transaction, a prior
         # mean of 1/nu near the observed mean spend, q = 3
         x, m = data
-        mean_m = float(counts @ m / counts.sum())
+        mean_m = _sum(counts, m) / float(counts.sum())
         p, q = 1.0, 3.0
         return np.log([p, q, mean_m * (q - 1.0) / p])
 
@@ -284,8 +298,8 @@ def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> float:
     """Pearson correlation (weighted when ``w`` is given); 0 when either side is constant."""
     w = np.ones(len(x)) if w is None else w
     w = w / w.sum()
-    dx, dy = x - w @ x, y - w @ y
-    sx, sy = np.sqrt(w @ dx**2), np.sqrt(w @ dy**2)
+    dx, dy = x - _sum(w, x), y - _sum(w, y)
+    sx, sy = np.sqrt(_sum(w, dx**2)), np.sqrt(_sum(w, dy**2))
     if sx == 0 or sy == 0:
         return 0.0
-    return float((w @ (dx * dy)) / (sx * sy))
+    return _sum(w, dx * dy) / (sx * sy)

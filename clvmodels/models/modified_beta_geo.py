@@ -32,15 +32,18 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, gammaln, log_expit
+from scipy.special import betaln, expit, gammaln
 
 from clvmodels.models.base import PurchaseModel
 from clvmodels.models.beta_geo import (
+    active_expected_by_history,
     active_expected_purchases,
     active_purchase_probability,
     bg_family_negative_log_likelihood,
     conditional_latent_frame,
     fit_rows_with_codes,
+    log_tenure_ratio,
+    per_frequency,
     sample_active_future_purchases,
 )
 
@@ -53,7 +56,8 @@ def _as_float(*arrays):
 
 def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
     """log P(inactive since t_x) / P(active at T) = log(a/(b+x)) + (r+x) log((alpha+T)/(alpha+t_x))."""
-    return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+    log_ab = per_frequency(lambda k: np.log(a) - np.log(b + k), a, b, x)
+    return log_ab + (r + x) * log_tenure_ratio(alpha, t_x, T)
 
 
 def log_likelihood(r, alpha, a, b, x, t_x, T):
@@ -96,7 +100,8 @@ def probability_alive(r, alpha, a, b, x, t_x, T):
     """P(active at T | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)) (BDF 2007),
     as ``expit(-d)``; below one even for x = 0 (dropout right after the first purchase)."""
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    return np.exp(log_expit(-_log_odds_dropped(r, alpha, a, b, x, t_x, T)))
+    d = np.negative(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
+    return expit(d, out=d)
 
 
 def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
@@ -110,7 +115,7 @@ def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
     """
     r, alpha, a, b, x, t_x, T, t = _as_float(r, alpha, a, b, x, t_x, T, t)
     alive = probability_alive(r, alpha, a, b, x, t_x, T)
-    return alive * active_expected_purchases(r + x, alpha + T, a, b + x + 1.0, t)
+    return alive * active_expected_by_history(r, alpha, a, b, x, T, t, shift=1.0)
 
 
 def expected_purchases_new_customer(r, alpha, a, b, t):
