@@ -420,7 +420,7 @@ def test_return_draws_and_cash_flows(cdnow):
 
 def test_customer_equity_uses_joint_draws(cdnow):
     s, bg, gg = cdnow
-    kw = dict(draws=200, random_seed=11, margin=0.3)
+    kw = dict(draws=100, random_seed=11, margin=0.3)
     v, arr = clv.lifetime_value(bg, gg, s, kind="predictive", return_draws=True, **kw)
     eq = clv.customer_equity(bg, gg, s, kind="predictive", **kw)
     totals = arr.sum("customer_id").values
@@ -476,7 +476,7 @@ def test_predict_purchases_kinds(cdnow):
 
 def test_interval_coverage_randomized_pit_is_calibrated_for_counts():
     rng = np.random.default_rng(0)
-    n, S = 20_000, 400
+    n, S = 10_000, 300
     lam = rng.gamma(0.5, 1.0, n)  # many zero counts, like lapsed customers
     draws = rng.poisson(lam, (S, n)).astype(float)
     observed = rng.poisson(lam)
@@ -510,7 +510,7 @@ def test_equity_interval_contains_the_truth_on_simulated_data():
     # the model is right by construction: the 90% predictive equity interval of holdout
     # purchases should contain the simulated total (fixed seed; the truth is at a central
     # quantile of the predictive distribution of the total)
-    sim = clv.simulate.simulate_beta_geo(20_000, 0.25, 4.0, 0.8, 2.5, T=39.0, holdout=39.0,
+    sim = clv.simulate.simulate_beta_geo(10_000, 0.25, 4.0, 0.8, 2.5, T=39.0, holdout=39.0,
                                          seed=3)  # fmt: skip
     bg = clv.BetaGeo().fit(sim)
     _, arr = clv.predict_purchases(bg, sim, t=39, draws=200, random_seed=4, return_draws=True)

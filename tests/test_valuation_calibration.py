@@ -76,7 +76,7 @@ def _coverages(draws, observed):
 def cdnow_master():
     ch = clv.datasets.load_cdnow_calibration_holdout("master")
     assert len(ch) == 23_570
-    return (ch, *_fit_and_draw(ch, 39.0, 300, seed=2024))
+    return (ch, *_fit_and_draw(ch, 39.0, 200, seed=2024))
 
 
 @pytest.fixture(scope="module")
