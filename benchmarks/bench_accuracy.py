@@ -195,9 +195,16 @@ def load_simulated(quick: bool) -> Dataset:
 # --------------------------------------------------------------------------------------------
 # models: each builder fits on the calibration part and returns a compare_models entry
 # --------------------------------------------------------------------------------------------
+def _spend_fit_rows(cal: pd.DataFrame) -> pd.DataFrame:
+    """Repeat buyers with a positive mean spend: Gamma-Gamma is defined for positive spend
+    (CDNOW master has a repeat buyer whose purchases sum to 0; apparel has 0.00 amounts). The
+    excluded customers are counted in the results note; they are still scored, with the
+    model's conditional expected spend at their observed mean of 0."""
+    return cal[(cal["frequency"] > 0) & (cal["monetary_value"] > 0)]
+
+
 def _gamma_gamma(ds: Dataset):
-    cal = ds.calibration
-    return clv.GammaGamma().fit(cal[cal["frequency"] > 0])
+    return clv.GammaGamma().fit(_spend_fit_rows(ds.calibration))
 
 
 def _heuristic(level):
@@ -234,7 +241,7 @@ def _lifetimes(ds: Dataset, settings):
 
     cal = ds.calibration
     bgf = BetaGeoFitter(penalizer_coef=0.0).fit(cal["frequency"], cal["recency"], cal["T"])
-    rep = cal[cal["frequency"] > 0]
+    rep = _spend_fit_rows(cal)
     ggf = GammaGammaFitter(penalizer_coef=0.0).fit(rep["frequency"], rep["monetary_value"])
     return bgf, ggf
 
@@ -381,11 +388,15 @@ def _plots(ds: Dataset, fitted: dict, table: pd.DataFrame, slug: str) -> list[st
         fig.savefig(path, dpi=80)
         plt.close(fig)
         written.append(path.name)
-    if len(table):
-        fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * len(table) + 2))
-        plotting.plot_model_comparison(table, "purchases_mae", ax=axes[0])
-        plotting.plot_model_comparison(table, "coverage_90", ax=axes[1])
-        axes[1].set_yticklabels([])
+    metrics = [m for m in ("purchases_rmse", "purchases_total_error", "coverage_90") if m in table]
+    if len(table) and metrics:
+        fig, axes = plt.subplots(
+            1, len(metrics), figsize=(5 * len(metrics) + 3, 0.45 * len(table) + 2), squeeze=False
+        )
+        for i, metric in enumerate(metrics):
+            plotting.plot_model_comparison(table, metric, ax=axes[0, i])
+            if i:
+                axes[0, i].set_yticklabels([])
         fig.suptitle(ds.name)
         fig.tight_layout()
         path = PLOTS / f"{slug}_comparison.png"
@@ -402,8 +413,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=str(RESULTS / "accuracy.md"))
     args = parser.parse_args(argv)
     settings = {
-        "n_samples": 300 if args.quick else 1000,
-        "n_draws": 100 if args.quick else 200,
+        "n_samples": 300 if args.quick else 500,
+        "n_draws": 100 if args.quick else 100,
         "nuts_draws": 200 if args.quick else 500,
         "nuts_tune": 200 if args.quick else 500,
         "nuts_chains": 2,
@@ -429,10 +440,18 @@ def main(argv=None) -> int:
         slug = loader.__name__[5:]
         plots = _plots(ds, fitted, table, slug)
         actual = ev.holdout_actuals(ds.ch)
+        cal = ds.calibration
+        n_zero = int(((cal["frequency"] > 0) & (cal["monetary_value"] <= 0)).sum())
+        spend_note = (
+            f" Gamma-Gamma is fit on repeat buyers with positive mean spend ({n_zero} repeat "
+            "buyer(s) with zero spend left out of the spend fit, still scored)."
+            if n_zero
+            else ""
+        )
         text = [
             f"## {ds.name}\n",
             f"{ds.note}. Holdout: {actual['purchases'].sum():,.0f} repeat purchases, "
-            f"spend {actual['spend'].sum():,.0f}.\n",
+            f"spend {actual['spend'].sum():,.0f}.{spend_note}\n",
             markdown_table(table) if len(table) else "(no model could be scored)",
         ]
         if failures:

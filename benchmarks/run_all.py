@@ -6,6 +6,7 @@ Usage::
     python benchmarks/run_all.py --quick      # smoke run: small sizes, a few minutes
     python benchmarks/run_all.py --only accuracy models   # a subset (names without bench_)
     python benchmarks/run_all.py --skip accuracy          # all but some
+    python benchmarks/run_all.py --collect-only           # only rebuild RESULTS.md
 
 Every ``benchmarks/bench_*.py`` script is run in its own process (so one crash or memory
 blow-up cannot take the others down), with ``--quick`` passed through. Each script writes
@@ -131,6 +132,11 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--only", nargs="+", help="script names without bench_, e.g. accuracy")
     parser.add_argument("--skip", nargs="+", default=[], help="script names to leave out")
+    parser.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="run nothing; assemble RESULTS.md from the results files already present",
+    )
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per script")
     args = parser.parse_args(argv)
     names = discover()
@@ -142,6 +148,8 @@ def main(argv=None) -> int:
     names = [n for n in names if n not in set(args.skip)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    if args.collect_only:
+        names = []
     runs = [run_script(name, args.quick, args.timeout) for name in names]
     text = collect(runs, args.quick, started, discover())
     target = RESULTS / "RESULTS.md"
