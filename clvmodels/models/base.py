@@ -150,44 +150,52 @@ def summary_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nd
     )
 
 
-def compress_rows(*columns: np.ndarray, weights: np.ndarray | None = None):
+def compress_rows(
+    *columns: np.ndarray, weights: np.ndarray | None = None, return_codes: bool = False
+):
     """Collapse identical rows of the given columns; return (unique columns..., counts).
 
     Fitting only needs the distinct rows with their multiplicities: the likelihood of n
-    identical customers is n times the likelihood of one.
+    identical customers is n times the likelihood of one. Rows come out in lexicographic order
+    (first column slowest), as from ``np.unique(axis=0)``. With ``return_codes=True`` a list is
+    appended with, per column, the integer code of each unique row's value among that column's
+    sorted distinct values (lookup-table indices for the likelihoods).
     """
     cols = [np.asarray(c, dtype=float).ravel() for c in columns]
-    # fast path: code each column by its distinct values and combine the codes into one
-    # integer key (mixed radix, first column most significant, so the rows come out in the
-    # same lexicographic order as np.unique(axis=0), which is ~20x slower on millions of rows)
+    # fast path: code each column by its sorted distinct values (hashing, O(n)) and combine the
+    # codes into one integer key (mixed radix, first column most significant); ~30x faster
+    # than np.unique(axis=0) on millions of rows
     values, codes = [], []
     for col in cols:
-        v, code = np.unique(col, return_inverse=True)
-        values.append(v)
-        codes.append(code.ravel().astype(np.int64))
+        code, v = pd.factorize(col, sort=True)
+        values.append(np.asarray(v, dtype=float))
+        codes.append(code.astype(np.int64))
     sizes = [len(v) for v in values]
     if float(np.prod(np.asarray(sizes, dtype=float))) < 2.0**62:
         key = codes[0]
         for code, size in zip(codes[1:], sizes[1:], strict=True):
             key = key * size + code
-        unique_key, inverse = np.unique(key, return_inverse=True)
-        inverse = inverse.ravel()
-        unique_cols = []
-        rest = unique_key
-        for v, size in zip(values[::-1], sizes[::-1], strict=True):
-            unique_cols.append(v[rest % size])
+        inverse, unique_key = pd.factorize(key, sort=True)
+        unique_codes = []
+        rest = np.asarray(unique_key, dtype=np.int64)
+        for size in sizes[::-1]:
+            unique_codes.append(rest % size)
             rest = rest // size
-        unique_cols = unique_cols[::-1]
+        unique_codes = unique_codes[::-1]
+        unique_cols = [v[c] for v, c in zip(values, unique_codes, strict=True)]
     else:
         stacked = np.column_stack(cols)
         unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
         inverse = inverse.ravel()
         unique_cols = [unique[:, j] for j in range(unique.shape[1])]
+        unique_codes = [np.searchsorted(v, u) for v, u in zip(values, unique_cols, strict=True)]
     n_unique = len(unique_cols[0])
     if weights is None:
         counts = np.bincount(inverse, minlength=n_unique).astype(float)
     else:
         counts = np.bincount(inverse, weights=np.asarray(weights, float), minlength=n_unique)
+    if return_codes:
+        return (*unique_cols, counts, unique_codes)
     return (*unique_cols, counts)
 
 
