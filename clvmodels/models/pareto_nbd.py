@@ -215,7 +215,8 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if values.size == 0:
         return np.zeros(0, dtype=np.int64), values.astype(float)
     lo, hi = values.min(), values.max()
-    if hi - lo < 1 << 26 and np.array_equal(values, np.floor(values)):
+    whole = values.dtype.kind in "iu" or np.array_equal(values, np.floor(values))
+    if hi - lo < 1 << 26 and whole:
         shifted = (values - lo).astype(np.int64)
         present = np.zeros(int(hi - lo) + 1, dtype=bool)
         present[shifted] = True
@@ -254,6 +255,9 @@ class _GroupPlan:
         self.p_T = point_of[n:]
         self.nonempty = self.p_T > self.p_tx
         self.arrays = (x, t_x, T)
+        # sharing pays when the gaps (plus the per-frequency bookkeeping) are much fewer than
+        # the customers, as with daily or weekly data; continuous times are integrated per row
+        self.worthwhile = len(self.gap) + 50 * len(self.group_start) < 0.6 * n
 
     def matches(self, x, t_x, T) -> bool:
         return all(a is b for a, b in zip(self.arrays, (x, t_x, T), strict=True))
@@ -325,7 +329,7 @@ def _log_dead_grouped(r, alpha, s, beta, x, t_x, T, moments: bool = False, plan=
     return log_i, means
 
 
-def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False):
+def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False, keep: dict | None = None):
     """The two terms of FH 2005 eq. (18) in logs, without the common factor
     ``G(r+x) alpha^r beta^s / G(r)``: ``log_alive = -(r+x) log(alpha+T) - s log(beta+T)`` and
     ``log_dead = log(s I)``; flattened 1-d arrays of the broadcast shape, plus the moments of
@@ -351,6 +355,10 @@ def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False):
         x1, tx1, T1 = cust
         log_alive, log_dead, moms = [], [], []
         plan = _GroupPlan(x1, tx1, T1)
+        if not plan.worthwhile:
+            return _log_terms_per_row(params, cust, moments)
+        if keep is not None:
+            keep["plan"] = plan
         for rr, aa, ss, bb in zip(*flat, strict=True):
             log_i, mom = _log_dead_grouped(rr, aa, ss, bb, x1, tx1, T1, moments, plan)
             # log(alpha+T), log(beta+T) once per distinct time point
@@ -360,6 +368,10 @@ def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False):
             log_dead.append(np.log(ss) + log_i)
             moms = mom
         return np.concatenate(log_alive), np.concatenate(log_dead), moms
+    return _log_terms_per_row(params, cust, moments)
+
+
+def _log_terms_per_row(params, cust, moments: bool):
     r, alpha, s, beta, x, t_x, T = (np.ravel(v) for v in np.broadcast_arrays(*params, *cust))
     a = r + x
     b = s + 1.0
@@ -418,9 +430,14 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, plan=None):
         x, t_x, T = _as_float(x, t_x, T)
         plan = _GroupPlan(x, t_x, T)
     counts = np.asarray(counts, dtype=float)
-    log_i, (m_la, m_ia, m_lb, m_ib) = _log_dead_grouped(
-        r, alpha, s, beta, x, t_x, T, moments=True, plan=plan
-    )
+    if plan.worthwhile:
+        log_i, (m_la, m_ia, m_lb, m_ib) = _log_dead_grouped(
+            r, alpha, s, beta, x, t_x, T, moments=True, plan=plan
+        )
+    else:
+        log_i, (m_la, m_ia, m_lb, m_ib) = _log_dropout_integral(
+            r + x, alpha + t_x, np.full(len(x), s + 1.0), beta + t_x, T - t_x, moments=True
+        )
     # functions of x alone: once per distinct frequency
     xu = plan.x_values
     cu = np.bincount(plan.x_code, weights=counts, minlength=len(xu))
@@ -467,10 +484,16 @@ def probability_alive(r, alpha, s, beta, x, t_x, T):
     Computed as ``expit(log_alive - log_dead)``, so it lies in [0, 1] for any input.
     """
     shape = _shape(r, alpha, s, beta, x, t_x, T)
-    log_alive, log_dead, _ = _log_terms(r, alpha, s, beta, x, t_x, T)
+    return _alive_flat(r, alpha, s, beta, x, t_x, T)[0].reshape(shape)
+
+
+def _alive_flat(r, alpha, s, beta, x, t_x, T):
+    """P(alive), flattened, and the grouping plan when one was used (else None)."""
+    keep: dict = {}
+    log_alive, log_dead, _ = _log_terms(r, alpha, s, beta, x, t_x, T, keep=keep)
     with np.errstate(invalid="ignore"):
         odds = log_alive - log_dead  # +inf when I = 0 (T == t_x)
-    return expit(odds).reshape(shape)
+    return expit(odds), keep.get("plan")
 
 
 def _relative_gamma_tail(s, y):
@@ -494,7 +517,15 @@ def conditional_expected_purchases(r, alpha, s, beta, x, t_x, T, t):
     Non-negative and non-decreasing in ``t``.
     """
     r, alpha, s, beta, x, t_x, T, t = _as_float(r, alpha, s, beta, x, t_x, T, t)
-    alive = probability_alive(r, alpha, s, beta, x, t_x, T)
+    shape = _shape(r, alpha, s, beta, x, t_x, T, t)
+    alive, plan = _alive_flat(r, alpha, s, beta, x, t_x, T)
+    if plan is not None and all(v.size == 1 for v in (r, alpha, s, beta, t)):
+        # one parameter set and one horizon: the T-dependent factor once per distinct time
+        tau = plan.point_tau
+        factor = (beta + tau) / (alpha + tau) * _relative_gamma_tail(s, t / (beta + tau))
+        out = alive * (np.ravel(r) + x) * factor.ravel()[plan.p_T]
+        return out.reshape(shape)
+    alive = alive.reshape(_shape(r, alpha, s, beta, x, t_x, T))
     rate = (r + x) / (alpha + T) * (beta + T)
     return alive * rate * _relative_gamma_tail(s, t / (beta + T))
 
