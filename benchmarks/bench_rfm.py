@@ -123,9 +123,17 @@ def probe(name: str, parquet: str) -> dict:
         reset = True
     except OSError:
         reset = False
-    run_method(name, frame, parquet)
+    start = time.perf_counter()
+    out = run_method(name, frame, parquet)
+    seconds = time.perf_counter() - start
     peak = _status_kb("VmHWM")
-    return {"before_mb": before / 1024, "peak_mb": peak / 1024, "reset": reset}
+    return {
+        "before_mb": before / 1024,
+        "peak_mb": peak / 1024,
+        "reset": reset,
+        "seconds": seconds,
+        "customers": len(out),
+    }
 
 
 def measure_memory(name: str, parquet: str) -> dict:
@@ -167,6 +175,28 @@ def check_equal(reference: pd.DataFrame, got: pd.DataFrame, name: str) -> str:
     return "identical (amounts to 1e-9)"
 
 
+def write_large_parquet(path: str, n_customers: int, seed: int, chunk: int = 1_000_000) -> int:
+    """A big transaction file written chunk by chunk (customers of each chunk get their own
+    ids), so the benchmark itself never holds it in memory. Returns the number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, n_rows = None, 0
+    try:
+        for k, start in enumerate(range(0, n_customers, chunk)):
+            part = make_data(min(chunk, n_customers - start), seed + 1 + k)
+            part["customer_id"] += start
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            n_rows += len(part)
+    finally:
+        if writer is not None:
+            writer.close()
+    return n_rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
@@ -174,6 +204,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per method (best taken)")
     parser.add_argument("--lifetimes-repeats", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
+    parser.add_argument(
+        "--large-customers",
+        type=int,
+        default=None,
+        help="customers of the out-of-core run (default 4,000,000, ~20M rows; 0 to skip)",
+    )
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--parquet", help=argparse.SUPPRESS)
@@ -188,7 +224,8 @@ def main() -> None:
     t0 = time.perf_counter()
     tx = make_data(n_customers, args.seed)
     sim_seconds = time.perf_counter() - t0
-    print(f"simulated {len(tx):,} transactions of {n_customers:,} customers in {sim_seconds:.1f}s")
+    n_rows = len(tx)
+    print(f"simulated {n_rows:,} transactions of {n_customers:,} customers in {sim_seconds:.1f}s")
 
     with tempfile.TemporaryDirectory() as tmp:
         parquet = str(Path(tmp) / "transactions.parquet")
@@ -229,6 +266,22 @@ def main() -> None:
             for name in METHODS:
                 memory[name] = measure_memory(name, parquet)
                 print(f"{name:32s} peak {memory[name]['peak_mb']:8.0f} MB")
+        large = None
+        n_large = args.large_customers
+        if n_large is None:
+            n_large = 200_000 if args.quick else 4_000_000
+        if n_large and not args.no_memory:
+            big = str(Path(tmp) / "large.parquet")
+            n_big = write_large_parquet(big, n_large, args.seed)
+            del tx
+            gc.collect()
+            large = {
+                "rows": n_big,
+                "customers": n_large,
+                "size_mb": Path(big).stat().st_size / 2**20,
+                **measure_memory("clvmodels duckdb (parquet)", big),
+            }
+            print(f"large file: {n_big:,} rows, {large['seconds']:.1f}s, {large['peak_mb']:.0f} MB")
     load_end = os.getloadavg()
 
     base, base_cpu = timings["lifetimes"], cpu["lifetimes"]
@@ -244,11 +297,20 @@ def main() -> None:
                 ratio="1.0" if reference else f"**{base / timings[name]:.1f}x**",
                 c=cpu[name],
                 cratio="1.0" if reference else f"{base_cpu / cpu[name]:.1f}x",
-                rate=len(tx) / timings[name] / 1e6,
+                rate=n_rows / timings[name] / 1e6,
                 peak=f"{mem['peak_mb']:.0f}" if mem else "-",
                 inc=f"{mem['peak_mb'] - mem['before_mb']:.0f}" if mem else "-",
                 agree="reference" if reference else agreement[name],
             )
+        )
+    large_text = ""
+    if large:
+        large_text = (
+            f"Out of core: a {large['rows']:,}-row Parquet file ({large['customers']:,} customers, "
+            f"{large['size_mb']:.0f} MB) summarised by `clv.rfm_summary(path)` (DuckDB engine, "
+            f"never a pandas frame) in a fresh process: {large['seconds']:.1f}s wall, peak RSS "
+            f"{large['peak_mb']:.0f} MB ({large['peak_mb'] - large['before_mb']:.0f} MB above the "
+            f"process before the call), {large['customers']:,} customers out.\n"
         )
     versions = {
         "python": platform.python_version(),
@@ -261,7 +323,7 @@ def main() -> None:
 
 Command: `python benchmarks/bench_rfm.py{" --quick" if args.quick else ""}` (seed {args.seed}).
 
-Data: {len(tx):,} transaction lines of {n_customers:,} customers (simulated BG/NBD +
+Data: {n_rows:,} transaction lines of {n_customers:,} customers (simulated BG/NBD +
 Gamma-Gamma, ordered by date, ~10% extra same-day lines), Parquet file {size_mb:.0f} MB.
 Summary: weekly unit, day purchase periods, observation end {OBSERVATION_END}; every method
 returns the same {len(results["lifetimes"]):,} rows.
@@ -274,6 +336,7 @@ returns the same {len(results["lifetimes"]):,} rows.
 Parquet file would take about {base + t_read:.2f}s, so the DuckDB-from-Parquet path is
 {(base + t_read) / timings["clvmodels duckdb (parquet)"]:.1f}x faster end to end.
 
+{large_text}
 Times are the best of {args.repeats} runs per method (lifetimes: best of {args.lifetimes_repeats}); "CPU s"
 is the least process CPU time over the same runs (less sensitive to other jobs; DuckDB's
 includes its worker threads).
