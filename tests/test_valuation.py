@@ -593,3 +593,44 @@ def test_threads_do_not_change_results(cdnow):
     pd.testing.assert_frame_equal(p1, p2)
     with pytest.raises(InputError, match="n_jobs"):
         clv.lifetime_value(bg, gg, s, n_jobs=0)
+
+
+class GroupedPoisson(PoissonForever):
+    """Protocol double of a grouped model: each customer's rate is its group's column of the
+    draws table ((parameter, group) columns), arrays of shape (n_draws, n_customers)."""
+
+    def __init__(self, rates: dict):
+        super().__init__(1.0)
+        self.rates = rates
+
+    def point_draws(self):
+        return pd.DataFrame({("lam", g): [v] for g, v in self.rates.items()}).set_axis(
+            pd.MultiIndex.from_tuples([("lam", g) for g in self.rates]), axis=1
+        )
+
+    def param_draws(self, n=200, seed=None):
+        rng = np.random.default_rng(seed)
+        cols = {("lam", g): v * rng.lognormal(0, 0.05, int(n)) for g, v in self.rates.items()}
+        return pd.DataFrame(cols)
+
+    def customer_params(self, summary, draws=None):
+        draws = self.point_draws() if draws is None else draws
+        matrix = np.column_stack([draws[("lam", g)].to_numpy() for g in summary["group"]])
+        return {"lam": matrix}
+
+
+def test_grouped_parameters_are_per_customer_and_not_merged():
+    s = toy_summary(n=4)
+    s["frequency"] = s["recency"] = 1.0  # identical histories ...
+    s["group"] = ["a", "b", "a", "b"]  # ... in different groups
+    pm, sm = GroupedPoisson({"a": 1.0, "b": 3.0}), ConstantSpend(2.0)
+    kw = dict(horizon="2W", period="1W", period_discount_rate=0.0)
+    point = clv.lifetime_value(pm, sm, s, kind="point", **kw)
+    np.testing.assert_allclose(point["clv_mean"], [4.0, 12.0, 4.0, 12.0])
+    expected = clv.lifetime_value(pm, sm, s, kind="expected", draws=50, random_seed=1, **kw)
+    np.testing.assert_allclose(expected["clv_mean"], [4.0, 12.0, 4.0, 12.0], rtol=0.05)
+    assert expected["clv_mean"].iloc[0] == expected["clv_mean"].iloc[2]
+    pred = clv.lifetime_value(pm, sm, s, kind="predictive", draws=400, random_seed=1, **kw)
+    assert pred["clv_mean"].iloc[1] > 2 * pred["clv_mean"].iloc[0]
+    eq = clv.customer_equity(pm, sm, s, by="group", kind="point", **kw)
+    np.testing.assert_allclose(eq["equity_mean"], [8.0, 24.0])
