@@ -315,15 +315,30 @@ def test_gradient_matches_finite_differences(cdnow, values):
 
 
 def test_grouped_and_per_customer_paths_agree(cdnow):
+    # whole weeks: customers share time points, so one parameter set takes the shared-gap route
     x, t_x, T = _arrays(cdnow)
+    t_x, T = np.round(t_x), np.round(T)
+    t_x = np.where(x > 0, t_x, 0.0)
+    assert pn._GroupPlan(x, t_x, T).worthwhile
     p = (0.55, 10.6, 0.61, 11.7)
-    grouped = pn.log_likelihood(*p, x, t_x, T)  # one parameter set: gaps between time points
+    grouped = pn.log_likelihood(*p, x, t_x, T)
     per_row = pn.log_likelihood(*(np.full(len(x), v) for v in p), x, t_x, T)  # per customer
     np.testing.assert_allclose(grouped, per_row, rtol=1e-12)
-    # the negative log-likelihood is the weighted sum of the per-customer values
+    np.testing.assert_allclose(
+        pn.probability_alive(*p, x, t_x, T),
+        pn.probability_alive(*(np.full(len(x), v) for v in p), x, t_x, T),
+        rtol=1e-12,
+    )
+    # the negative log-likelihood (grouped, with moments) is the weighted sum of the
+    # per-customer values, and its gradient matches the per-row route's
     counts = np.arange(1.0, len(x) + 1.0) % 5 + 1.0
-    nll, _ = pn.negative_log_likelihood(np.log(p), x, t_x, T, counts)
+    nll, grad = pn.negative_log_likelihood(np.log(p), x, t_x, T, counts)
     assert -nll == pytest.approx(counts @ per_row, rel=1e-12)
+    plan = pn._GroupPlan(x, t_x, T)
+    plan.worthwhile = False
+    nll_rows, grad_rows = pn.negative_log_likelihood(np.log(p), x, t_x, T, counts, plan=plan)
+    assert nll_rows == pytest.approx(nll, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_rows, rtol=1e-9)
 
 
 def test_weights_equal_duplicated_rows(cdnow):

@@ -765,7 +765,8 @@ def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random
     alive = rng.random(shape) < probability_alive(r, alpha, s, beta, x, t_x, T)
     lam = rng.gamma(r + x) / (alpha + T)
     mu = rng.gamma(s) / (beta + T)
-    lifetime = rng.exponential(size=shape) / mu
+    with np.errstate(divide="ignore", over="ignore"):
+        lifetime = rng.exponential(size=shape) / mu  # mu underflowing to 0: never dies
     active_until = np.minimum(grid, lifetime[..., None])  # (..., n_grid)
     exposure = np.diff(active_until, axis=-1, prepend=0.0)
     increments = rng.poisson(lam[..., None] * exposure)
