@@ -251,3 +251,45 @@ def test_compare_models_scores_the_heuristic_baseline(simulated):
         purchases.sum() * heuristic.aov_
     )
     assert np.isnan(table.loc["heuristic", "purchases_spearman"])  # one value for everyone
+
+
+class _PosteriorBetaGeo:  # the name matters: the BG/NBD likelihood is chosen by it
+    """A stand-in for a Bayesian BG/NBD: MLE asymptotic draws act as the posterior."""
+
+    def __init__(self, fitted):
+        import arviz as az
+
+        self._fitted = fitted
+        self.idata_ = az.from_dict(posterior={"r": np.ones((1, 10))})
+
+    def param_draws(self, n, seed=None):
+        return self._fitted.param_draws(n, seed=seed)
+
+    def customer_params(self, summary, draws=None):
+        return self._fitted.customer_params(summary, draws)
+
+
+def test_loo_and_waic_from_posterior_draws(simulated):
+    from clvmodels.models.beta_geo import log_likelihood
+
+    bg = clv.BetaGeo().fit(simulated)
+    model = _PosteriorBetaGeo(bg)
+    scores = ev._bayesian_scores(model, simulated, n_draws=400, seed=0)
+    # with a flat-ish posterior around the MLE: elpd_loo = lppd - p_loo, p_loo ~ 4 parameters
+    assert scores["p_loo"] == pytest.approx(4, abs=2)
+    assert scores["elpd_loo"] == pytest.approx(bg.log_likelihood_ - 4, abs=3)
+    assert scores["elpd_waic"] == pytest.approx(scores["elpd_loo"], abs=1)
+    assert scores["elpd_loo_se"] > 0
+    # an idata that carries its own log_likelihood group is used as is
+    import arviz as az
+
+    draws = bg.param_draws(200, seed=1)
+    x, t_x, T = (simulated[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    values = log_likelihood(*(draws[k].to_numpy()[:, None] for k in bg.param_names), x, t_x, T)
+    model.idata_ = az.from_dict(
+        posterior={"r": draws["r"].to_numpy()[None]}, log_likelihood={"y": values[None]}
+    )
+    direct = ev._bayesian_scores(model, simulated)
+    assert direct["elpd_loo"] == pytest.approx(float(az.loo(model.idata_).elpd_loo))
+    # models without idata_ get no Bayesian scores
+    assert ev._bayesian_scores(bg, simulated) == {}
