@@ -279,7 +279,7 @@ def inspect_summary_file(
         try:
             n, n_null = con.execute(
                 f"SELECT count(*), count(*) - count({cid}) FROM {source}"
-            ).fetchone()
+            ).fetchall()[0]
             if n == 0:
                 raise InputError(f"{path.name} has no rows: there are no customers to score")
             numeric = ("INT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "NUMERIC", "BIGINT", "HUGEINT")
@@ -302,7 +302,7 @@ def inspect_summary_file(
                 n_dup = con.execute(
                     f"SELECT count(*) FROM (SELECT {cid} FROM {source} GROUP BY {cid} "
                     "HAVING count(*) > 1)"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 examples = ", ".join(f"{k!r} ({c} rows)" for k, c in dups)
                 raise InputError(
                     f"{path.name} has duplicate customer ids: {n_dup} id(s) appear more than "

@@ -366,3 +366,52 @@ def test_help_has_examples():
         result = invoke(command, "--help")
         assert result.exit_code == 0
         assert "Examples" in result.stdout, command
+
+
+def test_evaluate_on_the_cdnow_holdout(tmp_path):
+    out = tmp_path / "metrics.csv"
+    result = invoke(
+        "evaluate", "--models", "bgnbd,mbgnbd", "--draws", 10, "--samples", 100, "--out", out
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Holdout purchases of 2,357 customers" in result.stdout
+    table = pd.read_csv(out, index_col="model")
+    assert list(table.index) == ["bgnbd", "mbgnbd"]
+    # BG/NBD under-forecasts the CDNOW holdout's 1,788 repeat purchases by about 12%
+    assert -0.2 < table.loc["bgnbd", "purchases_total_error"] < -0.05
+    assert 0 < table.loc["bgnbd", "coverage_90"] <= 1
+    manifest = json.loads((tmp_path / "metrics.csv.manifest.json").read_text())
+    assert manifest["split"]["calibration_end"] == "1997-09-30"
+    assert manifest["fit_diagnostics"]["bgnbd"]["class"] == "BetaGeo"
+    result = invoke("evaluate", "--models", "bgnbd,arima")
+    assert_one_line_error(result, 2, "--models must be one of")
+    result = invoke("evaluate", tmp_path / "tx.parquet")
+    assert_one_line_error(result, 2, "--calibration-end is required")
+
+
+@pytest.fixture(scope="module")
+def clv_file(work):
+    path = work / "report_input.parquet"
+    result = invoke("score", work / "summary.parquet", "--model", work / "model", "--draws", 20,
+                    "--out", path, "-q")  # fmt: skip
+    assert result.exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".html", ".md"])
+def test_report(work, clv_file, tmp_path, suffix):
+    out = tmp_path / f"report{suffix}"
+    result = invoke("report", clv_file, "--out", out, "--top", 5)
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text()
+    assert "customer equity" in text and "Value by decile" in text
+    if suffix == ".html":
+        assert text.count("<img") == 3 and text.count("<table>") == 2
+    else:
+        assert text.count("](report_files/") == 3
+        assert len(list((tmp_path / "report_files").glob("*.png"))) == 3
+    assert (tmp_path / f"report{suffix}.manifest.json").is_file()
+    result = invoke("report", work / "summary.parquet", "--out", out)
+    assert_one_line_error(result, 2, "missing column(s)")
+    result = invoke("report", clv_file, "--out", tmp_path / "report.pdf")
+    assert_one_line_error(result, 2, ".html or .md")
