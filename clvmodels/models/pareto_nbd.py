@@ -25,28 +25,37 @@ Numerics: the dropout integral I
 --------------------------------
 Libraries that evaluate ``A_0`` through ``2F1(r+s+x, s+1; r+s+x+1; z)`` with ``z`` near 1 (alpha
 and beta far apart, short recency) and large parameters (thousands of purchases) lose all
-digits or return inf/NaN: the series converges like ``z^n`` and the difference of the two 2F1
-terms cancels. Here ``I`` is computed directly as the integral it is, which also yields the
-gradient by differentiating under the integral sign. Writing ``u = tau - t_x``,
-``A = alpha + t_x``, ``B = beta + t_x``, ``a = r + x``, ``b = s + 1``::
+digits or return inf/NaN: the series converges like ``z^n``, scipy's ``hyp2f1`` overflows, and
+the difference of the two 2F1 terms cancels. Here ``I`` is computed directly as the integral it
+is, which also gives the gradient by differentiating under the integral sign. Writing
+``u = tau - t_x``, ``A = alpha + t_x``, ``B = beta + t_x``, ``a = r + x``, ``b = s + 1``::
 
-    I = A^-a B^-b J,   J = int_0^{T-t_x} (1 + u/A)^-a (1 + u/B)^-b du  (<= T - t_x)
+    I = int_0^{T-t_x} (A+u)^-a (B+u)^-b du
 
 The integrand is positive, decreasing and log-convex, analytic except at ``u = -A, -B``; its
-initial log-rate is ``k0 = a/A + b/B`` and the log-rate decreases along the interval. ``J`` is
-evaluated by composite Gauss-Legendre quadrature on panels whose widths double:
-``[0, h], [h, 3h], [3h, 7h], ...`` with ``h = min(T - t_x, A, B, 1/k0)``. Each panel is no
-longer than its distance to the nearest singularity (so the Gauss-Legendre error on it decays
-like ``5.8^(-2n)``), and the log-drop across a panel is at most the drop accumulated before it
-(log-convexity), so panels where the integrand changes a lot carry exponentially little weight.
-The sum runs in log space (log-sum-exp), so nothing overflows or underflows to NaN for any
-``x``, ``T`` or parameter value; the number of panels, about ``log2((T - t_x) k0)``, adapts per
-row (rows are grouped by panel count). Validated against mpmath's arbitrary-precision 2F1 in
-the tests (x up to 5000, T up to 10^4, parameters 10^-3 to 10^3).
+initial log-rate is ``k0 = a/A + b/B`` and the log-rate decreases along the interval. ``I`` is
+evaluated by composite 8-point Gauss-Legendre quadrature on panels whose widths double,
+``[0, h], [h, 3h], [3h, 7h], ...`` with ``h = min(T - t_x, A, B, 1/k0)`` (:func:`_log_quadrature`).
+Each panel is no longer than its distance to the nearest singularity (so the Gauss-Legendre
+error on it decays like ``5.8^(-2n)``), and the log-drop across a panel is at most the drop
+accumulated before it (log-convexity), so panels where the integrand changes a lot carry
+exponentially little weight. The sums run in log space (log-sum-exp), so nothing overflows or
+underflows to NaN for any ``x``, ``T`` or parameter value; the number of panels, about
+``log2((T - t_x) k0)``, adapts per row (rows are grouped by panel count). Against mpmath's
+arbitrary-precision 2F1 closed form the log-likelihood agrees to ~3e-12 (relative) and P(alive)
+to ~3e-12 (absolute) over a grid of extreme inputs (x up to 5000, T up to 10^4, every
+parameter in {1e-3, 1, 1e3}); see ``tests/test_pareto_nbd.py``.
 
-Gradient: ``d log J`` is the expectation, under the normalised integrand, of the derivative of
-the log-integrand (``-log(1 + u/A)`` for ``a``, ``a u / (A (A + u))``-type terms for ``A``
-...), evaluated with the same nodes; see :func:`negative_log_likelihood`. No finite differences.
+Shared work (:func:`_log_dead_grouped`): the integrand depends on the customer only through
+``x``, so with one parameter set and data on a time grid (daily, weekly) the integral is taken
+once over each gap between consecutive distinct time points of each frequency, accumulated
+into tail sums ``G_x(tau) = int_tau^{tau_max}``, and ``I = G_x(t_x) - G_x(T)``; customers where
+that difference would cancel (``I < 1e-3 G_x(t_x)``) are integrated directly. A million
+customers with daily recency need a few tens of thousands of gap integrals.
+
+Gradient: ``d log I`` is the mean, under the normalised integrand, of the derivative of the
+log-integrand (``-log(A+u)`` for ``r``, ``-a/(A+u)`` for ``alpha``, ...), evaluated with the same
+nodes; see :func:`negative_log_likelihood`. No finite differences anywhere.
 
 All functions below are pure and vectorised: parameters broadcast against the customer arrays
 (``x`` = frequency, ``t_x`` = recency, ``T`` = age), e.g. parameter arrays of shape
@@ -735,9 +744,11 @@ def sample_latent(r, alpha, s, beta, x, t_x, T, rng: np.random.Generator):
 
     Returns ``(alive (bool), lam, mu)`` shaped like the broadcast of the inputs.
     """
+    # P(alive) before broadcasting, so shared parameters take the fast grouped route
+    p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
     r, alpha, s, beta, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))
     shape = r.shape
-    alive = rng.random(shape) < probability_alive(r, alpha, s, beta, x, t_x, T)
+    alive = rng.random(shape) < p_alive
     tau = T.copy()
     dead = ~alive
     if dead.any():
@@ -757,12 +768,13 @@ def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random
     ``Exp(mu)`` (memoryless), and purchases are a Poisson(lambda) process until then. Dead
     customers buy nothing. Shape ``broadcast(params, x) + (len(t_grid),)``, integer.
     """
-    r, alpha, s, beta, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))
     grid = np.asarray(t_grid, dtype=float).ravel()
     if grid.size and (np.any(np.diff(grid) < 0) or grid[0] < 0):
         raise ValueError("t_grid must be non-negative and increasing")
+    p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
+    r, alpha, s, beta, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))
     shape = r.shape
-    alive = rng.random(shape) < probability_alive(r, alpha, s, beta, x, t_x, T)
+    alive = rng.random(shape) < p_alive
     lam = rng.gamma(r + x) / (alpha + T)
     mu = rng.gamma(s) / (beta + T)
     with np.errstate(divide="ignore", over="ignore"):
@@ -804,7 +816,7 @@ class ParetoNBD(PurchaseModel):
     >>> s = clv.datasets.load_cdnow_summary()
     >>> pnbd = clv.ParetoNBD().fit(s)
     >>> pnbd.params_.round(3).tolist()
-    [0.553, 10.578, 0.606, 11.669]
+    [0.553, 10.578, 0.606, 11.668]
     >>> round(pnbd.log_likelihood_, 1)
     -9595.0
     """
