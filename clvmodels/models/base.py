@@ -167,6 +167,13 @@ def compress_rows(
     # than np.unique(axis=0) on millions of rows
     values, codes = [], []
     for col in cols:
+        top = float(col.max()) if col.size else 0.0
+        if col.size and col.min() >= 0 and top <= 4 * col.size and np.all(col == np.floor(col)):
+            # whole numbers (frequency; recency and T at daily resolution): the value is its
+            # own code, no hashing needed
+            values.append(np.arange(int(top) + 1, dtype=float))
+            codes.append(col.astype(np.int64))
+            continue
         code, v = pd.factorize(col, sort=True)
         values.append(np.asarray(v, dtype=float))
         codes.append(code.astype(np.int64))
@@ -221,14 +228,56 @@ class OptimResult:
     converged: bool
     message: str
     n_iterations: int
+    gradient: np.ndarray | None = None  # of the objective at log_params, when known
 
 
-def minimize_negative_log_likelihood(objective, x0: np.ndarray, max_iter: int = 2000):
+_LBFGSB_OPTIONS = {"ftol": 1e-14, "gtol": 1e-8, "maxcor": 20}
+
+
+def _stationary(gradient, value) -> bool:
+    """Gradient of the total <= 1e-6 x |total| (per customer ~1e-6): a stationary point."""
+    gradient = np.asarray(gradient, dtype=float)
+    return bool(np.all(np.isfinite(gradient))) and bool(
+        np.max(np.abs(gradient)) <= 1e-6 * max(1.0, abs(float(value)))
+    )
+
+
+def minimize_negative_log_likelihood(
+    objective, x0: np.ndarray, max_iter: int = 2000, preconditioner=None
+):
     """Minimise ``objective(log_params) -> (value, gradient)`` with L-BFGS-B on log-parameters.
 
     Bounds on the log scale (-30, 30) keep the search away from overflow; an optimum on a bound
     is reported as not converged.
+
+    ``preconditioner``: optional k x k matrix M. The search then runs over z with
+    ``log_params = x0 + M z``; with M close to (Hessian)^(-1/2) at the optimum (e.g. from a
+    fit on a subsample) the problem is well conditioned and L-BFGS-B needs a few iterations
+    instead of dozens. If that search fails or leaves the bounds, the plain bounded search from
+    ``x0`` runs instead.
     """
+    x0 = np.asarray(x0, dtype=float)
+    if preconditioner is not None:
+        M = np.asarray(preconditioner, dtype=float)
+
+        def z_objective(z):
+            value, grad = objective(x0 + M @ z)
+            return value, M.T @ np.asarray(grad, dtype=float)
+
+        with np.errstate(all="ignore"):
+            res = optimize.minimize(
+                z_objective,
+                np.zeros(len(x0)),
+                jac=True,
+                method="L-BFGS-B",
+                options={"maxiter": max_iter, **_LBFGSB_OPTIONS},
+            )
+        theta = x0 + M @ res.x
+        if np.all(np.isfinite(theta)) and np.all(np.abs(theta) < 30.0) and np.isfinite(res.fun):
+            gradient = np.linalg.solve(M.T, np.asarray(res.jac, dtype=float))
+            if res.success or _stationary(gradient, res.fun):
+                message = str(res.message) + " (preconditioned search)"
+                return OptimResult(theta, float(res.fun), True, message, int(res.nit), gradient)
     bounds = [(-30.0, 30.0)] * len(x0)
     result = optimize.minimize(
         objective,
@@ -236,23 +285,23 @@ def minimize_negative_log_likelihood(objective, x0: np.ndarray, max_iter: int = 
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"maxiter": max_iter, "ftol": 1e-14, "gtol": 1e-8, "maxcor": 20},
+        options={"maxiter": max_iter, **_LBFGSB_OPTIONS},
     )
     message = str(result.message)
     converged = bool(result.success) and bool(np.all(np.isfinite(result.x)))
+    gradient = np.asarray(getattr(result, "jac", np.full(len(x0), np.inf)), dtype=float)
     if not result.success and np.all(np.isfinite(result.x)) and np.isfinite(result.fun):
         # L-BFGS-B reports "ABNORMAL" when the line search cannot improve a function that is
         # already flat to rounding error (common for sums over many customers); accept a
         # stationary point: gradient of the total <= 1e-6 x |total| (per customer ~1e-6)
-        gradient = np.asarray(getattr(result, "jac", np.full(len(x0), np.inf)), dtype=float)
-        if np.max(np.abs(gradient)) <= 1e-6 * max(1.0, abs(float(result.fun))):
+        if _stationary(gradient, result.fun):
             converged = True
             message += "; accepted: the gradient vanishes to rounding error (a stationary point)"
     at_bound = np.isclose(np.abs(result.x), 30.0)
     if at_bound.any():
         converged = False
         message += "; a parameter reached its bound (exp(+-30)): the optimum is degenerate"
-    return OptimResult(result.x, float(result.fun), converged, message, int(result.nit))
+    return OptimResult(result.x, float(result.fun), converged, message, int(result.nit), gradient)
 
 
 def numerical_hessian(gradient, x: np.ndarray, rel_step: float = 1e-5) -> np.ndarray:
@@ -337,6 +386,11 @@ class MaximumLikelihoodModel(BaseModel):
     def _initial_log_params(self, data, counts) -> np.ndarray:
         raise NotImplementedError
 
+    def _preconditioner(self, data, counts, x0):
+        """Optional k x k matrix M for a preconditioned search ``log_params = x0 + M z``
+        (see :func:`minimize_negative_log_likelihood`); None (default) for a plain search."""
+        return None
+
     def _fit_lifetimes(self, summary: pd.DataFrame, weights) -> np.ndarray:
         """Fit with the ``lifetimes`` engine; return the parameters on the natural scale."""
         raise NotImplementedError(f"{type(self).__name__} has no lifetimes engine")
@@ -361,13 +415,24 @@ class MaximumLikelihoodModel(BaseModel):
             return self._negative_log_likelihood(log_params, data, counts)
 
         if self.engine == "native":
+            x0 = self._initial_log_params(data, counts)
             result = minimize_negative_log_likelihood(
-                objective, self._initial_log_params(data, counts)
+                objective, x0, preconditioner=self._preconditioner(data, counts, x0)
             )
-            # a second start from the first optimum polishes flat valleys
-            polish = minimize_negative_log_likelihood(objective, result.log_params)
-            if polish.neg_log_likelihood <= result.neg_log_likelihood:
-                result = polish
+            # a second start from the first optimum polishes flat valleys (skipped when the
+            # first run converged to a point where the gradient is negligible)
+            small = (
+                result.gradient is not None
+                and np.all(np.isfinite(result.gradient))
+                and (
+                    np.max(np.abs(result.gradient))
+                    <= 1e-7 * max(1.0, abs(result.neg_log_likelihood))
+                )
+            )
+            if not (result.converged and small):
+                polish = minimize_negative_log_likelihood(objective, result.log_params)
+                if polish.neg_log_likelihood <= result.neg_log_likelihood:
+                    result = polish
             log_params = result.log_params
             self.converged_ = result.converged
             self.optimizer_message_ = result.message

@@ -39,7 +39,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
-from clvmodels.models.base import PurchaseModel, summary_arrays, validate_summary
+from clvmodels.models.base import (
+    PurchaseModel,
+    check_weights,
+    compress_rows,
+    minimize_negative_log_likelihood,
+    numerical_hessian,
+    summary_arrays,
+    validate_summary,
+)
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
@@ -502,10 +510,10 @@ class BetaGeo(PurchaseModel):
         return negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
 
     def _initial_log_params(self, data, counts) -> np.ndarray:
-        x, _, T = data[:3]
-        w = counts / counts.sum()
-        rate = (w @ x + 0.5) / max(float(w @ T), 1e-12)
-        return np.log([1.0, 1.0 / rate, 1.0, 3.0])
+        return warm_start(negative_log_likelihood, data, counts)
+
+    def _preconditioner(self, data, counts, x0):
+        return subset_preconditioner(negative_log_likelihood, data, counts, x0)
 
     def _fit_lifetimes(self, summary, weights):
         from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
@@ -554,8 +562,55 @@ class BetaGeo(PurchaseModel):
 def fit_rows_with_codes(summary: pd.DataFrame, weights):
     """Distinct (frequency, recency, T) rows with their counts, plus integer codes of recency
     and T (see :func:`row_codes`): ``((x, t_x, T, t_x_code, T_code), counts)``."""
-    (x, t_x, T), counts = PurchaseModel._fit_data(None, summary, weights)
-    return (x, t_x, T, row_codes(t_x), row_codes(T)), counts
+    x, t_x, T = summary_arrays(summary)
+    w = check_weights(weights, len(summary))
+    x, t_x, T, counts, codes = compress_rows(x, t_x, T, weights=w, return_codes=True)
+    keep = counts > 0
+    rows = (x[keep], t_x[keep], T[keep], codes[1][keep], codes[2][keep])
+    return rows, counts[keep]
+
+
+def _subset(data, counts, max_rows: int, seed: int):
+    pick = np.sort(np.random.default_rng(seed).choice(len(counts), max_rows, replace=False))
+    return tuple(np.asarray(col)[pick] for col in data), counts[pick]
+
+
+def subset_preconditioner(nll, data, counts, x0, max_rows: int = 20_000, seed: int = 0):
+    """``M = L^-T`` with ``L L^T`` the observed information at ``x0`` estimated on a random
+    subset of distinct rows (scaled to the full count), for the preconditioned search of
+    :func:`clvmodels.models.base.minimize_negative_log_likelihood`; None for small data (which
+    fits quickly anyway) or when the estimate is not positive definite."""
+    if len(counts) <= 2 * max_rows or not np.all(np.isfinite(x0)):
+        return None
+    (x, t_x, T, t_x_code, T_code), sub_counts = _subset(data, counts, max_rows, seed)
+
+    def gradient(lp):
+        return nll(lp, x, t_x, T, sub_counts, t_x_code, T_code)[1]
+
+    hessian = numerical_hessian(gradient, x0) * (counts.sum() / sub_counts.sum())
+    try:
+        lower = np.linalg.cholesky(hessian)
+    except np.linalg.LinAlgError:
+        return None
+    return np.linalg.inv(lower).T
+
+
+def warm_start(nll, data, counts, max_rows: int = 20_000, seed: int = 0) -> np.ndarray:
+    """Starting log-parameters for the full fit: a rough rate-based guess, refined, for large
+    data, by a fit on a random subset of ``max_rows`` distinct rows (with their counts, so the
+    subset's likelihood estimates the full one), which leaves the full-data optimiser only a
+    few iterations."""
+    x, _, T = data[:3]
+    w = counts / counts.sum()
+    rate = (_sum(w, x) + 0.5) / max(_sum(w, T), 1e-12)
+    guess = np.log([1.0, 1.0 / rate, 1.0, 3.0])
+    if len(counts) <= 2 * max_rows:
+        return guess
+    (x, t_x, T, t_x_code, T_code), sub_counts = _subset(data, counts, max_rows, seed)
+    result = minimize_negative_log_likelihood(
+        lambda lp: nll(lp, x, t_x, T, sub_counts, t_x_code, T_code), guess
+    )
+    return result.log_params if np.all(np.isfinite(result.log_params)) else guess
 
 
 def conditional_latent_frame(model, summary, n, seed, draws, names) -> pd.DataFrame:

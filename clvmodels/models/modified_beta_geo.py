@@ -45,6 +45,8 @@ from clvmodels.models.beta_geo import (
     log_tenure_ratio,
     per_frequency,
     sample_active_future_purchases,
+    subset_preconditioner,
+    warm_start,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -189,10 +191,10 @@ class ModifiedBetaGeo(PurchaseModel):
         return negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
 
     def _initial_log_params(self, data, counts) -> np.ndarray:
-        x, _, T = data[:3]
-        w = counts / counts.sum()
-        rate = (w @ x + 0.5) / max(float(w @ T), 1e-12)
-        return np.log([1.0, 1.0 / rate, 1.0, 3.0])
+        return warm_start(negative_log_likelihood, data, counts)
+
+    def _preconditioner(self, data, counts, x0):
+        return subset_preconditioner(negative_log_likelihood, data, counts, x0)
 
     def _fit_lifetimes(self, summary, weights):
         from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
