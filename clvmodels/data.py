@@ -401,12 +401,16 @@ def _aggregate(codes, periods, amounts, n_customers):
     if key_bits + row_bits <= 63:
         # sort (customer, period, row) packed in one int64: np.sort is several times faster
         # than np.argsort, and the low bits give back the row order
-        packed = (codes * span + (periods - pmin)) << row_bits
+        # (in-place steps: every temporary of n_rows int64 costs page faults)
+        packed = np.multiply(codes, span, dtype=np.int64)
+        packed += periods
+        packed -= pmin
+        packed <<= row_bits
         packed |= np.arange(n_rows, dtype=np.int64)
         packed.sort()
         order = packed & ((1 << row_bits) - 1)
-        sorted_key = packed >> row_bits
-        del packed
+        packed >>= row_bits
+        sorted_key = packed
     else:  # pragma: no cover - astronomically many customers x periods
         order = np.lexsort((periods, codes))
         sorted_key = codes[order].astype(object) * span + (periods[order] - pmin)
@@ -415,8 +419,8 @@ def _aggregate(codes, periods, amounts, n_customers):
     np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     unique_key = sorted_key[starts]
-    p_code = (unique_key // span).astype(np.int64)
-    p_period = (unique_key % span + pmin).astype(np.int64)
+    p_code, p_period = np.divmod(unique_key, span)
+    p_period += pmin
     p_amount = np.add.reduceat(amounts[order], starts) if amounts is not None else None
     new_c = np.empty(len(p_code), dtype=bool)
     new_c[0] = True
