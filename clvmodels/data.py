@@ -27,9 +27,11 @@ Conventions (Fader & Hardie; the published CDNOW summaries)
   that day. Transactions after ``observation_end`` are an error, never silently dropped.
 
 Inputs: a pandas DataFrame, a polars DataFrame/LazyFrame, or a path to a ``.csv`` or
-``.parquet`` file. Dates may be datetime columns (tz-aware ones are taken in their local wall
-time), ISO-8601 strings, or strings/integers in the strftime format ``datetime_format`` (for
-example ``"%Y%m%d"``).
+``.parquet`` file. Dates may be datetime columns, ISO-8601 strings, or strings/integers in the
+strftime format ``datetime_format`` (for example ``"%Y%m%d"``). Time-zone-aware datetimes in a
+frame are taken in their local wall time (the calendar day the customer saw); a file read by
+DuckDB stores instants only, so its tz-aware timestamps are taken in UTC -- convert them to
+local time first if the day boundary matters.
 """
 
 from __future__ import annotations
