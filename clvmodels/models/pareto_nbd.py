@@ -120,11 +120,11 @@ def _panel_nodes(length: np.ndarray, h0: np.ndarray, n_panels: int, rule=None):
     """Nodes ``u`` and log-weights, shape (rows, n_panels * n_gl), of the composite rule."""
     nodes, log_weights = (_GL_NODES, _LOG_GL_WEIGHTS) if rule is None else rule
     lo, hi = _panel_edges(length, h0, n_panels)
-    half = 0.5 * (hi - lo)
-    mid = 0.5 * (hi + lo)
-    u = (mid[:, :, None] + half[:, :, None] * nodes).reshape(len(length), -1)
+    width = hi - lo
+    u = (lo[:, :, None] + width[:, :, None] * (0.5 * (nodes + 1.0))).reshape(len(length), -1)
     with np.errstate(divide="ignore"):
-        logw = (np.log(half)[:, :, None] + log_weights).reshape(len(length), -1)
+        # log(width) + log(w/2): no underflow of half-widths for subnormal lengths
+        logw = (np.log(width)[:, :, None] + (log_weights - np.log(2.0))).reshape(len(length), -1)
     return u, logw
 
 
