@@ -163,6 +163,12 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-cluster", action="store_true")
+    parser.add_argument(
+        "--cluster-customers",
+        type=int,
+        default=None,
+        help="customers for the LocalCluster run (default: the same as the local run)",
+    )
     parser.add_argument("--workdir", default=None, help="where the data goes (default: a temp dir)")
     args = parser.parse_args(argv)
     n = args.customers or (200_000 if args.quick else 10_000_000)
@@ -178,10 +184,22 @@ def main(argv=None) -> None:
         local = run_child(LOCAL, tx, tmp / "clv.parquet", args.draws, args.kind, args.chunk_size)
         print(f"  {fmt_times(local['times'])}; peak RSS {local['peak_rss_mb']:,.0f} MB", flush=True)
         cluster = None
+        n_cluster = args.cluster_customers or n
         if not args.skip_cluster:
+            tx_cluster = tx
+            if n_cluster != n:
+                tx_cluster = tmp / "transactions_cluster.parquet"
+                print(f"generating transactions of {n_cluster:,} customers ...", flush=True)
+                run_child(GENERATE, n_cluster, tx_cluster, 1_000_000)
             print("LocalCluster pipeline ...", flush=True)
             cluster = run_child(
-                CLUSTER, tx, tmp / "clv_dask", args.draws, args.kind, args.chunk_size, args.workers
+                CLUSTER,
+                tx_cluster,
+                tmp / "clv_dask",
+                args.draws,
+                args.kind,
+                args.chunk_size,
+                args.workers,
             )
             print(
                 f"  {fmt_times(cluster['times'])}; client {cluster['peak_rss_mb']:,.0f} MB, "
@@ -218,7 +236,15 @@ def main(argv=None) -> None:
     params = ", ".join(f"{k}={v:.4g}" for k, v in local["params"].items())
     eq = local["equity"]
     ratio = ""
-    if cluster is not None:
+    if cluster is not None and n_cluster != n:
+        ratio = (
+            f"\nThe LocalCluster run used {n_cluster:,} customers (fewer than the local run's "
+            f"{n:,}, to fit the time available on the shared machine); compare customers/s. "
+            "Fitted parameters: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in cluster["params"].items())
+            + "."
+        )
+    elif cluster is not None:
         ratio = (
             f"\nCluster / local end-to-end wall-time ratio: "
             f"{total(cluster['times']) / total(local['times']):.2f} (cluster start "

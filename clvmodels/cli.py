@@ -547,8 +547,7 @@ def fit_models(
     spend: str,
     *,
     group: str | None = None,
-    draws: int = 1000,
-    seed: int = 0,
+    sampling: dict[str, Any] | None = None,
     console: Console | None = None,
 ):
     """Fit a purchase and a spend model on a summary file.
@@ -595,18 +594,14 @@ def fit_models(
             f"{int(rows['n'].sum()):,} customers"
         )
     if purchase == "hierarchical":
-        purchase_model = clv.HierarchicalBetaGeo(group=group).fit(
-            full, draws=draws, random_seed=seed
-        )
+        purchase_model = clv.HierarchicalBetaGeo(group=group).fit(full, **(sampling or {}))
     else:
         cls = getattr(clv, PURCHASE_MODELS[purchase])
         purchase_model = cls().fit(
             rows[["frequency", "recency", "T"]], weights=rows["n"].to_numpy(np.float64)
         )
     if spend == "hierarchical":
-        spend_model = clv.HierarchicalGammaGamma(group=group).fit(
-            full, draws=draws, random_seed=seed
-        )
+        spend_model = clv.HierarchicalGammaGamma(group=group).fit(full, **(sampling or {}))
     else:
         if len(repeat) == 0:
             raise InputError(
@@ -733,6 +728,8 @@ def fit(
     ] = "gamma-gamma",
     group: Annotated[str | None, typer.Option(help="Group column for hierarchical models.")] = None,
     draws: Annotated[int, typer.Option(help="Posterior draws per chain (hierarchical).")] = 1000,
+    tune: Annotated[int, typer.Option(help="Tuning steps per chain (hierarchical).")] = 1000,
+    chains: Annotated[int, typer.Option(help="Chains (hierarchical).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     time_unit: TimeUnitOpt = None,
     customer_id: CustomerIdOpt = "customer_id",
@@ -759,8 +756,12 @@ def fit(
             s["model"],
             s["spend"],
             group=s["group"],
-            draws=s["draws"],
-            seed=s["seed"],
+            sampling={
+                "draws": s["draws"],
+                "tune": s["tune"],
+                "chains": s["chains"],
+                "random_seed": s["seed"],
+            },
             console=console,
         )
     console.warn(caught)

@@ -21,43 +21,49 @@ functions unchanged, so the cluster gives the same numbers as a laptop:
 
 Spark (``mapInPandas``)
 -----------------------
-``pyspark`` is not a dependency; the same per-block function runs under Spark like this::
+``pyspark`` is not a dependency, and nothing here imports it. The per-block function
+:func:`clvmodels.scoring.score_frame` is plain pandas in, pandas out, so it runs unchanged
+inside Spark's pandas UDFs. Take the draws once on the driver, broadcast the models as their
+JSON dicts, and score each Arrow batch on the executors::
 
     import clvmodels as clv
     from clvmodels.scoring import prepare_draws, score_frame
 
-    models = clv.io.load_pipeline("models/cdnow")            # on the driver
+    models = clv.io.load_pipeline("models/cdnow")                      # driver
     draws = prepare_draws(models.purchase, models.spend, 200, "predictive", random_seed=0)
-    payload = spark.sparkContext.broadcast(
+    shared = spark.sparkContext.broadcast(
         {"purchase": models.purchase.to_dict(), "spend": models.spend.to_dict(), "draws": draws}
     )
+    valuation = dict(horizon="12M", annual_discount_rate=0.1, margin=0.3, interval=0.9,
+                     kind="predictive")
 
-    def score_batches(batches):                               # runs on the executors
-        from clvmodels.io import MODEL_CLASSES  # noqa: F401  (the same registry as load_model)
-        p = payload.value
+    def score_batches(batches):                                         # executors
+        p = shared.value
         purchase = clv.BetaGeo.from_dict(p["purchase"])
         spend = clv.GammaGamma.from_dict(p["spend"])
-        for pdf in batches:                                   # pandas DataFrames
-            summary = pdf.set_index("customer_id")
-            summary.attrs["time_unit"] = "W"
-            block = int(pdf["block"].iloc[0])
-            out = score_frame(summary, purchase, spend, draws=p["draws"], block=block,
-                              random_seed=0, horizon="12M", annual_discount_rate=0.1,
-                              margin=0.3, interval=0.9, kind="predictive")
+        for pdf in batches:                                             # pandas DataFrames
+            summary = pdf.drop(columns="block").set_index("customer_id")
+            summary.attrs["time_unit"] = "W"                            # never assumed
+            out = score_frame(summary, purchase, spend, draws=p["draws"],
+                              block=int(pdf["block"].iloc[0]), random_seed=0, **valuation)
             yield out.reset_index()
 
     schema = ("customer_id long, clv_mean double, clv_median double, clv_lower double, "
               "clv_upper double, expected_purchases double, expected_spend double, "
               "probability_alive double")
-    # one block id per group of chunk_size customers; groupBy keeps a block in one batch
-    scored = (summary_sdf.withColumn("block", (F.col("row_number") / 20000).cast("long"))
-              .groupBy("block").applyInPandas(lambda pdf: next(score_batches([pdf])), schema))
+    # block k = rows k*20000 ... (k+1)*20000-1 in file order, as score_file cuts them
+    blocks = summary_sdf.withColumn("block", F.floor(F.col("row") / 20000)).drop("row")
+    scored = blocks.groupBy("block").applyInPandas(lambda pdf: next(score_batches([pdf])),
+                                                   schema)
 
-``mapInPandas`` alone (``summary_sdf.mapInPandas(score_batches, schema)``) works as well and is
-simpler; the blocks are then Spark's Arrow batches (``spark.sql.execution.arrow.
-maxRecordsPerBatch``), so predictive intervals are valid but not bit-identical to a local run
-(point, ``expected`` and the per-customer means of the columns evaluated at the point estimate
-are identical either way, since they do not depend on the simulation seed).
+Grouping by ``block`` makes every block one pandas frame, so the numbers are bit-identical to
+``score_file(..., chunk_size=20000, random_seed=0)`` and to :func:`score_dask`. The simpler
+``summary_sdf.withColumn("block", F.spark_partition_id()).mapInPandas(score_batches,
+schema)`` scores Spark's Arrow batches as they come (``spark.sql.execution.arrow.
+maxRecordsPerBatch`` rows); the per-customer predictive intervals are then equally valid but
+drawn from different random streams, while ``kind="point"``/``"expected"`` results and the
+point-estimate columns are identical either way (they involve no simulation). Give each batch
+a distinct ``block`` so that batches do not share a random stream.
 """
 
 from __future__ import annotations

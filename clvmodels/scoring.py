@@ -46,6 +46,7 @@ __all__ = [
     "ScoreResult",
     "inspect_summary_file",
     "iter_summary_chunks",
+    "model_columns",
     "prepare_draws",
     "block_seed",
     "score_frame",
@@ -350,15 +351,36 @@ def _frames_from_batches(batches, info: SummaryFile, columns: list[str]) -> Iter
         yield frame[[c for c in columns if c != info.customer_id]]
 
 
-def iter_summary_chunks(info: SummaryFile, chunk_size: int = 100_000) -> Iterator[pd.DataFrame]:
+def model_columns(*models) -> list[str]:
+    """Extra summary columns the models need to score (the group column of grouped models)."""
+    out = []
+    for model in models:
+        group = getattr(model, "group", None)
+        if isinstance(group, str) and group not in out:
+            out.append(group)
+    return out
+
+
+def iter_summary_chunks(
+    info: SummaryFile, chunk_size: int = 100_000, extra_columns: list[str] | tuple = ()
+) -> Iterator[pd.DataFrame]:
     """Yield the summary in DataFrames of at most ``chunk_size`` customers, in file order.
 
-    Each chunk is indexed by ``customer_id`` and carries ``attrs["time_unit"]``.
+    Each chunk is indexed by ``customer_id``, holds ``frequency, recency, T,
+    monetary_value`` plus ``extra_columns`` (e.g. a group column) and carries
+    ``attrs["time_unit"]``.
     """
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of customers, got {chunk_size}")
+    missing = [c for c in extra_columns if c not in info.columns]
+    if missing:
+        raise InputError(
+            f"{info.path.name} has no column(s) {missing}, which the model needs (its group "
+            f"column); found {', '.join(info.columns)}"
+        )
     columns = [info.customer_id] + [c for c in SUMMARY_FILE_COLUMNS if c in info.columns]
+    columns += [c for c in extra_columns if c not in columns]
     if info.format == "parquet":
         import pyarrow.parquet as pq
 
@@ -538,7 +560,8 @@ def score_file(
     state = {"done": 0, "chunks": 0, "totals": None, "best": None, "columns": []}
 
     def run(writer: _TableWriter | None) -> None:
-        for block, chunk in enumerate(iter_summary_chunks(info, chunk_size)):
+        extra = model_columns(purchase_model, spend_model)
+        for block, chunk in enumerate(iter_summary_chunks(info, chunk_size, extra)):
             scored, totals = _score_chunk(
                 chunk,
                 purchase_model,
