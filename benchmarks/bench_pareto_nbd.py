@@ -23,7 +23,9 @@ What is measured (one process, the same simulated data for both libraries)
 * **Predictions**: P(alive) and E[purchases in the next 30 days] for every customer at the same
   parameters, clvmodels' ``probability_alive`` + ``expected_purchases`` against lifetimes'
   ``conditional_probability_alive`` + ``conditional_expected_number_of_purchases_up_to_time``,
-  with the largest relative difference between the two.
+  with the largest relative difference between the two. clvmodels groups the customers by
+  (frequency, time point) once per scoring run; the cache of that grouping is cleared before
+  every timed round, so the P(alive) call pays for it and the expectation call reuses it.
 """
 
 from __future__ import annotations
@@ -243,9 +245,12 @@ def run(n: int, lifetimes_n: int, horizon: float = 30.0) -> str:
             fitter_full.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, T),
         )
 
-    ours()  # warm caches (allocation), as a user scoring repeatedly would
+    ours()  # first call of the process (imports, allocator)
     best_ours = best_theirs = np.inf
     for _ in range(3):
+        # cold: forget the grouping of these customers, so the timed P(alive) call builds it
+        # and expected_purchases (same customers) reuses it, as one scoring run does
+        pn._LAST_PLAN[0] = None
         (pa, ex), s1 = timed(ours)
         (lpa, lex), s2 = timed(theirs)
         best_ours, best_theirs = min(best_ours, s1), min(best_theirs, s2)

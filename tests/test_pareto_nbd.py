@@ -463,3 +463,17 @@ def test_parameter_recovery_coverage():
             table.loc[k, "lower_95%"] <= v <= table.loc[k, "upper_95%"] for k, v in truth.items()
         ]
     assert stats.binom.cdf(covered.min(), n_sets, 0.95) > 1e-3, covered
+
+
+def test_cached_grouping_is_not_reused_for_other_customers(cdnow, fitted):
+    # the last grouping plan is reused only for identical (x, t_x, T) arrays
+    weeks = cdnow.copy()
+    weeks[["recency", "T"]] = np.round(weeks[["recency", "T"]])
+    first = fitted.probability_alive(weeks)
+    shifted = weeks.copy()
+    shifted["T"] = shifted["T"] + 1.0
+    x, t_x, T = _arrays(shifted)
+    p = fitted.params_.to_numpy()
+    fresh = pn.probability_alive(*(np.full(len(x), v) for v in p), x, t_x, T)  # per-row route
+    np.testing.assert_allclose(fitted.probability_alive(shifted), fresh, rtol=1e-12)
+    np.testing.assert_allclose(fitted.probability_alive(weeks), first, rtol=0)

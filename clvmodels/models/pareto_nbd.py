@@ -281,6 +281,25 @@ class _GroupPlan:
         return out
 
 
+_LAST_PLAN: list = [None]
+
+
+def _plan_for(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _GroupPlan:
+    """The grouping plan of these customers, reusing the last one when the same customers are
+    scored again (P(alive), then expected purchases, then ...): a cheap equality check instead
+    of re-hashing. The cached plan keeps its own copies of the arrays."""
+    plan = _LAST_PLAN[0]
+    if plan is not None and all(
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(plan.arrays, (x, t_x, T), strict=True)
+    ):
+        return plan
+    plan = _GroupPlan(x, t_x, T)
+    plan.arrays = tuple(np.array(v, dtype=float, copy=True) for v in (x, t_x, T))
+    _LAST_PLAN[0] = plan
+    return plan
+
+
 def _log_dead_grouped(r, alpha, s, beta, x, t_x, T, moments: bool = False, plan=None):
     """``log I`` (and, with ``moments``, the means of ``log(alpha+tau)``, ``1/(alpha+tau)``,
     ``log(beta+tau)``, ``1/(beta+tau)`` under the normalised integrand) for scalar parameters
@@ -363,7 +382,7 @@ def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False, keep: dict |
         ]
         x1, tx1, T1 = cust
         log_alive, log_dead, moms = [], [], []
-        plan = _GroupPlan(x1, tx1, T1)
+        plan = _plan_for(x1, tx1, T1)
         if not plan.worthwhile:
             return _log_terms_per_row(params, cust, moments)
         if keep is not None:
