@@ -378,6 +378,11 @@ class Console:
         from rich.console import Console as RichConsole
 
         self.quiet = quiet
+        if quiet:  # libraries that log to stderr (ArviZ, PyMC) stay silent too
+            import logging
+
+            for name in ("arviz", "pymc", "pytensor", "distributed"):
+                logging.getLogger(name).setLevel(logging.ERROR)
         self.out = RichConsole(quiet=quiet, soft_wrap=True)
         self.err = RichConsole(stderr=True, quiet=quiet, soft_wrap=True)
 
@@ -589,10 +594,12 @@ def fit_models(
     for frame in (rows, repeat):
         frame.attrs["time_unit"] = info.time_unit
     if console is not None:
-        console.info(
-            f"fitting {PURCHASE_MODELS[purchase]} on {len(rows):,} distinct histories of "
-            f"{int(rows['n'].sum()):,} customers"
+        where = (
+            f"{int(rows['n'].sum()):,} customers in groups of {group!r} (sampling the posterior)"
+            if purchase == "hierarchical"
+            else f"{len(rows):,} distinct histories of {int(rows['n'].sum()):,} customers"
         )
+        console.info(f"fitting {PURCHASE_MODELS[purchase]} on {where}")
     if purchase == "hierarchical":
         purchase_model = clv.HierarchicalBetaGeo(group=group).fit(full, **(sampling or {}))
     else:
