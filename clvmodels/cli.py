@@ -66,6 +66,16 @@ app = typer.Typer(
         "Run [bold]clvmodels score[/bold] with no arguments for the whole pipeline on the "
         "bundled CDNOW data."
     ),
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels score                                   # the CDNOW demo\n\n"
+        "  clvmodels rfm tx.parquet --out summary.parquet --time-unit W\n\n"
+        "  clvmodels fit summary.parquet --model bgnbd --spend gamma-gamma --out models/m\n\n"
+        "  clvmodels score summary.parquet --model models/m --horizon 12M --margin 0.3 "
+        "--out clv.parquet --quiet\n\n"
+        "  clvmodels report clv.parquet --out report.html\n\n"
+        "Errors print one line and exit with 2 (bad input) or 1 (anything else)."
+    ),
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",

@@ -362,6 +362,7 @@ def test_interrupted_scoring_keeps_previous_output(work, tmp_path, monkeypatch):
 
 
 def test_help_has_examples():
+    assert "Examples" in invoke("--help").stdout
     for command in ("rfm", "fit", "score", "evaluate", "report"):
         result = invoke(command, "--help")
         assert result.exit_code == 0
