@@ -35,6 +35,7 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -129,11 +130,12 @@ def one_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
-    head = lines[0]
-    if head.endswith(", e.g."):
-        head = head[: -len(", e.g.")]
+    # the examples that follow a multi-line message are left out; so is their lead-in
+    head = re.sub(r"[,;:]?\s*(e\.g\.|first examples[^:]*|for example)?:?$", "", lines[0])
     fix = next((line for line in lines[1:] if line.startswith("Fix:")), None)
-    return f"{head} {fix}" if fix and fix not in head else head
+    if not fix or fix in head:
+        return head
+    return head + (" " if head.endswith((".", "!", "?")) else ". ") + fix
 
 
 def classify_error(exc: BaseException) -> tuple[int, str]:
