@@ -7,7 +7,8 @@ optional stacks (PyMC, Dask) load only when their models are used::
 
     tx = clv.datasets.load_cdnow_transactions()
     s = clv.rfm_summary(tx, customer_id="customer_id", datetime="date", monetary="amount",
-                        observation_end="1997-09-30", time_unit="W")
+                        observation_end="1997-09-30", time_unit="W",
+                        after_observation_end="exclude")
     bg = clv.BetaGeo().fit(s)
     gg = clv.GammaGamma().fit(s)
     v = clv.lifetime_value(bg, gg, s, horizon="52W", annual_discount_rate=0.10, margin=0.3)
