@@ -199,8 +199,13 @@ def test_likelihood_and_alive_match_mpmath_on_extreme_grid():
     for row, ref in zip(rows, reference, strict=True):
         customers = np.array([row[4:], row[4:], [0.0, 0.0, row[6]], [1.0, 0.0, row[6]]]).T
         customers[1, 3] = 0.25 * row[6]
-        got = pn.log_likelihood(*row[:4], *customers)[0]
-        assert got == pytest.approx(ref[0], rel=1e-10, abs=1e-10)
+        customers = np.tile(customers, 80)  # many customers on few time points
+        assert pn._GroupPlan(*customers).worthwhile
+        got = pn.log_likelihood(*row[:4], *customers)
+        assert got[0] == pytest.approx(ref[0], rel=1e-10, abs=1e-10)
+        assert pn.probability_alive(*row[:4], *customers)[0] == pytest.approx(ref[1], abs=1e-10)
+        per_row = pn.log_likelihood(*(np.full(customers.shape[1], v) for v in row[:4]), *customers)
+        np.testing.assert_allclose(got, per_row, rtol=1e-10, atol=1e-10)
 
 
 def test_lifetimes_is_not_finite_where_we_are(fitted):

@@ -653,12 +653,13 @@ def conditional_purchase_probability(r, alpha, s, beta, x, t_x, T, t, k):
     All in log space; the integral by :func:`_log_pmf_dropout_integral`. Sums to one over k.
     """
     shape = _shape(r, alpha, s, beta, x, t_x, T, t, k)
+    if np.any(np.asarray(k) < 0) or np.any(np.asarray(k) != np.round(k)):
+        raise ValueError("k must be a non-negative whole number of purchases")
+    # P(alive) before broadcasting over t and k: once per customer, grouped when possible
+    alive = np.broadcast_to(probability_alive(r, alpha, s, beta, x, t_x, T), shape).ravel()
     r, alpha, s, beta, x, t_x, T, t, k = (
         np.ravel(v) for v in np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T, t, k))
     )
-    if np.any(k < 0) or np.any(k != np.round(k)):
-        raise ValueError("k must be a non-negative whole number of purchases")
-    alive = probability_alive(r, alpha, s, beta, x, t_x, T)
     ra, al, be = r + x, alpha + T, beta + T
     out = np.where(k == 0, 1.0 - alive, 0.0)
     pos = t > 0
