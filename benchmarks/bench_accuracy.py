@@ -353,7 +353,11 @@ def run_dataset(ds: Dataset, settings) -> tuple[pd.DataFrame, dict[str, str], di
 def _fmt(value, pattern):
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
-    return pattern.format(value)
+    text = pattern.format(value)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("-") and not digits.strip("0"):
+        text = text[1:]  # "-0.000" -> "0.000"
+    return text
 
 
 def markdown_table(table: pd.DataFrame) -> str:
