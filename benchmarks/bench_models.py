@@ -307,7 +307,8 @@ def run(n: int, lifetimes_n: int) -> str:
     )
     bench_gamma_gamma(summary, lines, ratios)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    lines[8:8] = [
+    header = next(i for i, line in enumerate(lines) if line.startswith("## "))
+    lines[header:header] = [
         "## Summary (lifetimes time / clvmodels time)",
         "",
         "| step | speed-up |",

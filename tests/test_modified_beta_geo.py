@@ -159,10 +159,10 @@ def test_extreme_customers_are_finite(fitted):
 def test_parameter_recovery_coverage():
     truth = {"r": 0.5, "alpha": 6.0, "a": 0.7, "b": 2.5}
     covered = np.zeros(4)
-    n_sets = 25
+    n_sets = 16
     for seed in range(n_sets):
         s = clv.simulate.simulate_modified_beta_geo(
-            3000, **truth, T=np.linspace(20, 80, 3000), seed=100 + seed
+            2500, **truth, T=np.linspace(20, 80, 2500), seed=100 + seed
         )
         table = ModifiedBetaGeo().fit(s).summary()
         covered += [

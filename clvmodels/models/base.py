@@ -99,7 +99,13 @@ def validate_summary(
             "(aggregate transactions with clvmodels.rfm_summary)."
         )
     for col in required:
-        values = pd.to_numeric(summary[col], errors="coerce").to_numpy(dtype=float)
+        column = summary[col]
+        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            values = column.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(values)
         if bad.any():
             raise InputError(

@@ -15,7 +15,7 @@ Story. While active, a customer buys according to a Poisson process with rate
         + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
 
 The first term is "still alive at T", the second "became inactive right after the last
-purchase". Their ratio gives P(alive) (FHL 2008 eq. (2); the denominator of FHL 2005 eq. (10)),
+purchase". Their ratio gives P(alive) (FHL 2008; it is the denominator of FHL 2005 eq. (10)),
 and the two terms, normalised, are the weights of the customer's posterior of the latent state:
 
 * alive at T:        lambda ~ Gamma(r+x, alpha+T),   p ~ Beta(a, b+x)
@@ -37,7 +37,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaln, digamma, gammaln, hyp2f1
 
 from clvmodels.models.base import (
     PurchaseModel,
@@ -201,9 +201,10 @@ def distinct_pairs(x: np.ndarray, T: np.ndarray):
     n = len(x)
     x_top = float(x.max()) if n else 0.0
     T_top = float(T.max()) if n else 0.0
-    if T.min() >= 0 and (x_top + 1) * (T_top + 1) <= 8 * n + 4096 and np.all(T == np.floor(T)):
+    Ti = _whole_numbers(T, T_top, n) if (x_top + 1) * (T_top + 1) <= 8 * n + 4096 else None
+    if Ti is not None:
         width = int(T_top) + 1
-        key = x.astype(np.intp) * width + T.astype(np.intp)
+        key = x.astype(np.intp) * width + Ti
         present = np.zeros((int(x_top) + 1) * width, dtype=bool)
         present[key] = True
         keys = np.flatnonzero(present)
@@ -264,14 +265,17 @@ def log_likelihood(r, alpha, a, b, x, t_x, T):
 
 
 def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
-    """log of P(inactive since t_x) / P(alive) (FHL 2008 eq. (2)); -inf for x == 0."""
+    """log of P(inactive since t_x) / P(alive) (FHL 2008); -inf for x == 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         # log(a / (b+x-1)) for x >= 1; -inf for x == 0 (no second term, P(alive) = 1)
         log_ab = per_frequency(
             lambda k: np.where(k > 0, np.log(a) - np.log(b + k - 1.0), -np.inf), a, b, x
         )
-    d = log_ab + (r + x) * log_tenure_ratio(alpha, t_x, T)
-    return d
+    d = np.multiply(r + x, log_tenure_ratio(alpha, t_x, T))
+    if d.shape == np.broadcast_shapes(d.shape, np.shape(log_ab)):
+        d += log_ab
+        return d
+    return d + log_ab
 
 
 def per_frequency(fn, a, b, x):
@@ -286,6 +290,16 @@ def per_frequency(fn, a, b, x):
     return fn(x)
 
 
+def _whole_numbers(values: np.ndarray, top: float, n: int):
+    """``values`` as integer indices when they are all whole numbers in [0, 4n], else None."""
+    if not (0 <= top <= 4 * n + 1024):
+        return None
+    index = values.astype(np.intp)
+    if index.min(initial=0) < 0 or not np.array_equal(index, values):
+        return None
+    return index
+
+
 def log_tenure_ratio(alpha, t_x, T):
     """``log((alpha+T)/(alpha+t_x))`` per customer.
 
@@ -296,10 +310,11 @@ def log_tenure_ratio(alpha, t_x, T):
     shared = np.ndim(alpha) == 0 or np.shape(alpha)[-1] == 1
     if shared and np.ndim(T) == 1 and np.ndim(t_x) == 1 and len(T) >= 1024:
         top = float(T.max()) if len(T) else 0.0
-        if 0 <= top <= 4 * len(T) and np.all(T == np.floor(T)) and np.all(t_x == np.floor(t_x)):
+        ti = _whole_numbers(T, top, len(T))
+        ri = _whole_numbers(t_x, top, len(T)) if ti is not None else None
+        if ri is not None:
             table = np.log(np.asarray(alpha)[..., None] + np.arange(int(top) + 1, dtype=float))
             table = table.reshape(np.shape(alpha)[:-1] + (-1,)) if np.ndim(alpha) else table
-            ti, ri = T.astype(np.intp), t_x.astype(np.intp)
             return np.take(table, ti, axis=-1) - np.take(table, ri, axis=-1)
     return np.log(alpha + T) - np.log(alpha + t_x)
 
@@ -403,12 +418,23 @@ def bg_family_negative_log_likelihood(
 def probability_alive(r, alpha, a, b, x, t_x, T):
     """P(active at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
 
-    FHL 2008 (note 021) eq. (2); the denominator of FHL 2005 eq. (10). Computed as
-    ``expit(-d)`` of the log-odds, so it lies in [0, 1] for any inputs.
+    FHL 2008 (note 021); the denominator of FHL 2005 eq. (10). Computed from the log-odds
+    ``d`` as ``1 / (1 + exp(d))``, so it lies in [0, 1] for any inputs.
     """
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    d = np.negative(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
-    return expit(d, out=d)
+    return _inverse_one_plus_exp(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
+
+
+def _inverse_one_plus_exp(d) -> np.ndarray:
+    """``1 / (1 + exp(d))`` computed in place (d = +inf -> 0, -inf -> 1): P(alive) from the
+    log-odds of having dropped out; always in [0, 1]."""
+    d = np.asarray(d, dtype=float)
+    if not (d.flags.writeable and d.flags.owndata):
+        d = d.copy()
+    with np.errstate(over="ignore"):
+        np.exp(d, out=d)
+    d += 1.0
+    return np.reciprocal(d, out=d)
 
 
 def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):

@@ -4,17 +4,17 @@ Colombo, R. and Jiang, W. (1999), "A stochastic RFM model", *Journal of Interact
 Marketing* 13(3), 2-12; Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005), "RFM and CLV:
 Using Iso-Value Curves for Customer Base Analysis", *Journal of Marketing Research* 42(4),
 415-430 ("FHL 2005b"); and Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value"
-(note 025, "FH 2013"), whose equation numbers are cited below.
+(note 025, "FH 2013").
 
 Story. The value of each transaction ``z ~ Gamma(p, nu)`` (shape, rate) around a
 customer-specific rate ``nu ~ Gamma(q, v)`` (``v`` is the paper's gamma). A customer's mean
 spend ``m`` over ``x`` repeat transactions is then, given nu, ``Gamma(p x, nu x)``, and
-integrating nu out (FH 2013 eq. (3))::
+integrating nu out (Colombo & Jiang 1999; FH 2013, the marginal density of the mean)::
 
     f(m | p, q, v, x) = G(p x + q) / (G(p x) G(q)) v^q m^(p x - 1) x^(p x) / (v + x m)^(p x + q)
 
 The posterior of the latent rate is ``nu | x, m ~ Gamma(q + p x, v + x m)`` and the
-conditional expected spend per transaction (FH 2013 eq. (5), FHL 2005b eq. (4))::
+conditional expected spend per transaction (FHL 2005b; FH 2013)::
 
     E[Z | x, m] = p (v + x m) / (p x + q - 1)
                 = (q - 1)/(p x + q - 1) * p v/(q - 1) + p x/(p x + q - 1) * m
@@ -49,7 +49,7 @@ def _as_float(*arrays):
 
 def log_likelihood(p, q, v, x, m):
     """Per-customer log-density of the mean spend ``m`` of ``x >= 1`` transactions
-    (FH 2013 eq. (3); the likelihood of Colombo & Jiang 1999)."""
+    (the likelihood of Colombo & Jiang 1999, as written in FH 2013)."""
     p, q, v, x, m = _as_float(p, q, v, x, m)
     px = p * x
     return (
@@ -107,7 +107,7 @@ def negative_log_likelihood(log_params, x, m, counts):
 
 
 def conditional_expected_spend(p, q, v, x, m):
-    """E[spend per transaction | x, m] = p (v + x m) / (p x + q - 1) (FH 2013 eq. (5)).
+    """E[spend per transaction | x, m] = p (v + x m) / (p x + q - 1) (FHL 2005b; FH 2013).
 
     For x = 0 this is the population mean ``p v / (q - 1)`` (``m`` is ignored). Where the mean
     does not exist (``p x + q <= 1``, e.g. x = 0 with q <= 1) the result is ``inf``.
@@ -121,7 +121,7 @@ def conditional_expected_spend(p, q, v, x, m):
 
 def sample_spend_rate(p, q, v, x, m, rng: np.random.Generator):
     """Draws of the latent rate ``nu | x, m ~ Gamma(q + p x, v + x m)`` (shape, rate): the
-    conjugate posterior (FH 2013 section 3), prior ``Gamma(q, v)`` for x = 0."""
+    conjugate posterior, prior ``Gamma(q, v)`` for x = 0."""
     p, q, v, x, m = np.broadcast_arrays(*_as_float(p, q, v, x, m))
     return rng.gamma(q + p * x) / (v + np.where(x > 0, x * m, 0.0))
 

@@ -32,10 +32,11 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, expit, gammaln
+from scipy.special import betaln, gammaln
 
 from clvmodels.models.base import PurchaseModel
 from clvmodels.models.beta_geo import (
+    _inverse_one_plus_exp,
     active_expected_by_history,
     active_expected_purchases,
     active_purchase_probability,
@@ -100,10 +101,9 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code=None, T_code
 
 def probability_alive(r, alpha, a, b, x, t_x, T):
     """P(active at T | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)) (BDF 2007),
-    as ``expit(-d)``; below one even for x = 0 (dropout right after the first purchase)."""
+    as ``1 / (1 + exp(d))``; below one even for x = 0 (dropout right after the first purchase)."""
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    d = np.negative(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
-    return expit(d, out=d)
+    return _inverse_one_plus_exp(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
 
 
 def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
