@@ -442,12 +442,13 @@ class MaximumLikelihoodModel(BaseModel):
             log_params = result.log_params
             self.converged_ = result.converged
             self.optimizer_message_ = result.message
+            value = result.neg_log_likelihood  # the objective at log_params, already known
         else:
             natural = np.asarray(self._fit_lifetimes(summary, weights), dtype=float)
             log_params = np.log(natural)
             self.converged_ = bool(np.all(np.isfinite(log_params)))
             self.optimizer_message_ = "fitted by lifetimes"
-        value, _ = objective(log_params)
+            value, _ = objective(log_params)
         self.log_likelihood_ = -float(value)
         self.params_ = pd.Series(np.exp(log_params), index=list(self.param_names), dtype=float)
         self._set_covariance(lambda lp: objective(lp)[1], log_params)

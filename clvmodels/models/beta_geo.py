@@ -389,16 +389,25 @@ def bg_family_negative_log_likelihood(
     T_tab, T_index = _lookup(T, T_code)
     t_tab, t_index = _lookup(t_x, t_x_code)
     log_aT_tab, log_at_tab = np.log(alpha + T_tab), np.log(alpha + t_tab)
+    inv_aT_tab, inv_at_tab = 1.0 / (alpha + T_tab), 1.0 / (alpha + t_tab)
+    # ---- per row (in place where possible: these arrays have one entry per distinct row)
     log_aT = log_aT_tab[T_index]
-    diff = log_aT - log_at_tab[t_index]  # log((alpha+T)/(alpha+t_x)) >= 0
-    inv_diff = (1.0 / (alpha + T_tab))[T_index] - (1.0 / (alpha + t_tab))[t_index]
-    inv_aT = (1.0 / (alpha + T_tab))[T_index]
-    # ---- per row
-    rx = r + x
-    d = log_ab[x_index] + rx * diff
-    e = np.exp(-np.abs(d))
-    softplus = np.maximum(d, 0.0) + np.log1p(e)
-    w = np.where(d >= 0.0, 1.0, e) / (1.0 + e)  # expit(d) = P(inactive since t_x)
+    diff = log_at_tab[t_index]
+    np.subtract(log_aT, diff, out=diff)  # log((alpha+T)/(alpha+t_x)) >= 0
+    inv_aT = inv_aT_tab[T_index]
+    inv_diff = inv_at_tab[t_index]
+    np.subtract(inv_aT, inv_diff, out=inv_diff)  # 1/(alpha+T) - 1/(alpha+t_x)
+    rx = x + r
+    d = rx * diff
+    d += log_ab[x_index]
+    e = np.abs(d)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # exp(-|d|)
+    softplus = np.log1p(e)
+    softplus += np.maximum(d, 0.0)  # log(1 + e^d)
+    w = np.where(d >= 0.0, 1.0, e)
+    e += 1.0
+    w /= e  # expit(d) = P(inactive since t_x)
     cw = counts * w
     c_rx = counts * rx
     value = _sum(cu, lg) - _sum(c_rx, log_aT) + _sum(counts, softplus)
@@ -408,7 +417,7 @@ def bg_family_negative_log_likelihood(
         - _sum(counts, log_aT)
         + _sum(cw, diff)
     )
-    g_alpha = r / alpha * float(cu.sum()) - _sum(c_rx, inv_aT) + _sum(c_rx * w, inv_diff)
+    g_alpha = r / alpha * float(cu.sum()) - _sum(c_rx, inv_aT) + _sum(cw * rx, inv_diff)
     g_a = _sum(cu, (psi_ab - psi_abx)) + float(cw.sum()) / a
     g_b = _sum(cu, (digamma(b_post) - digamma(b) + psi_ab - psi_abx)) - _sum(w_by_x, inv_b1)
     grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
