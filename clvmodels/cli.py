@@ -898,18 +898,21 @@ def score(
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always")
-        summary_path, summary_unit = _score_input(s, Path(scratch), console, run)
+        models = None
+        if s["model"] is not None:
+            from clvmodels.io import load_pipeline
+
+            models = load_pipeline(s["model"])  # first: its unit is the default for summaries
+            run.add_input(s["model"], "model")
+        default_unit = s["time_unit"] or (models.time_unit if models is not None else "W")
+        summary_path, summary_unit = _score_input(s, Path(scratch), console, run, default_unit)
         info = inspect_summary_file(
             summary_path,
             customer_id=s["customer_id"] if s["input"] else "customer_id",
             time_unit=summary_unit,
         )
-        if s["model"] is not None:
-            from clvmodels.io import load_pipeline
-
-            models = load_pipeline(s["model"])
+        if models is not None:
             purchase_model, spend_model = models.purchase, models.spend
-            run.add_input(s["model"], "model")
         else:
             purchase_model, spend_model = fit_models(info, "bgnbd", "gamma-gamma", console=console)
         run.record["fit_diagnostics"] = {
@@ -955,7 +958,9 @@ def score(
         console.info(f"wrote {result.n_customers:,} customers to {s['out']}")
 
 
-def _score_input(s: dict, scratch: Path, console: Console, run: Run) -> tuple[Path, str | None]:
+def _score_input(
+    s: dict, scratch: Path, console: Console, run: Run, default_unit: str
+) -> tuple[Path, str | None]:
     """The summary file to score (summarising transactions first when needed) and its unit."""
     if s["input"] is None:
         from clvmodels import datasets
@@ -970,7 +975,7 @@ def _score_input(s: dict, scratch: Path, console: Console, run: Run) -> tuple[Pa
             datetime="date",
             monetary="amount",
             observation_end=end,
-            time_unit=s["time_unit"] or "W",
+            time_unit=default_unit,
             after_observation_end="exclude",
         )
         path = write_summary_file(summary, scratch / "summary.parquet")
@@ -990,7 +995,7 @@ def _score_input(s: dict, scratch: Path, console: Console, run: Run) -> tuple[Pa
         customer_id=s["customer_id"],
         datetime_col=s["datetime_col"],
         monetary=s["monetary"],
-        time_unit=s["time_unit"] or "W",
+        time_unit=default_unit,
         observation_end=s["observation_end"],
     )
     console.info(f"summarised transactions: {len(summary):,} customers")

@@ -416,3 +416,18 @@ def test_report(work, clv_file, tmp_path, suffix):
     assert_one_line_error(result, 2, "missing column(s)")
     result = invoke("report", clv_file, "--out", tmp_path / "report.pdf")
     assert_one_line_error(result, 2, ".html or .md")
+
+
+def test_transactions_are_summarised_in_the_models_unit(work, tmp_path):
+    daily = tmp_path / "daily.parquet"
+    assert (
+        invoke("rfm", work / "tx.parquet", "--out", daily, "--time-unit", "D", "-q").exit_code == 0
+    )
+    assert invoke("fit", daily, "--out", tmp_path / "m", "-q").exit_code == 0
+    out = tmp_path / "clv.parquet"
+    result = invoke("score", work / "tx.parquet", "--model", tmp_path / "m", "--draws", 10,
+                    "--out", out, "-q")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert len(pd.read_parquet(out)) == 2357
+    result = invoke("score", daily, "--model", work / "model", "-q")  # W model, D summary
+    assert_one_line_error(result, 2, "unit 'D'", "'W'")
