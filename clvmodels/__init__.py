@@ -63,6 +63,7 @@ _SUBMODULES = {
     "evaluation",
     "plotting",
     "io",
+    "scoring",
     "distributed",
 }
 
