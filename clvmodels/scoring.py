@@ -153,17 +153,23 @@ def write_summary_file(summary: pd.DataFrame, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     fmt = file_format(path, purpose="output")
-    frame = summary.reset_index()
-    if summary.index.name is None:
-        frame = frame.rename(columns={"index": "customer_id"})
     attrs = {k: v for k, v in summary.attrs.items() if isinstance(v, str | int | float | bool)}
     with atomic_output(path) as tmp:
         writer = _TableWriter(tmp, fmt, {"kind": "rfm_summary", **attrs})
         try:
-            writer.write(frame)
+            # in slices: no full copy of a large summary (reset_index, Arrow table) at once
+            for start in range(0, max(len(summary), 1), _WRITE_ROWS):
+                piece = summary.iloc[start : start + _WRITE_ROWS]
+                frame = piece.reset_index()
+                if summary.index.name is None:
+                    frame = frame.rename(columns={"index": "customer_id"})
+                writer.write(frame)
         finally:
             writer.close()
     return path
+
+
+_WRITE_ROWS = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------
