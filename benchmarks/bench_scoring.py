@@ -224,6 +224,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--workdir", default=None, help="where the data goes (default: a temp dir)")
     parser.add_argument(
+        "--results",
+        default="scoring",
+        help="name of the results file: benchmarks/results/NAME.md (default: scoring)",
+    )
+    parser.add_argument(
         "--compare-only",
         action="store_true",
         help="only the side-by-side comparison with lifetimes; writes "
@@ -398,10 +403,11 @@ def main(argv=None) -> None:
         "",
     ]
     text = "\n".join(lines)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = RESULTS.with_suffix(".md.tmp")
+    target = RESULTS.with_name(f"{args.results}.md")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = target.with_suffix(".md.tmp")
     tmp_file.write_text(text)
-    os.replace(tmp_file, RESULTS)
+    os.replace(tmp_file, target)
     print(text)
 
 
