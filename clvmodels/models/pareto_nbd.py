@@ -512,16 +512,35 @@ def probability_alive(r, alpha, s, beta, x, t_x, T):
     Computed as ``expit(log_alive - log_dead)``, so it lies in [0, 1] for any input.
     """
     shape = _shape(r, alpha, s, beta, x, t_x, T)
-    return _alive_flat(r, alpha, s, beta, x, t_x, T)[0].reshape(shape)
+    return _alive_flat(r, alpha, s, beta, x, t_x, T)[0].reshape(shape).copy()
+
+
+_LAST_ALIVE: list = [None]
+_ALIVE_MEMO_LIMIT = 4_000_000  # elements; larger results are not kept
 
 
 def _alive_flat(r, alpha, s, beta, x, t_x, T):
-    """P(alive), flattened, and the grouping plan when one was used (else None)."""
+    """P(alive), flattened, and the grouping plan when one was used (else None).
+
+    The last result is remembered (with copies of its inputs, compared by value): valuation
+    asks for E[X(T, T+t)] at many horizons ``t`` with the same draws and customers, and P(alive)
+    does not depend on ``t``.
+    """
+    inputs = _as_float(r, alpha, s, beta, x, t_x, T)
+    memo = _LAST_ALIVE[0]
+    if memo is not None and all(
+        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(memo[0], inputs, strict=True)
+    ):
+        return memo[1], memo[2]
     keep: dict = {}
-    log_alive, log_dead, _ = _log_terms(r, alpha, s, beta, x, t_x, T, keep=keep)
+    log_alive, log_dead, _ = _log_terms(*inputs, keep=keep)
     with np.errstate(invalid="ignore"):
         odds = log_alive - log_dead  # +inf when I = 0 (T == t_x)
-    return expit(odds), keep.get("plan")
+    alive = expit(odds)
+    if alive.size <= _ALIVE_MEMO_LIMIT:
+        alive.flags.writeable = False
+        _LAST_ALIVE[0] = (tuple(np.array(v, copy=True) for v in inputs), alive, keep.get("plan"))
+    return alive, keep.get("plan")
 
 
 def _relative_gamma_tail(s, y):
