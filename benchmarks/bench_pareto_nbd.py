@@ -23,9 +23,10 @@ What is measured (one process, the same simulated data for both libraries)
 * **Predictions**: P(alive) and E[purchases in the next 30 days] for every customer at the same
   parameters, clvmodels' ``probability_alive`` + ``expected_purchases`` against lifetimes'
   ``conditional_probability_alive`` + ``conditional_expected_number_of_purchases_up_to_time``,
-  with the largest relative difference between the two. clvmodels groups the customers by
-  (frequency, time point) once per scoring run; the cache of that grouping is cleared before
-  every timed round, so the P(alive) call pays for it and the expectation call reuses it.
+  with the largest relative difference between the two. Timed twice for clvmodels: as a
+  scoring run (caches cleared before the run; the expectation reuses the grouping of the
+  customers and P(alive) computed by the first call) and as two cold calls (caches cleared
+  before each).
 """
 
 from __future__ import annotations
@@ -245,26 +246,47 @@ def run(n: int, lifetimes_n: int, horizon: float = 30.0) -> str:
             fitter_full.conditional_expected_number_of_purchases_up_to_time(horizon, x, t_x, T),
         )
 
-    ours()  # first call of the process (imports, allocator)
-    best_ours = best_theirs = np.inf
-    for _ in range(3):
-        # cold: forget the grouping of these customers, so the timed P(alive) call builds it
-        # and expected_purchases (same customers) reuses it, as one scoring run does
+    def forget():
         pn._LAST_PLAN[0] = None
-        (pa, ex), s1 = timed(ours)
+        pn._LAST_ALIVE[0] = None
+
+    def ours_cold():
+        forget()
+        pa = model.probability_alive(summary)
+        forget()
+        return pa, model.expected_purchases(summary, horizon)
+
+    def ours_run():
+        forget()  # a fresh scoring run: nothing known about these customers yet
+        return ours()
+
+    ours()  # first call of the process (imports, allocator)
+    best_cold = best_run = best_theirs = np.inf
+    for _ in range(3):
+        _, s0 = timed(ours_cold)
+        (pa, ex), s1 = timed(ours_run)
         (lpa, lex), s2 = timed(theirs)
-        best_ours, best_theirs = min(best_ours, s1), min(best_theirs, s2)
+        best_cold, best_run, best_theirs = (
+            min(best_cold, s0),
+            min(best_run, s1),
+            min(best_theirs, s2),
+        )
     ok = np.isfinite(lpa) & np.isfinite(lex)
     rel_pa = np.max(np.abs(lpa[ok] / pa.to_numpy()[ok] - 1.0))
     rel_ex = np.max(np.abs(lex[ok] / ex.to_numpy()[ok] - 1.0))
     lines += [
-        "| | customers | seconds (best of 3) |",
-        "|---|---:|---:|",
-        f"| clvmodels | {n:,} | {best_ours:.3f} |",
-        f"| lifetimes | {n:,} | {best_theirs:.3f} |",
+        "| | customers | seconds (best of 3) | lifetimes / clvmodels |",
+        "|---|---:|---:|---:|",
+        f"| clvmodels, scoring run (P(alive) then expected purchases of the same customers) "
+        f"| {n:,} | {best_run:.3f} | **{best_theirs / best_run:.1f}x** |",
+        f"| clvmodels, two independent cold calls (no reuse between them) | {n:,} "
+        f"| {best_cold:.3f} | **{best_theirs / best_cold:.1f}x** |",
+        f"| lifetimes | {n:,} | {best_theirs:.3f} | 1 |",
         "",
-        f"**{best_theirs / best_ours:.1f}x faster.** Largest relative difference to lifetimes: "
-        f"P(alive) {rel_pa:.1e}, expected purchases {rel_ex:.1e} "
+        "In a scoring run the expectation reuses the customers' grouping and P(alive), which "
+        "does not depend on the horizon (the model remembers its last P(alive), compared by "
+        "value); the cold row recomputes everything in both calls. Largest relative difference "
+        f"to lifetimes: P(alive) {rel_pa:.1e}, expected purchases {rel_ex:.1e} "
         f"({int((~ok).sum())} customers where lifetimes is not finite).",
         "",
         f"Peak resident memory of the process: {peak_rss_mb():.0f} MB.",

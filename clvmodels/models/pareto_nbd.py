@@ -206,9 +206,15 @@ def _log_dropout_integral(a, A, b, B, L, moments: bool = False):
 # likelihood
 # --------------------------------------------------------------------------------------------
 def _log1mexp(d):
-    """``log(1 - exp(d))`` for ``d <= 0``, accurate in absolute terms (-inf at d = 0)."""
+    """``log(1 - exp(d))`` for ``d <= 0`` (-inf at d = 0): ``1 - exp(d)`` where that loses
+    nothing (d < -ln 2), ``-expm1(d)`` near 0."""
+    d = np.minimum(d, 0.0)
+    v = np.exp(d)
+    np.subtract(1.0, v, out=v)
+    near = np.flatnonzero(d > -0.6931471805599453)
+    v[near] = -np.expm1(d[near])
     with np.errstate(divide="ignore"):
-        return np.log(-np.expm1(np.minimum(d, 0.0)))
+        return np.log(v, out=v)
 
 
 # direct per-row quadrature is used where the cumulative difference would lose more than
@@ -244,12 +250,22 @@ class _GroupPlan:
         code_x, x_values = _sorted_codes(x)
         self.x_values = x_values
         self.x_code = code_x
-        code_tau, tau_values = _sorted_codes(np.concatenate([t_x, T]))
-        n_tau = max(len(tau_values), 1)
-        key = np.concatenate([code_x, code_x]) * n_tau + code_tau  # sorts like (x, tau)
-        point_of, keys = _sorted_codes(key)
+        taus = np.concatenate([t_x, T])
+        lo, hi = (taus.min(), taus.max()) if n else (0.0, 0.0)
+        if (hi - lo + 1) * max(len(x_values), 1) < 1 << 26 and np.array_equal(taus, np.floor(taus)):
+            # whole-number times (daily, weekly data): the offset itself is a sortable code
+            code_tau = (taus - lo).astype(np.int64)
+            n_tau = int(hi - lo) + 1
+            key = np.concatenate([code_x, code_x]) * n_tau + code_tau  # sorts like (x, tau)
+            point_of, keys = _sorted_codes(key)
+            stau = (keys % n_tau).astype(float) + lo
+        else:
+            code_tau, tau_values = _sorted_codes(taus)
+            n_tau = max(len(tau_values), 1)
+            key = np.concatenate([code_x, code_x]) * n_tau + code_tau  # sorts like (x, tau)
+            point_of, keys = _sorted_codes(key)
+            stau = tau_values[keys % n_tau]
         sx = x_values[keys // n_tau]
-        stau = tau_values[keys % n_tau]
         self.point_tau = stau
         self.n_points = len(sx)
         has_next = np.zeros(self.n_points, dtype=bool)
