@@ -360,9 +360,11 @@ def main(argv=None) -> None:
             )
             + "."
         )
-    quick = " --quick" if args.quick else ""
+    command = " ".join(
+        ["benchmarks/bench_scoring.py", *(argv if argv is not None else sys.argv[1:])]
+    )
     lines = [
-        f"# Batch scoring benchmark (`benchmarks/bench_scoring.py{quick}`)",
+        f"# Batch scoring benchmark (`{command}`)",
         "",
         f"{n:,} simulated customers (BG/NBD r=0.243, alpha=4.414, a=0.793, b=2.426 per week; "
         "Gamma-Gamma p=6.25, q=3.74, v=15.44; first purchases over 2020, observed to "
