@@ -222,6 +222,11 @@ def _summary_frame(work) -> pd.DataFrame:
     return pd.read_parquet(work / "summary.parquet")
 
 
+@pytest.fixture(scope="module")
+def bad_files(work, tmp_path_factory):
+    return _bad_files(work, tmp_path_factory.mktemp("bad"))
+
+
 def _bad_files(work, tmp_path):
     s = _summary_frame(work)
     files = {}
@@ -269,8 +274,8 @@ def _bad_files(work, tmp_path):
         ("no_unit", ["--time-unit"]),
     ],
 )
-def test_bad_summary_files(work, tmp_path, name, fragments):
-    files = _bad_files(work, tmp_path)
+def test_bad_summary_files(work, bad_files, tmp_path, name, fragments):
+    files = bad_files
     out = tmp_path / "clv.parquet"
     out.write_bytes(b"previous complete output")
     result = invoke("score", files[name], "--model", work / "model", "--out", out, "--draws", 10,
@@ -372,7 +377,7 @@ def test_help_has_examples():
 def test_evaluate_on_the_cdnow_holdout(tmp_path):
     out = tmp_path / "metrics.csv"
     result = invoke(
-        "evaluate", "--models", "bgnbd,mbgnbd", "--draws", 10, "--samples", 100, "--out", out
+        "evaluate", "--models", "bgnbd,mbgnbd", "--draws", 5, "--samples", 50, "--out", out
     )
     assert result.exit_code == 0, result.stderr
     assert "Holdout purchases of 2,357 customers" in result.stdout
