@@ -327,6 +327,11 @@ def score_dask(
     -------
     dask DataFrame indexed by ``customer_id`` with ``clv_mean, clv_median, clv_lower,
     clv_upper, expected_purchases, expected_spend, probability_alive``; one partition per block.
+
+    Notes
+    -----
+    The partition lengths are computed first (to cut the blocks), so an expensive input is
+    evaluated twice unless it is persisted: ``score_dask(summary.persist(), ...)``.
     """
     import dask
 
