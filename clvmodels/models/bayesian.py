@@ -18,7 +18,8 @@ distribution with a learned mean and scale, written non-centred (Betancourt & Gi
 So a group with few customers is shrunk toward ``exp(mu)`` and a group with many is not.
 ``centered=True`` samples ``log theta_g ~ N(mu, sigma)`` directly, which mixes better when every
 group is large (the likelihood then pins each group down and the non-centred form becomes a
-funnel in ``z``). With no group column, or a single group, there is no hierarchy: ``log theta ~
+funnel in ``z``). The default ``centered="auto"`` uses the non-centred form unless every group
+has at least ``AUTO_CENTERED_MIN_GROUP`` (2,000) customers. With no group column, or a single group, there is no hierarchy: ``log theta ~
 N(m, s)``, a plain Bayesian model.
 
 Conventions
@@ -69,6 +70,7 @@ SCHEMA_VERSION = 1
 
 # diagnostic thresholds (Vehtari et al. 2021, "Rank-normalization, folding, and localization")
 RHAT_MAX = 1.01
+AUTO_CENTERED_MIN_GROUP = 2000
 ESS_PER_CHAIN_MIN = 100
 
 
@@ -177,7 +179,7 @@ class BayesianModel(BaseModel):
         self,
         group: str | None = None,
         priors: dict[str, dict[str, float]] | None = None,
-        centered: bool = False,
+        centered: bool | str = "auto",
     ):
         self.group = group
         self.priors = priors
@@ -270,6 +272,7 @@ class BayesianModel(BaseModel):
         cores: int | None = None,
         progressbar: bool = False,
         check_convergence: bool = True,
+        sampler_kwargs: dict[str, Any] | None = None,
     ):
         """Sample the posterior; return ``self`` with ``idata_`` (ArviZ InferenceData).
 
@@ -291,6 +294,10 @@ class BayesianModel(BaseModel):
             Seed for the sampler (reproducible draws with the same sampler and versions).
         target_accept : float
             NUTS target acceptance; raise it (0.9, 0.95) when divergences are reported.
+        sampler_kwargs : dict, optional
+            Passed to the sampler (``nutpie.sample`` or ``pm.sample``), e.g.
+            ``{"low_rank_modified_mass_matrix": True}`` for nutpie on strongly correlated
+            posteriors, or ``{"maxdepth": 8}``.
         check_convergence : bool
             Compute r_hat, bulk/tail ESS and divergences and warn (``ConvergenceWarning``)
             naming the offending parameters.
@@ -322,6 +329,13 @@ class BayesianModel(BaseModel):
                 )
             )
         )
+        if self.centered not in (True, False, "auto"):
+            raise ValueError(f"centered must be True, False or 'auto', got {self.centered!r}")
+        self.centered_ = (
+            bool(self._group_sizes_) and min(self._group_sizes_.values()) >= AUTO_CENTERED_MIN_GROUP
+            if self.centered == "auto"
+            else bool(self.centered)
+        )
         self.priors_ = self._resolved_priors(summary)
         data = self._prepare_data(summary, codes)
         self.n_customers_ = int(len(summary))
@@ -331,7 +345,16 @@ class BayesianModel(BaseModel):
         model = self._build_model(data, coords)
         self.sampler_ = resolve_sampler(sampler) if method == "nuts" else method
         self.idata_ = self._sample(
-            model, method, draws, tune, chains, random_seed, target_accept, cores, progressbar
+            model,
+            method,
+            draws,
+            tune,
+            chains,
+            random_seed,
+            target_accept,
+            cores,
+            progressbar,
+            dict(sampler_kwargs or {}),
         )
         self.fit_seconds_ = time.perf_counter() - t0
         self.fit_settings_ = {
@@ -342,12 +365,20 @@ class BayesianModel(BaseModel):
             "method": method,
             "random_seed": random_seed,
             "target_accept": float(target_accept),
+            "centered": self.centered_,
+            "sampler_kwargs": {
+                k: v
+                for k, v in (sampler_kwargs or {}).items()
+                if isinstance(v, (int, float, str, bool))
+            },
         }
         self._set_point_estimate()
         self.diagnostics_ = self.diagnose(warn=check_convergence and method == "nuts")
         return self
 
-    def _sample(self, model, method, draws, tune, chains, seed, target_accept, cores, progressbar):
+    def _sample(
+        self, model, method, draws, tune, chains, seed, target_accept, cores, progressbar, extra
+    ):
         import pymc as pm
 
         if method != "nuts":
@@ -367,6 +398,7 @@ class BayesianModel(BaseModel):
                 save_warmup=False,
                 progress_bar=progressbar,
                 target_accept=target_accept,
+                **extra,
             )
         else:
             with model:
@@ -380,6 +412,7 @@ class BayesianModel(BaseModel):
                     nuts_sampler=self.sampler_,
                     progressbar=progressbar,
                     compute_convergence_checks=False,
+                    **extra,
                 )
         return _strip_idata(idata)
 
@@ -682,6 +715,7 @@ class BayesianModel(BaseModel):
         model.n_rows_ = payload["n_rows"]
         model.fit_settings_ = payload["fit_settings"]
         model.sampler_ = model.fit_settings_["sampler"]
+        model.centered_ = model.fit_settings_.get("centered", False)
         model.fit_seconds_ = payload["fit_seconds"]
         model._load_state(payload["state"])
         try:

@@ -103,9 +103,7 @@ def compress_bgnbd(codes, x, t_x, T, Z=None) -> dict[str, Any]:
         gx_w=np.bincount(inv_gx, weights=counts, minlength=len(gx)),
         tau_group=tau[:, 0].astype(np.int64),
         tau=tau[:, 1].astype(float),
-        zero_gx=inv_gx[~pos],
-        zero_T=inv_T[~pos],
-        zero_w=counts[~pos],
+        zero_tau_w=np.bincount(inv_T[~pos], weights=counts[~pos], minlength=len(tau)),
         pos_gx=inv_gx[pos],
         pos_T=inv_T[pos],
         pos_tx=inv_tx[pos],
@@ -114,13 +112,139 @@ def compress_bgnbd(codes, x, t_x, T, Z=None) -> dict[str, Any]:
     return data
 
 
-def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any]):
+def _repeat_rows_kernel(rx, log_ab, log_at, gi, Ti, txi, w):
+    """Sum over repeat-buyer rows of ``w (softplus(d) - (r+x) log(alpha+T))`` and its gradient
+    with respect to the per-(group, x) tables ``rx = r+x``, ``log_ab = log(a/(b+x-1))`` and the
+    per-(group, time) table ``log_at = log(alpha+tau)``, in one pass (one exp, one log1p per row).
+
+    ``d = log_ab + rx (log(alpha+T) - log(alpha+t_x))`` is the log-odds "dropped out after the
+    last purchase" vs "alive" (FHL 2005 eq. (6); FHL 2008 eq. (2)); with ``s = sigmoid(d)``::
+
+        d/drx = s (LT - Ltx) - LT,   d/dlog_ab = s,   d/dLT = -rx (1 - s),   d/dLtx = -rx s
+    """
+    g_rx = np.zeros(rx.shape[0])
+    g_ab = np.zeros(rx.shape[0])
+    g_at = np.zeros(log_at.shape[0])
+    total = 0.0
+    for i in range(gi.shape[0]):
+        k = gi[i]
+        lt = log_at[Ti[i]]
+        ltx = log_at[txi[i]]
+        rxk = rx[k]
+        d = log_ab[k] + rxk * (lt - ltx)
+        e = np.exp(-abs(d))
+        if d >= 0.0:
+            sp = d + np.log1p(e)
+            sg = 1.0 / (1.0 + e)
+        else:
+            sp = np.log1p(e)
+            sg = e / (1.0 + e)
+        wi = w[i]
+        total += wi * (sp - rxk * lt)
+        g_rx[k] += wi * (sg * (lt - ltx) - lt)
+        g_ab[k] += wi * sg
+        g_at[Ti[i]] -= wi * rxk * (1.0 - sg)
+        g_at[txi[i]] -= wi * rxk * sg
+    return total, g_rx, g_ab, g_at
+
+
+def _repeat_rows_numpy(rx, log_ab, log_at, gi, Ti, txi, w):
+    """Vectorised numpy twin of :func:`_repeat_rows_kernel` (non-numba back-ends)."""
+    lt, ltx, rxk = log_at[Ti], log_at[txi], rx[gi]
+    d = log_ab[gi] + rxk * (lt - ltx)
+    sg = np.exp(-np.logaddexp(0.0, -d))
+    total = float(w @ (np.logaddexp(0.0, d) - rxk * lt))
+    n_gx, n_tau = rx.shape[0], log_at.shape[0]
+    g_rx = np.bincount(gi, weights=w * (sg * (lt - ltx) - lt), minlength=n_gx)
+    g_ab = np.bincount(gi, weights=w * sg, minlength=n_gx)
+    g_at = -np.bincount(Ti, weights=w * rxk * (1.0 - sg), minlength=n_tau) - np.bincount(
+        txi, weights=w * rxk * sg, minlength=n_tau
+    )
+    return total, g_rx, g_ab, g_at
+
+
+_REPEAT_OP = None
+
+
+def _repeat_rows_op():
+    """The pytensor Op wrapping the fused kernel (created once; numba dispatch registered)."""
+    global _REPEAT_OP
+    if _REPEAT_OP is not None:
+        return _REPEAT_OP
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class BGNBDRepeatRows(Op):
+        """Outputs (value, d/d rx, d/d log_ab, d/d log_at) of the repeat-buyer rows."""
+
+        __props__ = ()
+
+        def make_node(self, rx, log_ab, log_at, gi, Ti, txi, w):
+            inputs = [pt.as_tensor_variable(v) for v in (rx, log_ab, log_at, gi, Ti, txi, w)]
+            outputs = [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector()]
+            return Apply(self, inputs, outputs)
+
+        def perform(self, node, inputs, output_storage):
+            total, g_rx, g_ab, g_at = _repeat_rows_numpy(*inputs)
+            output_storage[0][0] = np.asarray(total, dtype=np.float64)
+            output_storage[1][0] = g_rx
+            output_storage[2][0] = g_ab
+            output_storage[3][0] = g_at
+
+        def infer_shape(self, fgraph, node, shapes):
+            return [(), shapes[0], shapes[1], shapes[2]]
+
+        def L_op(self, inputs, outputs, output_grads):
+            gz = output_grads[0]
+            for k, og in enumerate(output_grads[1:], start=1):
+                if not isinstance(og.type, DisconnectedType):
+                    return [grad_not_implemented(self, k, v) for v in inputs]
+            return [
+                gz * outputs[1],
+                gz * outputs[2],
+                gz * outputs[3],
+                disconnected_type(),
+                disconnected_type(),
+                disconnected_type(),
+                disconnected_type(),
+            ]
+
+        def connection_pattern(self, node):
+            return [[True] * 4] * 3 + [[False] * 4] * 4
+
+    try:  # register the compiled kernel with pytensor's numba back-end (used by nutpie)
+        import numba
+        from pytensor.link.numba.dispatch.basic import numba_funcify
+
+        kernel = numba.njit(cache=False, fastmath=False, boundscheck=False)(_repeat_rows_kernel)
+
+        @numba_funcify.register(BGNBDRepeatRows)
+        def _funcify(op, node=None, **kwargs):
+            @numba.njit
+            def repeat_rows(rx, log_ab, log_at, gi, Ti, txi, w):
+                total, g_rx, g_ab, g_at = kernel(rx, log_ab, log_at, gi, Ti, txi, w)
+                return np.asarray(total), g_rx, g_ab, g_at
+
+            return repeat_rows
+    except ImportError:  # pragma: no cover - numba ships with pytensor's numba back-end
+        pass
+    _REPEAT_OP = BGNBDRepeatRows()
+    return _REPEAT_OP
+
+
+def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any], fused: bool = True):
     """Total BG/NBD log-likelihood (FHL 2005 eq. (6)) of compressed rows, as a pytensor scalar.
 
     ``r, alpha, a, b`` are pytensor vectors over groups (length 1 when ungrouped) and ``data``
     comes from :func:`compress_bgnbd` without covariates. The functions of (group, x) are
-    evaluated once per distinct pair, ``log(alpha_g + tau)`` once per distinct (group, time),
-    and each row costs a gather, a product and a softplus.
+    evaluated once per distinct pair, ``log(alpha_g + tau)`` once per distinct (group, time);
+    customers without repeat purchases reduce to ``-r log(alpha + T)`` summed per (group, T);
+    each repeat-buyer row costs a softplus. ``fused=True`` evaluates the repeat rows and their
+    gradient in one compiled pass (:func:`_repeat_rows_kernel`; numba back-end, numpy
+    elsewhere); ``fused=False`` writes them as plain pytensor operations (any back-end, e.g.
+    JAX for numpyro).
     """
     import pytensor.tensor as pt
     from pytensor.tensor.special import betaln
@@ -140,13 +264,25 @@ def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any]):
     log_ab = pt.log(ag) - pt.log(bg + pt.maximum(x, 1.0) - 1.0)
     log_at = pt.log(alpha[data["tau_group"]] + data["tau"])
     total = pt.dot(data["gx_w"], per_gx)
-    if len(data["zero_w"]):
-        total = total - pt.dot(data["zero_w"], rx[data["zero_gx"]] * log_at[data["zero_T"]])
+    if data["zero_tau_w"].any():  # non-repeaters: -r log(alpha + T), weights summed per (g, T)
+        total = total - pt.dot(data["zero_tau_w"], r[data["tau_group"]] * log_at)
     if len(data["pos_w"]):
-        rx_p = rx[data["pos_gx"]]
-        log_T = log_at[data["pos_T"]]
-        d = log_ab[data["pos_gx"]] + rx_p * (log_T - log_at[data["pos_tx"]])
-        total = total + pt.dot(data["pos_w"], pt.softplus(d) - rx_p * log_T)
+        if fused:
+            value, *_ = _repeat_rows_op()(
+                rx,
+                log_ab,
+                log_at,
+                data["pos_gx"],
+                data["pos_T"],
+                data["pos_tx"],
+                data["pos_w"],
+            )
+            total = total + value
+        else:
+            rx_p = rx[data["pos_gx"]]
+            log_T = log_at[data["pos_T"]]
+            d = log_ab[data["pos_gx"]] + rx_p * (log_T - log_at[data["pos_tx"]])
+            total = total + pt.dot(data["pos_w"], pt.softplus(d) - rx_p * log_T)
     return total
 
 
@@ -186,8 +322,9 @@ class HierarchicalBetaGeo(BayesianModel):
     priors : dict, optional
         Overrides of the log-scale priors (see the module docstring), e.g.
         ``{"r": {"mu": -1.0, "sigma": 1.0}, "coefficients": {"sigma": 0.5}}``.
-    centered : bool
-        Centred hierarchy (better when every group has thousands of customers).
+    centered : bool or "auto"
+        Centred hierarchy (better when every group has thousands of customers); "auto"
+        (default): centred only when every group has at least 2,000 customers.
 
     Examples
     --------
@@ -229,7 +366,7 @@ class HierarchicalBetaGeo(BayesianModel):
         purchase_covariates: list[str] | None = None,
         dropout_covariates: list[str] | None = None,
         priors: dict[str, dict[str, float]] | None = None,
-        centered: bool = False,
+        centered: bool | str = "auto",
     ):
         super().__init__(group=group, priors=priors, centered=centered)
         self.purchase_covariates = purchase_covariates
@@ -312,12 +449,13 @@ class HierarchicalBetaGeo(BayesianModel):
         pri = self.priors_
         with pm.Model(coords=coords) as model:
             logs = {
-                name: log_normal_hierarchy(pm, name, pri[name], self.hierarchical_, self.centered)
+                name: log_normal_hierarchy(pm, name, pri[name], self.hierarchical_, self.centered_)
                 for name in self.param_names
             }
             r, alpha, a, b = (pt.atleast_1d(pt.exp(logs[n])) for n in self.param_names)
             if "Z" not in data:
-                loglik = bgnbd_log_likelihood_pt(r, alpha, a, b, data)
+                fused = getattr(self, "sampler_", "nutpie") != "numpyro"
+                loglik = bgnbd_log_likelihood_pt(r, alpha, a, b, data, fused=fused)
             else:
                 cols = self._covariate_columns()
                 g = data["g"]

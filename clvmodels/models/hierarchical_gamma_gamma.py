@@ -102,8 +102,9 @@ class HierarchicalGammaGamma(BayesianModel):
         Bayesian Gamma-Gamma.
     priors : dict, optional
         Overrides of the log-scale priors (see the module docstring).
-    centered : bool
-        Centred hierarchy (better when every group has thousands of repeat customers).
+    centered : bool or "auto"
+        Centred hierarchy (better when every group has thousands of customers); "auto"
+        (default): centred only when every group has at least 2,000 customers.
 
     Examples
     --------
@@ -174,7 +175,7 @@ class HierarchicalGammaGamma(BayesianModel):
         with pm.Model(coords=coords) as model:
             logs = {
                 name: log_normal_hierarchy(
-                    pm, name, self.priors_[name], self.hierarchical_, self.centered
+                    pm, name, self.priors_[name], self.hierarchical_, self.centered_
                 )
                 for name in self.param_names
             }
