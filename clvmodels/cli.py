@@ -543,6 +543,9 @@ def summarize_transactions_file(
 ):
     """Summarise a transactions file (DuckDB, out of core) into the summary file ``out``."""
     from clvmodels import data
+    from clvmodels.scoring import file_format
+
+    file_columns(path, file_format(path))  # missing, empty or unreadable: a clear error first
 
     kwargs = dict(
         customer_id=customer_id, datetime=datetime_col, monetary=monetary, time_unit=time_unit
