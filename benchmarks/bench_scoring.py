@@ -68,6 +68,7 @@ from pathlib import Path
 warnings.simplefilter("ignore")
 from clvmodels import cli, scoring
 tx, out, draws, kind, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+limit = int(sys.argv[6]) or None
 times = {}
 with tempfile.TemporaryDirectory() as scratch:
     t = time.perf_counter()
@@ -83,9 +84,9 @@ with tempfile.TemporaryDirectory() as scratch:
     t = time.perf_counter()
     result = scoring.score_file(summary_path, out, bg, gg, n_draws=draws, kind=kind,
                                 horizon="12M", annual_discount_rate=0.1, margin=0.3,
-                                interval=0.9, chunk_size=chunk, random_seed=0)
+                                interval=0.9, chunk_size=chunk, random_seed=0, limit=limit)
     times["score"] = time.perf_counter() - t
-print(json.dumps({"n_customers": n, "times": times,
+print(json.dumps({"n_customers": n, "n_scored": result.n_customers, "times": times,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "params": {**bg.params_.to_dict(), **gg.params_.to_dict()},
                   "equity": result.equity}))
@@ -128,7 +129,7 @@ scored.to_parquet(out, write_index=True)
 times["score"] = time.perf_counter() - t
 worker_rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 client.close(); cluster.close()
-print(json.dumps({"n_customers": n, "times": times,
+print(json.dumps({"n_customers": n, "n_scored": result.n_customers, "times": times,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "worker_peak_rss_mb": sorted(worker_rss.values()),
                   "params": {**bg.params_.to_dict(), **gg.params_.to_dict()}}))
@@ -217,6 +218,13 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-cluster", action="store_true")
     parser.add_argument(
+        "--score-limit",
+        type=int,
+        default=None,
+        help="local run: summarise and fit all customers but score only the first N (a memory "
+        "probe when the full valuation does not fit the time available)",
+    )
+    parser.add_argument(
         "--cluster-customers",
         type=int,
         default=None,
@@ -286,7 +294,10 @@ def main(argv=None) -> None:
         size_mb = tx.stat().st_size / 2**20
         print(f"  {gen['rows']:,} rows, {size_mb:,.0f} MB Parquet, {gen['seconds']:.0f} s")
         print("local pipeline ...", flush=True)
-        local = run_child(LOCAL, tx, tmp / "clv.parquet", args.draws, args.kind, args.chunk_size)
+        local = run_child(
+            LOCAL, tx, tmp / "clv.parquet", args.draws, args.kind, args.chunk_size,
+            args.score_limit or 0,
+        )  # fmt: skip
         print(f"  {fmt_times(local['times'])}; peak RSS {local['peak_rss_mb']:,.0f} MB", flush=True)
         cluster = None
         n_cluster = args.cluster_customers or n
@@ -321,9 +332,15 @@ def main(argv=None) -> None:
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     t = local["times"]
+    scored = local.get("n_scored", local["n_customers"])
+    label = (
+        "local, 1 process"
+        if scored == local["n_customers"]
+        else f"local, 1 process (scoring only the first {scored:,})"
+    )
     rows.append(
-        f"| local, 1 process | {local['n_customers']:,} | {t['summary']:,.1f} | {t['fit']:,.1f} | "
-        f"{t['score']:,.1f} | {total(t):,.1f} | {local['n_customers'] / t['score']:,.0f} | "
+        f"| {label} | {local['n_customers']:,} | {t['summary']:,.1f} | {t['fit']:,.1f} | "
+        f"{t['score']:,.1f} | {total(t):,.1f} | {scored / t['score']:,.0f} | "
         f"{local['peak_rss_mb']:,.0f} MB |"
     )
     if cluster is not None:

@@ -542,9 +542,13 @@ def score_file(
     top: int = 10,
     progress: Callable[[int, int], None] | None = None,
     output_metadata: dict[str, Any] | None = None,
+    limit: int | None = None,
     **valuation_kwargs,
 ) -> ScoreResult:
     """Score every customer of a summary file, ``chunk_size`` customers at a time.
+
+    ``limit`` scores only the first ``limit`` customers (whole chunks; a trial run on a large
+    file); the result says how many were scored.
 
     Peak memory is set by ``chunk_size`` (times the number of draws), not by the number of
     customers. With ``output_path`` None nothing is written (the top customers and the total
@@ -568,6 +572,8 @@ def score_file(
     def run(writer: _TableWriter | None) -> None:
         extra = model_columns(purchase_model, spend_model)
         for block, chunk in enumerate(iter_summary_chunks(info, chunk_size, extra)):
+            if limit is not None and state["done"] >= limit:
+                break
             scored, totals = _score_chunk(
                 chunk,
                 purchase_model,
@@ -603,7 +609,7 @@ def score_file(
                 run(writer)
             finally:
                 writer.close()
-    if state["done"] != info.n_customers:  # pragma: no cover - reader bug guard
+    if limit is None and state["done"] != info.n_customers:  # pragma: no cover - reader bug
         raise RuntimeError(f"scored {state['done']} customers but the file has {info.n_customers}")
     return ScoreResult(
         output=Path(output_path) if output_path is not None else None,
