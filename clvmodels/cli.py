@@ -486,6 +486,8 @@ def _check_settings(s: dict[str, Any]) -> None:
         raise InputError(f"--draws must be at least 1, got {s['n_draws']}")
     if s["chunk_size"] < 1:
         raise InputError(f"--chunk-size must be at least 1, got {s['chunk_size']}")
+    if s["limit"] is not None and s["limit"] < 1:
+        raise InputError(f"--limit must be at least 1, got {s['limit']}")
     if s["time_unit"] is not None:
         units.normalize_unit(s["time_unit"])
 
@@ -872,6 +874,10 @@ def score(
         int, typer.Option(help="Customers scored at a time (sets peak memory).")
     ] = 20_000,
     top: Annotated[int, typer.Option(help="Customers shown in the table.")] = 10,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Score only the first N customers (whole chunks): a trial run."),
+    ] = None,
     time_unit: TimeUnitOpt = None,
     observation_end: Annotated[
         str | None,
@@ -944,6 +950,7 @@ def score(
                 progress=lambda done, total: progress.update(task, completed=done),
                 n_draws=s["n_draws"],
                 random_seed=s["seed"],
+                limit=s["limit"],
                 output_metadata={"valuation": valuation},
                 **valuation,
             )

@@ -119,6 +119,16 @@ def test_score_with_model_writes_output_and_manifest(work):
     pd.testing.assert_frame_equal(pd.read_parquet(again), frame)
 
 
+def test_limit_scores_the_first_chunks_only(work, tmp_path):
+    out = tmp_path / "trial.parquet"
+    result = invoke("score", work / "summary.parquet", "--model", work / "model", "--draws", 10,
+                    "--chunk-size", 300, "--limit", 500, "--out", out, "-q")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    frame = pd.read_parquet(out)
+    expected = _summary_frame(work)["customer_id"].iloc[:600].tolist()
+    assert frame["customer_id"].tolist() == expected
+
+
 def test_expected_kind_does_not_depend_on_chunking(work):
     outs = []
     for chunk in (300, 100_000):
