@@ -26,6 +26,8 @@ Spark (``mapInPandas``)
 inside Spark's pandas UDFs. Take the draws once on the driver, broadcast the models as their
 JSON dicts, and score each Arrow batch on the executors::
 
+    from pyspark.sql import functions as F
+
     import clvmodels as clv
     from clvmodels.scoring import prepare_draws, score_frame
 
