@@ -353,3 +353,33 @@ def test_parameter_recovery_coverage():
             table.loc[k, "lower_95%"] <= v <= table.loc[k, "upper_95%"] for k, v in truth.items()
         ]
     assert stats.binom.cdf(covered.min(), n_sets, 0.95) > 1e-3, covered
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5])
+def test_fast_paths_match_the_direct_formulas(offset):
+    # >= 1024 customers switch on the lookup tables (whole numbers) and the per-(x, T)
+    # evaluation of 2F1; fractional inputs must fall back to the direct formulas
+    rng = np.random.default_rng(4)
+    n = 3000
+    x = rng.integers(0, 25, n).astype(float)
+    T = rng.integers(1, 400, n).astype(float) + offset
+    t_x = np.where(x > 0, np.floor(rng.random(n) * (T - offset)), 0.0)
+    x = x + offset * (x > 0)
+    r, alpha, a, b = 0.3, 5.0, 0.8, 2.4
+    log_odds = (
+        np.log(a)
+        - np.log(b + np.maximum(x, 1) - 1)
+        + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+    )
+    alive = np.where(x > 0, 1 / (1 + np.exp(log_odds)), 1.0)
+    np.testing.assert_allclose(bgm.probability_alive(r, alpha, a, b, x, t_x, T), alive, rtol=1e-12)
+    expected = alive * bgm.active_expected_purchases(r + x, alpha + T, a, b + x, 30.0)
+    np.testing.assert_allclose(
+        bgm.conditional_expected_purchases(r, alpha, a, b, x, t_x, T, 30.0), expected, rtol=1e-12
+    )
+    # parameter draws (n_draws, 1) broadcast through the same paths
+    names = ("r", "alpha", "a", "b")
+    draws = {k: np.array([[v], [v * 1.1]]) for k, v in zip(names, (r, alpha, a, b), strict=True)}
+    out = BetaGeo._math_expected_purchases(draws, x, t_x, T, 30.0)
+    assert out.shape == (2, n)
+    np.testing.assert_allclose(out[0], expected, rtol=1e-12)

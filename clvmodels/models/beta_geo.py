@@ -201,10 +201,12 @@ def distinct_pairs(x: np.ndarray, T: np.ndarray):
     n = len(x)
     x_top = float(x.max()) if n else 0.0
     T_top = float(T.max()) if n else 0.0
-    Ti = _whole_numbers(T, T_top, n) if (x_top + 1) * (T_top + 1) <= 8 * n + 4096 else None
-    if Ti is not None:
+    small = (x_top + 1) * (T_top + 1) <= 8 * n + 4096
+    Ti = _whole_numbers(T, T_top, n) if small else None
+    xi = _whole_numbers(x, x_top, n) if Ti is not None else None
+    if xi is not None:
         width = int(T_top) + 1
-        key = x.astype(np.intp) * width + Ti
+        key = xi * width + Ti
         present = np.zeros((int(x_top) + 1) * width, dtype=bool)
         present[key] = True
         keys = np.flatnonzero(present)
@@ -284,9 +286,10 @@ def per_frequency(fn, a, b, x):
     shared = all(np.ndim(v) == 0 or np.shape(v)[-1] == 1 for v in (a, b))
     if shared and np.ndim(x) == 1 and len(x) >= 1024:
         top = float(x.max())
-        if 0 <= top <= 4 * len(x) and float(x.min()) >= 0:
+        index = _whole_numbers(x, top, len(x))
+        if index is not None:
             table = fn(np.arange(int(top) + 1, dtype=float))
-            return np.take(table, x.astype(np.intp), axis=-1)
+            return np.take(table, index, axis=-1)
     return fn(x)
 
 
