@@ -87,6 +87,7 @@ def bench_cdnow(draws: int, tune: int, chains: int, seed: int = 1) -> dict:
             tune=tune,
             chains=chains,
             random_seed=seed,
+            cores=min(chains, os.cpu_count() or 1),  # chains in parallel, as nutpie does
             progressbar=False,
             compute_convergence_checks=False,
         )
@@ -181,6 +182,15 @@ def bench_large(n_customers: int, n_groups: int, draws: int, tune: int, chains: 
     }
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (no tabulate dependency)."""
+    cols = [frame.index.name or ""] + [str(c) for c in frame.columns]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in frame.iterrows():
+        out.append("| " + " | ".join([str(idx)] + [f"{v:.3f}" for v in row]) + " |")
+    return "\n".join(out)
+
+
 def render(cd: dict | None, large: dict | None, quick: bool) -> str:
     lines = [
         "# Hierarchical Bayesian BG/NBD: speed",
@@ -219,7 +229,7 @@ def render(cd: dict | None, large: dict | None, quick: bool) -> str:
             "",
             "Posteriors side by side (and the published MLE, FHL 2005):",
             "",
-            cd["side"].to_markdown(floatfmt=".3f"),
+            _markdown(cd["side"]),
             "",
         ]
     if large is not None:
@@ -266,6 +276,8 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--only-large", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--large-draws", type=int, default=None, help="draws per chain, 1M fit")
+    parser.add_argument("--large-tune", type=int, default=None, help="tuning steps, 1M fit")
     args = parser.parse_args(argv)
     if args.quick:
         cd_args = {"draws": 200, "tune": 200, "chains": 2}
@@ -279,13 +291,55 @@ def main(argv=None) -> None:
             "tune": 1000,
             "chains": 4,
         }
+    if args.large_draws:
+        large_args["draws"] = args.large_draws
+    if args.large_tune:
+        large_args["tune"] = args.large_tune
     cd = None if args.only_large else bench_cdnow(**cd_args)
     if cd is not None:
+        print({k: v for k, v in cd.items() if k != "side"}, flush=True)
+        print(cd["side"], flush=True)
         print(render(cd, None, args.quick), flush=True)
+    if cd is not None:  # keep the CDNOW figures even if the long run is interrupted
+        write_atomic(args.output, merge_sections(args.output, render(cd, None, args.quick)))
     large = None if args.skip_large else bench_large(**large_args)
-    text = render(cd, large, args.quick)
+    text = merge_sections(args.output, render(cd, large, args.quick))
     print(text)
     write_atomic(args.output, text)
+
+
+def _section_key(heading: str) -> str:
+    if "CDNOW" in heading:
+        return "cdnow"
+    if "simulated customers" in heading:
+        return "large"
+    return heading
+
+
+def merge_sections(path: Path, text: str) -> str:
+    """Replace the sections of an existing results file by those present in ``text``, so a
+    ``--skip-large`` and an ``--only-large`` run together give the whole file."""
+    if not path.exists():
+        return text
+
+    def split(doc: str):
+        head, sections, key = [], {}, None
+        for line in doc.splitlines():
+            if line.startswith("## "):
+                key = _section_key(line)
+                sections[key] = [line]
+            elif key is None:
+                head.append(line)
+            else:
+                sections[key].append(line)
+        return head, sections
+
+    _, old = split(path.read_text())
+    head, new = split(text)
+    merged = {**old, **new}
+    order = ["cdnow", "large"] + [k for k in merged if k not in ("cdnow", "large")]
+    body = ["\n".join(merged[k]) for k in order if k in merged]
+    return "\n".join(head) + "\n" + "\n".join(body) + "\n"
 
 
 if __name__ == "__main__":

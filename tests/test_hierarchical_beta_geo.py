@@ -30,7 +30,7 @@ NAMES = ("r", "alpha", "a", "b")
 
 
 def _fit(model, summary, **kwargs):
-    settings = {"draws": 300, "tune": 300, "chains": 2, "random_seed": 11} | kwargs
+    settings = {"draws": 250, "tune": 250, "chains": 2, "random_seed": 11} | kwargs
     return model.fit(summary, **settings)
 
 
@@ -51,7 +51,7 @@ def cdnow_fit(cdnow):
 def grouped_data():
     """8 groups around a population, one with only 60 customers."""
     groups = [f"g{k}" for k in range(8)]
-    sizes = dict(zip(groups, [60, 400, 800, 1500, 1500, 2500, 3000, 4000], strict=True))
+    sizes = dict(zip(groups, [60, 300, 500, 800, 1000, 1200, 1500, 2000], strict=True))
     truth = simulate.draw_group_params(
         groups, {"r": 0.3, "alpha": 5.0, "a": 0.8, "b": 2.5}, sigma=0.3, seed=5
     )

@@ -29,13 +29,13 @@ def cdnow():
 
 @pytest.fixture(scope="module")
 def cdnow_fit(cdnow):
-    return HierarchicalGammaGamma().fit(cdnow, draws=500, tune=500, chains=2, random_seed=3)
+    return HierarchicalGammaGamma().fit(cdnow, draws=300, tune=300, chains=2, random_seed=3)
 
 
 @pytest.fixture(scope="module")
 def grouped_data():
     groups = ["a", "b", "c", "d", "e", "f"]
-    sizes = dict(zip(groups, [80, 600, 1200, 2000, 3000, 4000], strict=True))
+    sizes = dict(zip(groups, [80, 300, 500, 800, 1200, 1600], strict=True))
     purchase = pd.DataFrame(
         {"r": 1.0, "alpha": 2.0, "a": 0.5, "b": 3.0}, index=pd.Index(groups, name="group")
     )
@@ -50,7 +50,7 @@ def grouped_data():
 def grouped_fit(grouped_data):
     df, _ = grouped_data
     return HierarchicalGammaGamma(group="group").fit(
-        df, draws=400, tune=400, chains=2, random_seed=5
+        df, draws=300, tune=300, chains=2, random_seed=5, target_accept=0.9
     )
 
 
