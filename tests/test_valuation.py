@@ -634,3 +634,21 @@ def test_grouped_parameters_are_per_customer_and_not_merged():
     assert pred["clv_mean"].iloc[1] > 2 * pred["clv_mean"].iloc[0]
     eq = clv.customer_equity(pm, sm, s, by="group", kind="point", **kw)
     np.testing.assert_allclose(eq["equity_mean"], [8.0, 24.0])
+
+
+def test_lifetimes_wrapped_models_are_valued_alike(cdnow):
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    s = cdnow[0]
+    bgf = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+    rep = s[s["frequency"] > 0]
+    ggf = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    bg, gg = clv.from_lifetimes(bgf, time_unit="W"), clv.from_lifetimes(ggf)
+    ours = clv.lifetime_value(bg, gg, s, horizon=f"{12 * 4.345}W", period="4.345W",
+                              period_discount_rate=0.01, kind="point")  # fmt: skip
+    theirs = ggf.customer_lifetime_value(bgf, s["frequency"], s["recency"], s["T"],
+                                         s["monetary_value"], time=12, discount_rate=0.01,
+                                         freq="W")  # fmt: skip
+    np.testing.assert_allclose(ours["clv_mean"].to_numpy(), theirs.to_numpy(), rtol=1e-6)
+    pred = clv.lifetime_value(bg, gg, s, kind="predictive", draws=50, random_seed=0)
+    assert np.isfinite(pred.to_numpy()).all()
