@@ -129,7 +129,7 @@ scored.to_parquet(out, write_index=True)
 times["score"] = time.perf_counter() - t
 worker_rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 client.close(); cluster.close()
-print(json.dumps({"n_customers": n, "n_scored": result.n_customers, "times": times,
+print(json.dumps({"n_customers": n, "times": times,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "worker_peak_rss_mb": sorted(worker_rss.values()),
                   "params": {**bg.params_.to_dict(), **gg.params_.to_dict()}}))
