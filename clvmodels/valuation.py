@@ -389,20 +389,50 @@ def _sample_counts(purchase_model, params, x, t_x, T, ends, rng) -> np.ndarray:
     return cum
 
 
-def _discounted_spend_of_buyers(spend_model, params, x, m, cum, disc, D, keep_periods, rng):
+def _sample_purchase_periods(purchase_model, params, x, t_x, T, ends, rng):
+    """Sampled future purchases in sparse form ``(n_rows, pairs, per_period)``: ``n_rows`` the
+    draw axis of the sample (n_draws or 1), ``pairs`` the (draw, customer) index arrays of the
+    paths with at least one purchase and ``per_period`` their per-period counts.
+
+    Models may offer ``_math_sample_future_purchase_periods`` (same arguments, returning
+    ``(shape, pairs, per_period)``), which never builds the dense draws x customers x periods
+    array; otherwise the protocol's cumulative ``_math_sample_future_purchases`` is used and
+    its non-zero paths extracted. Both give the same distribution.
+    """
+    name = type(purchase_model).__name__
+    sparse = getattr(purchase_model, "_math_sample_future_purchase_periods", None)
+    if sparse is not None:
+        shape, pairs, per = sparse(params, x, t_x, T, ends, rng)
+        shape = tuple(shape)
+        if len(shape) == 1:  # parameters without a draw axis
+            shape, pairs = (1,) + shape, (np.zeros_like(pairs[0]),) + tuple(pairs)
+        if len(shape) != 2 or shape[1] != len(x) or np.shape(per) != (len(pairs[0]), len(ends)):
+            raise RuntimeError(
+                f"{name}._math_sample_future_purchase_periods returned shape {shape} and counts "
+                f"{np.shape(per)}; expected (n_draws, {len(x)}) and (n_pairs, {len(ends)})"
+            )
+        return shape[0], tuple(pairs), np.asarray(per)
+    cum = _sample_counts(purchase_model, params, x, t_x, T, ends, rng)
+    pairs = np.nonzero(cum[..., -1] > 0)
+    return cum.shape[0], pairs, _per_period(cum[pairs])
+
+
+def _discounted_spend_of_buyers(spend_model, params, x, m, sample, c, disc, D, keep_periods, rng):
     """Discounted spend of sampled purchase paths.
 
-    ``cum``: cumulative counts (n_draws or 1, n_customers, n_periods). Only the (draw,
-    customer) pairs with at least one future purchase are differenced and passed to
+    ``sample``: ``(n_rows, pairs, per_period)`` from :func:`_sample_purchase_periods`. Only
+    the (draw, customer) pairs with at least one future purchase are passed to
     ``_math_sample_future_spend`` (flattened to 1-d arrays of parameters and customers, which
     the protocol broadcasts like any other shape); the others spend 0 whatever their latent
     spend level, so this is exact in distribution and saves most of the work when many
     customers have lapsed. Returns ``(values (D, c), per-period (D, c, K) or None)``.
     """
-    c, K = cum.shape[1], cum.shape[2]
-    if cum.shape[0] < D:
-        cum = np.broadcast_to(cum, (D, c, K))
-    buyers = np.nonzero(cum[..., -1] > 0)
+    n_rows, buyers, sub_counts = sample
+    K = sub_counts.shape[-1]
+    if n_rows < D:  # one purchase sample shared by all D spend draws
+        size = len(buyers[1])
+        buyers = (np.repeat(np.arange(D), size), np.tile(buyers[1], D))
+        sub_counts = np.tile(sub_counts, (D, 1))
     values = np.zeros((D, c))
     per_period = np.zeros((D, c, K)) if keep_periods else None
     if len(buyers[0]) == 0:
@@ -411,9 +441,8 @@ def _discounted_spend_of_buyers(spend_model, params, x, m, cum, disc, D, keep_pe
         name: np.broadcast_to(np.asarray(value, dtype=float), (D, c))[buyers]
         for name, value in params.items()
     }
-    xs = np.broadcast_to(x, (D, c))[buyers]
-    ms = np.broadcast_to(m, (D, c))[buyers]
-    sub_counts = _per_period(cum[buyers])
+    xs = x[buyers[1]]
+    ms = m[buyers[1]]
     drawn = np.asarray(spend_model._math_sample_future_spend(flat, xs, ms, sub_counts, rng))
     if drawn.shape != sub_counts.shape:
         raise RuntimeError(
@@ -592,11 +621,11 @@ def _value_engine(
             rng = np.random.default_rng(chunk_seqs[b])
             pp = purchase_model.customer_params(sub, p_draws)
             sp = spend_model.customer_params(sub, s_draws)
-            cum = _sample_counts(purchase_model, pp, xb, txb, Tb, grid.ends, rng)
+            sample = _sample_purchase_periods(purchase_model, pp, xb, txb, Tb, grid.ends, rng)
             values, by_period = _discounted_spend_of_buyers(
-                spend_model, sp, xb, mb, cum, disc, D, keep_draws == "period", rng
+                spend_model, sp, xb, mb, sample, c, disc, D, keep_draws == "period", rng
             )
-            del cum
+            del sample
             values *= margin
             if by_period is not None:
                 by_period *= margin

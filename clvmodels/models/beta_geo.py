@@ -218,26 +218,181 @@ def distinct_pairs(x: np.ndarray, T: np.ndarray):
     return x_values[pairs // len(T_values)], T_values[pairs % len(T_values)], pair_codes
 
 
+def check_grid(t_grid) -> np.ndarray:
+    """``t_grid`` as a 1-d float array; ValueError unless non-negative and increasing."""
+    grid = np.asarray(t_grid, dtype=float).ravel()
+    if grid.size and (np.any(np.diff(grid) < 0) or grid[0] < 0):
+        raise ValueError("t_grid must be non-negative and increasing")
+    return grid
+
+
+# purchases per pair up to which they are placed one by one (uniform times), above which the
+# per-period counts are drawn as one multinomial (cost independent of the count)
+_ONE_BY_ONE = 48
+
+
+def allocate_to_periods(n, span, t_grid, rng: np.random.Generator) -> np.ndarray:
+    """Per-period counts of ``n`` purchases at independent uniform times on ``[0, span]``.
+
+    Given its count ``N(span) = n``, the event times of a Poisson process on ``[0, span]`` are
+    independent and uniform, so the counts in the periods ``(t_{k-1}, t_k]`` of ``t_grid``
+    (``t_0 = 0``) are ``Multinomial(n, |(t_{k-1}, t_k] ∩ [0, span]| / span)``. Small counts are
+    placed one uniform time at a time (for equal periods covering ``[0, span]``, a uniform
+    period index), large ones drawn as one multinomial; both are exact. ``n``: 1-d integer
+    array; ``span``: scalar or 1-d array with ``0 < span <= t_grid[-1]`` wherever ``n > 0``.
+    Returns int64 of shape ``(len(n), len(t_grid))``.
+    """
+    n = np.asarray(n, dtype=np.int64).ravel()
+    grid = np.asarray(t_grid, dtype=float).ravel()
+    m, K = n.size, grid.size
+    if m == 0 or K == 0:
+        return np.zeros((m, K), dtype=np.int64)
+    t_max = float(grid[-1])
+    whole = np.ndim(span) == 0 and float(span) == t_max
+    span = np.broadcast_to(np.asarray(span, dtype=float), (m,))
+    steps = np.diff(grid, prepend=0.0)
+    equal = bool(np.all(np.abs(steps - t_max / K) <= 1e-12 * t_max))
+    few = np.flatnonzero((n > 0) & (n <= _ONE_BY_ONE))
+    if few.size:
+        owner = np.repeat(few * K, n[few])
+        if whole and equal:
+            period = rng.integers(0, K, owner.size)
+        else:
+            times = rng.random(owner.size)
+            times *= span[owner // K]
+            if equal:
+                times *= K / t_max
+                period = times.astype(np.int64)
+            else:
+                period = np.searchsorted(grid, times, side="right")
+            # rounding can put a time at exactly t_max: it belongs to the last period of
+            # positive length (the first one ending at t_max), never to an empty one
+            np.minimum(period, int(np.searchsorted(grid, t_max, side="left")), out=period)
+        owner += period
+        out = np.bincount(owner, minlength=m * K).reshape(m, K)
+    else:
+        out = np.zeros((m, K), dtype=np.int64)
+    many = np.flatnonzero(n > _ONE_BY_ONE)
+    if many.size:
+        if whole:
+            out[many] = rng.multinomial(n[many], steps / t_max)
+        else:
+            reach = np.minimum(grid[None, :], span[many, None])
+            share = np.diff(reach, axis=1, prepend=0.0)
+            share /= share.sum(axis=1, keepdims=True)
+            out[many] = rng.multinomial(n[many], share)
+    return out
+
+
+def _geometric_at_most(p, cap, rng: np.random.Generator) -> np.ndarray:
+    """``min(K, cap)`` for ``K ~ Geometric(p)`` on {1, 2, ...} (inverse CDF in floats, so tiny
+    ``p`` cannot overflow); float array."""
+    u = rng.random(np.shape(p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.floor(np.log1p(-u) / np.log1p(-np.clip(p, 0.0, 1.0))) + 1.0
+    return np.minimum(np.where(np.isnan(k), cap, k), cap)
+
+
+def take_broadcast(value, shape, index) -> np.ndarray:
+    """``broadcast_to(value, shape)[index]`` without materialising the broadcast."""
+    return np.broadcast_to(np.asarray(value, dtype=float), shape)[index]
+
+
+def truncated_poisson_periods(lam, p_shape, t_grid, rng: np.random.Generator):
+    """Per-period purchase counts over ``t_grid`` of active customers (1-d arrays over pairs):
+    a Poisson(``lam``) process stopped after ``K ~ Geometric(p)`` purchases, with
+    ``p ~ Beta(*p_shape)`` drawn only where it matters.
+
+    Exact construction: ``N ~ Poisson(lam t_max)`` purchases in the whole grid, placed in the
+    periods by :func:`allocate_to_periods`; the cumulative count at ``t_k`` is
+    ``min(N(t_k), K)`` (the first ``K`` purchases in time order). ``p`` and ``K`` are drawn only
+    for ``N >= 2`` (with ``N <= 1`` the truncation cannot bind since ``K >= 1``). Returns
+    ``(buyers, per_period)``: the indices with ``N > 0`` and their int64 per-period counts,
+    shape ``(len(buyers), len(t_grid))``.
+    """
+    t_max = float(t_grid[-1])
+    n = rng.poisson(lam * t_max)
+    buyers = np.flatnonzero(n > 0)
+    n = n[buyers]
+    per = allocate_to_periods(n, t_max, t_grid, rng)
+    several = np.flatnonzero(n >= 2)
+    if several.size:
+        a_, b_ = (np.asarray(v, dtype=float)[buyers[several]] for v in p_shape)
+        # Beta(a_, b_) with b_ -> 0+ is the point mass at 1, which numpy returns for any tiny
+        # positive b_; a b_ that underflowed to 0 is put back at the smallest positive double
+        tiny = np.finfo(float).smallest_subnormal
+        p = rng.beta(np.maximum(a_, tiny), np.maximum(b_, tiny))
+        k = _geometric_at_most(p, n[several].astype(float), rng).astype(np.int64)
+        cut = k < n[several]  # only these are truncated
+        rows = several[cut]
+        if rows.size:
+            cum = np.minimum(np.cumsum(per[rows], axis=1), k[cut][:, None])
+            per[rows] = np.diff(cum, axis=1, prepend=0)
+    return buyers, per
+
+
+def cumulative_counts(shape, pairs, per_period) -> np.ndarray:
+    """Dense cumulative counts (``shape + (n_periods,)``, int64) from the sparse form
+    ``(pairs, per_period)`` of the ``*_periods`` samplers (all other pairs buy nothing)."""
+    per_period = np.asarray(per_period)
+    out = np.zeros(tuple(shape) + per_period.shape[-1:], dtype=np.int64)
+    out[pairs] = np.cumsum(per_period, axis=-1)
+    return out
+
+
+def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
+    """Future purchases of the BG/NBD family (BG/NBD, MBG/NBD) from the customer's posterior,
+    in sparse form: ``(shape, pairs, per_period)`` — the broadcast shape of the inputs, a tuple
+    of index arrays (as ``np.nonzero``) of the pairs with at least one purchase, and their
+    int64 per-period counts ``(len(pairs[0]), len(t_grid))``.
+
+    ``alive ~ Bernoulli(p_alive)``; the dead buy nothing, so only alive pairs draw further:
+    ``lambda ~ Gamma(lam_shape, lam_rate)``, then :func:`truncated_poisson_periods` with
+    ``p ~ Beta(a_, b_)`` (the posterior of an active customer). The work is proportional to the
+    number of alive pairs and their purchases, not to draws x customers x periods.
+    """
+    grid = check_grid(t_grid)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (p_alive, lam_shape, lam_rate, a_, b_)))
+    if grid.size == 0 or grid[-1] <= 0:
+        empty = tuple(np.zeros(0, dtype=np.intp) for _ in shape)
+        return shape, empty, np.zeros((0, grid.size), dtype=np.int64)
+    alive = np.nonzero(rng.random(shape) < p_alive)
+    lam = rng.gamma(take_broadcast(lam_shape, shape, alive))
+    lam /= take_broadcast(lam_rate, shape, alive)
+    p_shape = (take_broadcast(a_, shape, alive), take_broadcast(b_, shape, alive))
+    buyers, per = truncated_poisson_periods(lam, p_shape, grid, rng)
+    return shape, tuple(i[buyers] for i in alive), per
+
+
+def sample_bg_family_future(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
+    """Cumulative future purchase counts of the BG/NBD family, shape
+    ``broadcast + (len(t_grid),)``, int64: :func:`sample_bg_family_periods` made dense."""
+    return cumulative_counts(
+        *sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng)
+    )
+
+
 def sample_active_future_purchases(lam, p, t_grid, rng: np.random.Generator) -> np.ndarray:
     """Cumulative purchase counts at the times ``t_grid`` (after now) of active customers with
     purchase rate ``lam`` and dropout probability ``p`` after each purchase.
 
     A Poisson(``lam``) process ``N`` and ``K ~ Geometric(p)`` on {1, 2, ...}: the count at ``t``
-    is ``min(N(t), K)``. Returns int64 of shape ``broadcast(lam, p).shape + (len(t_grid),)``.
+    is ``min(N(t), K)``. Returns int64 of shape ``broadcast(lam, p).shape + (len(t_grid),)``,
+    drawn as in :func:`truncated_poisson_periods` (``p`` given rather than drawn).
     """
     lam, p = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(p, dtype=float))
-    t_grid = np.asarray(t_grid, dtype=float).ravel()
-    if t_grid.size and (np.any(np.diff(t_grid) < 0) or t_grid[0] < 0):
-        raise ValueError("t_grid must be non-negative and increasing")
-    steps = np.diff(np.concatenate([[0.0], t_grid]))
-    increments = rng.poisson(lam[..., None] * steps)
-    counts = np.cumsum(increments, axis=-1, dtype=np.int64)
-    u = rng.random(lam.shape)
-    with np.errstate(divide="ignore"):
-        # inverse CDF of the geometric distribution, in floats so tiny p cannot overflow
-        k = np.floor(np.log1p(-u) / np.log1p(-np.clip(p, 0.0, 1.0))) + 1.0
-    k = np.where(np.isfinite(k), k, np.iinfo(np.int64).max // 4).astype(np.float64)
-    return np.minimum(counts, np.minimum(k, 2.0**62)[..., None]).astype(np.int64)
+    grid = check_grid(t_grid)
+    if grid.size == 0 or grid[-1] <= 0:
+        return np.zeros(lam.shape + (grid.size,), dtype=np.int64)
+    t_max = float(grid[-1])
+    n = rng.poisson(lam * t_max)
+    buyers = np.nonzero(n > 0)
+    n = n[buyers]
+    cum = np.cumsum(allocate_to_periods(n, t_max, grid, rng), axis=1)
+    k = _geometric_at_most(p[buyers], n.astype(float), rng).astype(np.int64)
+    out = np.zeros(lam.shape + (grid.size,), dtype=np.int64)
+    out[buyers] = np.minimum(cum, k[:, None])
+    return out
 
 
 def _as_float(*arrays):
@@ -271,7 +426,7 @@ def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
     with np.errstate(divide="ignore", invalid="ignore"):
         # log(a / (b+x-1)) for x >= 1; -inf for x == 0 (no second term, P(alive) = 1)
         log_ab = per_frequency(
-            lambda k: np.where(k > 0, np.log(a) - np.log(b + k - 1.0), -np.inf), a, b, x
+            lambda k: np.where(k > 0, np.log(a) - np.log(b + (k - 1.0)), -np.inf), a, b, x
         )
     d = np.multiply(r + x, log_tenure_ratio(alpha, t_x, T))
     if d.shape == np.broadcast_shapes(d.shape, np.shape(log_ab)):
@@ -495,20 +650,36 @@ def sample_latent(r, alpha, a, b, x, t_x, T, rng: np.random.Generator):
     alive = rng.random(r.shape) < probability_alive(r, alpha, a, b, x, t_x, T)
     rate = np.where(alive, alpha + T, alpha + t_x)
     lam = rng.gamma(r + x) / rate
-    x1 = np.maximum(x, 1.0)
-    p = rng.beta(np.where(alive, a, a + 1.0), np.where(alive, b + x, b + x1 - 1.0))
+    # b + (x - 1), not b + x - 1: with a tiny b (an extreme asymptotic draw, e.g. 1e-17) the
+    # latter rounds to 0 for x = 1 (the "inactive" state needs x >= 1; x = 0 is always alive).
+    # Beta(a', b') with b' -> 0+ is the point mass at 1, numpy's answer for any tiny positive
+    # b', so a b that underflowed to exactly 0 is put back at the smallest positive double.
+    tiny = np.finfo(float).smallest_subnormal
+    b_dead = np.maximum(b + np.maximum(x - 1.0, 0.0), tiny)
+    p = rng.beta(np.where(alive, a, a + 1.0), np.where(alive, np.maximum(b + x, tiny), b_dead))
     return alive, lam, p
 
 
 def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
     """Cumulative purchase counts at ``t_grid`` (after T), drawn from the customer's posterior:
-    the latent state from :func:`sample_latent`, then for active customers a Poisson(lambda)
-    process stopped after a Geometric(p) number of purchases; inactive customers buy nothing.
-    Shape ``broadcast(params, x) + (len(t_grid),)``.
+    alive with probability P(alive) (else no purchases), then the active posterior
+    ``lambda ~ Gamma(r+x, alpha+T)``, ``p ~ Beta(a, b+x)`` and a Poisson(lambda) process stopped
+    after a Geometric(p) number of purchases (:func:`sample_bg_family_future`; the inactive
+    state's rates are never needed). Shape ``broadcast(params, x) + (len(t_grid),)``, int64.
     """
-    alive, lam, p = sample_latent(r, alpha, a, b, x, t_x, T, rng)
-    counts = sample_active_future_purchases(lam, p, t_grid, rng)
-    return counts * alive[..., None]
+    return cumulative_counts(
+        *sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng)
+    )
+
+
+def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
+    """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
+    broadcast shape, index arrays of the (draw, customer) pairs with purchases and their
+    per-period (not cumulative) counts; every other pair buys nothing (see
+    :func:`~clvmodels.models.beta_geo.sample_bg_family_periods`)."""
+    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
+    p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    return sample_bg_family_periods(p_alive, r + x, alpha + T, a, b + x, t_grid, rng)
 
 
 # --------------------------------------------------------------------------------------------
@@ -583,6 +754,10 @@ class BetaGeo(PurchaseModel):
     @staticmethod
     def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
         return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
+
+    @staticmethod
+    def _math_sample_future_purchase_periods(params, x, t_x, T, t_grid, rng):
+        return sample_future_purchase_periods(*_p(params), x, t_x, T, t_grid, rng)
 
     # ---- latent posterior -------------------------------------------------------------------
     def conditional_latent_draws(

@@ -129,19 +129,35 @@ def sample_spend_rate(p, q, v, x, m, rng: np.random.Generator):
 def sample_future_spend(p, q, v, x, m, counts, rng: np.random.Generator):
     """Total spend per period given purchase ``counts`` (shape ``(..., n_periods)``).
 
-    nu is drawn once per (draw, customer) from :func:`sample_spend_rate`; the total of ``n``
-    transactions given nu is ``Gamma(p n, nu)`` (0 when n = 0).
+    nu is drawn once per (draw, customer) from its posterior (:func:`sample_spend_rate`); the
+    total of ``n`` transactions given nu is ``Gamma(p n, nu)`` (0 when n = 0). Only pairs with
+    purchases draw nu and only periods with purchases draw a total (the others spend 0 whatever
+    nu is), so the work follows the number of purchasing periods; exact in distribution.
     """
     counts = np.asarray(counts)
-    nu = sample_spend_rate(p, q, v, x, m, rng)
-    lead = np.broadcast_shapes(nu.shape, counts.shape[:-1])
-    nu = np.broadcast_to(nu, lead)[..., None]
-    p_full = np.broadcast_to(np.asarray(p, dtype=float), lead)[..., None]
-    n = np.broadcast_to(counts, lead + counts.shape[-1:]).astype(float)
-    shape = p_full * n
-    positive = shape > 0
-    draws = rng.standard_gamma(np.where(positive, shape, 1.0))
-    return np.where(positive, draws / nu, 0.0)
+    p, q, v, x, m = _as_float(p, q, v, x, m)
+    lead = np.broadcast_shapes(*(np.shape(a) for a in (p, q, v, x, m)), counts.shape[:-1])
+    n_periods = counts.shape[-1]
+    counts = np.broadcast_to(counts, lead + (n_periods,))
+    out = np.zeros(lead + (n_periods,))
+    buyers = np.nonzero((counts > 0).any(axis=-1))
+    if buyers[0].size == 0:
+        return out
+
+    def take(value):
+        return np.broadcast_to(value, lead)[buyers]
+
+    xs, p_b = take(x), take(p)
+    nu = rng.gamma(take(q) + p_b * xs)
+    nu /= take(v) + np.where(xs > 0, xs * take(m), 0.0)
+    n = counts[buyers]
+    row, col = np.nonzero(n > 0)
+    spend = rng.standard_gamma(p_b[row] * n[row, col])
+    spend /= nu[row]
+    sub = np.zeros(n.shape)
+    sub[row, col] = spend
+    out[buyers] = sub
+    return out
 
 
 def _p(params):

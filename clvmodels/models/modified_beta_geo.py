@@ -42,10 +42,11 @@ from clvmodels.models.beta_geo import (
     active_purchase_probability,
     bg_family_negative_log_likelihood,
     conditional_latent_frame,
+    cumulative_counts,
     fit_rows_with_codes,
     log_tenure_ratio,
     per_frequency,
-    sample_active_future_purchases,
+    sample_bg_family_periods,
     subset_preconditioner,
     warm_start,
 )
@@ -150,7 +151,10 @@ def sample_latent(r, alpha, a, b, x, t_x, T, rng: np.random.Generator):
     r, alpha, a, b, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, a, b, x, t_x, T))
     alive = rng.random(r.shape) < probability_alive(r, alpha, a, b, x, t_x, T)
     lam = rng.gamma(r + x) / np.where(alive, alpha + T, alpha + t_x)
-    p = rng.beta(np.where(alive, a, a + 1.0), np.where(alive, b + x + 1.0, b + x))
+    # Beta(a', b') with b' -> 0+ is the point mass at 1 (numpy's answer for any tiny positive
+    # b'); b + x underflows to 0 only for x = 0 and b = 0, put back at the smallest double
+    b_dead = np.maximum(b + x, np.finfo(float).smallest_subnormal)
+    p = rng.beta(np.where(alive, a, a + 1.0), np.where(alive, b + x + 1.0, b_dead))
     return alive, lam, p
 
 
@@ -158,8 +162,19 @@ def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Ge
     """Cumulative purchase counts at ``t_grid`` (after T) from the customer's posterior: latent
     state from :func:`sample_latent`, then for active customers a Poisson(lambda) process
     stopped after a Geometric(p) number of purchases (dropout after each purchase)."""
-    alive, lam, p = sample_latent(r, alpha, a, b, x, t_x, T, rng)
-    return sample_active_future_purchases(lam, p, t_grid, rng) * alive[..., None]
+    return cumulative_counts(
+        *sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng)
+    )
+
+
+def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
+    """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
+    broadcast shape, index arrays of the (draw, customer) pairs with purchases and their
+    per-period (not cumulative) counts; every other pair buys nothing (see
+    :func:`~clvmodels.models.beta_geo.sample_bg_family_periods`)."""
+    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
+    p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    return sample_bg_family_periods(p_alive, r + x, alpha + T, a, b + x + 1.0, t_grid, rng)
 
 
 def _p(params):
@@ -225,6 +240,10 @@ class ModifiedBetaGeo(PurchaseModel):
     @staticmethod
     def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
         return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
+
+    @staticmethod
+    def _math_sample_future_purchase_periods(params, x, t_x, T, t_grid, rng):
+        return sample_future_purchase_periods(*_p(params), x, t_x, T, t_grid, rng)
 
     def conditional_latent_draws(
         self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None

@@ -72,6 +72,12 @@ import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
 from clvmodels.models.base import PurchaseModel
+from clvmodels.models.beta_geo import (
+    allocate_to_periods,
+    check_grid,
+    cumulative_counts,
+    take_broadcast,
+)
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
@@ -821,23 +827,42 @@ def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random
     ``alive ~ Bernoulli(P(alive))``; given alive, ``lambda ~ Gamma(r+x, alpha+T)`` and
     ``mu ~ Gamma(s, beta+T)`` (independent, see :func:`sample_latent`), the remaining lifetime is
     ``Exp(mu)`` (memoryless), and purchases are a Poisson(lambda) process until then. Dead
-    customers buy nothing. Shape ``broadcast(params, x) + (len(t_grid),)``, integer.
+    customers buy nothing. Shape ``broadcast(params, x) + (len(t_grid),)``, int64.
+
+    Drawn in work proportional to the alive pairs and their purchases: only alive pairs draw
+    rates and a lifetime; the total ``N ~ Poisson(lambda min(lifetime, t_max))`` is then placed
+    in the periods by :func:`~clvmodels.models.beta_geo.allocate_to_periods` (given N the
+    purchase times are independent and uniform on ``[0, min(lifetime, t_max)]``), which is exact.
     """
-    grid = np.asarray(t_grid, dtype=float).ravel()
-    if grid.size and (np.any(np.diff(grid) < 0) or grid[0] < 0):
-        raise ValueError("t_grid must be non-negative and increasing")
+    return cumulative_counts(
+        *sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng)
+    )
+
+
+def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random.Generator):
+    """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
+    broadcast shape, index arrays of the (draw, customer) pairs with purchases and their
+    per-period (not cumulative) int64 counts; every other pair buys nothing."""
+    grid = check_grid(t_grid)
+    r, alpha, s, beta, x, t_x, T = _as_float(r, alpha, s, beta, x, t_x, T)
+    shape = _shape(r, alpha, s, beta, x, t_x, T)
+    if grid.size == 0 or grid[-1] <= 0:
+        empty = tuple(np.zeros(0, dtype=np.intp) for _ in shape)
+        return shape, empty, np.zeros((0, grid.size), dtype=np.int64)
     p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
-    r, alpha, s, beta, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))
-    shape = r.shape
-    alive = rng.random(shape) < p_alive
-    lam = rng.gamma(r + x) / (alpha + T)
-    mu = rng.gamma(s) / (beta + T)
+    t_max = float(grid[-1])
+    alive = np.nonzero(rng.random(shape) < p_alive)
+    lam = rng.gamma(take_broadcast(r + x, shape, alive))
+    lam /= take_broadcast(alpha + T, shape, alive)
+    mu = rng.gamma(take_broadcast(s, shape, alive))
+    mu /= take_broadcast(beta + T, shape, alive)
     with np.errstate(divide="ignore", over="ignore"):
-        lifetime = rng.exponential(size=shape) / mu  # mu underflowing to 0: never dies
-    active_until = np.minimum(grid, lifetime[..., None])  # (..., n_grid)
-    exposure = np.diff(active_until, axis=-1, prepend=0.0)
-    increments = rng.poisson(lam[..., None] * exposure)
-    return np.cumsum(increments, axis=-1) * alive[..., None]
+        lifetime = rng.exponential(size=mu.shape) / mu  # mu underflowing to 0: never dies
+    span = np.minimum(lifetime, t_max)
+    n = rng.poisson(lam * span)
+    buyers = np.flatnonzero(n > 0)
+    per = allocate_to_periods(n[buyers], span[buyers], grid, rng)
+    return shape, tuple(i[buyers] for i in alive), per
 
 
 # --------------------------------------------------------------------------------------------
@@ -937,6 +962,10 @@ class ParetoNBD(PurchaseModel):
     def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
         return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
 
+    @staticmethod
+    def _math_sample_future_purchase_periods(params, x, t_x, T, t_grid, rng):
+        return sample_future_purchase_periods(*_p(params), x, t_x, T, t_grid, rng)
+
     # ---- latent posterior -------------------------------------------------------------------
     def conditional_latent_draws(
         self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
@@ -962,6 +991,7 @@ __all__ = [
     "log_likelihood",
     "negative_log_likelihood",
     "probability_alive",
+    "sample_future_purchase_periods",
     "sample_future_purchases",
     "sample_latent",
 ]
