@@ -391,30 +391,41 @@ def _sample_counts(purchase_model, params, x, t_x, T, ends, rng) -> np.ndarray:
 
 def _sample_purchase_periods(purchase_model, params, x, t_x, T, ends, rng):
     """Sampled future purchases in sparse form ``(n_rows, pairs, per_period)``: ``n_rows`` the
-    draw axis of the sample (n_draws or 1), ``pairs`` the (draw, customer) index arrays of the
-    paths with at least one purchase and ``per_period`` their per-period counts.
+    draw axis of the sample (n_draws or 1), ``pairs`` the flat indices into
+    ``(n_rows, n_customers)`` of the paths with at least one purchase and ``per_period`` their
+    per-period counts.
 
     Models may offer ``_math_sample_future_purchase_periods`` (same arguments, returning
-    ``(shape, pairs, per_period)``), which never builds the dense draws x customers x periods
-    array; otherwise the protocol's cumulative ``_math_sample_future_purchases`` is used and
-    its non-zero paths extracted. Both give the same distribution.
+    ``(shape, flat pairs, per_period)``), which never builds the dense draws x customers x
+    periods array; otherwise the protocol's cumulative ``_math_sample_future_purchases`` is used
+    and its non-zero paths extracted. Both give the same distribution.
     """
     name = type(purchase_model).__name__
     sparse = getattr(purchase_model, "_math_sample_future_purchase_periods", None)
     if sparse is not None:
         shape, pairs, per = sparse(params, x, t_x, T, ends, rng)
-        shape = tuple(shape)
-        if len(shape) == 1:  # parameters without a draw axis
-            shape, pairs = (1,) + shape, (np.zeros_like(pairs[0]),) + tuple(pairs)
-        if len(shape) != 2 or shape[1] != len(x) or np.shape(per) != (len(pairs[0]), len(ends)):
+        shape = (1,) * (2 - len(shape)) + tuple(shape)
+        per = np.asarray(per)
+        if len(shape) != 2 or shape[1] != len(x) or per.shape != (len(pairs), len(ends)):
             raise RuntimeError(
                 f"{name}._math_sample_future_purchase_periods returned shape {shape} and counts "
-                f"{np.shape(per)}; expected (n_draws, {len(x)}) and (n_pairs, {len(ends)})"
+                f"{per.shape}; expected (n_draws, {len(x)}) and (n_pairs, {len(ends)})"
             )
-        return shape[0], tuple(pairs), np.asarray(per)
+        return shape[0], np.asarray(pairs), per
     cum = _sample_counts(purchase_model, params, x, t_x, T, ends, rng)
-    pairs = np.nonzero(cum[..., -1] > 0)
-    return cum.shape[0], pairs, _per_period(cum[pairs])
+    pairs = np.flatnonzero(cum[..., -1])
+    return cum.shape[0], pairs, _per_period(cum.reshape(-1, len(ends))[pairs])
+
+
+def _take_flat(value, D: int, c: int, flat: np.ndarray) -> np.ndarray:
+    """``broadcast_to(value, (D, c)).ravel()[flat]`` without materialising the broadcast."""
+    v = np.asarray(value, dtype=float)
+    v = v.reshape((1,) * (2 - v.ndim) + v.shape) if v.ndim < 2 else v
+    if v.shape == (D, c):
+        return v.reshape(-1)[flat]
+    if v.shape[-1] == 1:
+        return np.broadcast_to(v[:, 0], (D,))[flat // c]
+    return np.broadcast_to(v[0] if v.shape[0] == 1 else v, (c,))[flat % c]
 
 
 def _discounted_spend_of_buyers(spend_model, params, x, m, sample, c, disc, D, keep_periods, rng):
@@ -430,28 +441,25 @@ def _discounted_spend_of_buyers(spend_model, params, x, m, sample, c, disc, D, k
     n_rows, buyers, sub_counts = sample
     K = sub_counts.shape[-1]
     if n_rows < D:  # one purchase sample shared by all D spend draws
-        size = len(buyers[1])
-        buyers = (np.repeat(np.arange(D), size), np.tile(buyers[1], D))
+        buyers = (np.arange(D)[:, None] * c + buyers[None, :]).ravel()
         sub_counts = np.tile(sub_counts, (D, 1))
     values = np.zeros((D, c))
     per_period = np.zeros((D, c, K)) if keep_periods else None
-    if len(buyers[0]) == 0:
+    if len(buyers) == 0:
         return values, per_period
-    flat = {
-        name: np.broadcast_to(np.asarray(value, dtype=float), (D, c))[buyers]
-        for name, value in params.items()
-    }
-    xs = x[buyers[1]]
-    ms = m[buyers[1]]
-    drawn = np.asarray(spend_model._math_sample_future_spend(flat, xs, ms, sub_counts, rng))
+    flat = {name: _take_flat(value, D, c, buyers) for name, value in params.items()}
+    customers = buyers % c
+    drawn = np.asarray(
+        spend_model._math_sample_future_spend(flat, x[customers], m[customers], sub_counts, rng)
+    )
     if drawn.shape != sub_counts.shape:
         raise RuntimeError(
             f"{type(spend_model).__name__}._math_sample_future_spend returned shape "
             f"{drawn.shape} for counts of shape {sub_counts.shape}"
         )
-    values[buyers] = drawn @ disc
+    values.reshape(-1)[buyers] = drawn @ disc
     if keep_periods:
-        per_period[buyers] = drawn * disc
+        per_period.reshape(-1, K)[buyers] = drawn * disc
     return values, per_period
 
 

@@ -293,9 +293,21 @@ def _geometric_at_most(p, cap, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(np.where(np.isnan(k), cap, k), cap)
 
 
-def take_broadcast(value, shape, index) -> np.ndarray:
-    """``broadcast_to(value, shape)[index]`` without materialising the broadcast."""
-    return np.broadcast_to(np.asarray(value, dtype=float), shape)[index]
+def take_flat(value, shape, flat) -> np.ndarray:
+    """``broadcast_to(value, shape).ravel()[flat]`` without materialising the broadcast (the
+    parameters of the ``(n_draws, n_customers)`` protocol are often ``(n_draws, 1)``)."""
+    v = np.asarray(value, dtype=float)
+    shape = tuple(shape)
+    if v.ndim == 0:
+        return np.full(len(flat), float(v))
+    if v.shape == shape:
+        return v.reshape(-1)[flat]
+    v = v.reshape((1,) * (len(shape) - v.ndim) + v.shape)
+    if len(shape) == 2 and v.shape == (shape[0], 1):
+        return v[:, 0][flat // shape[1]]
+    if len(shape) == 2 and v.shape == (1, shape[1]):
+        return v[0][flat % shape[1]]
+    return np.broadcast_to(v, shape)[np.unravel_index(flat, shape)]
 
 
 def truncated_poisson_periods(lam, p_shape, t_grid, rng: np.random.Generator):
@@ -333,18 +345,20 @@ def truncated_poisson_periods(lam, p_shape, t_grid, rng: np.random.Generator):
 
 def cumulative_counts(shape, pairs, per_period) -> np.ndarray:
     """Dense cumulative counts (``shape + (n_periods,)``, int64) from the sparse form
-    ``(pairs, per_period)`` of the ``*_periods`` samplers (all other pairs buy nothing)."""
+    ``(shape, pairs, per_period)`` of the ``*_periods`` samplers: ``pairs`` flat indices into
+    ``shape`` of the paths with purchases; all other paths buy nothing."""
     per_period = np.asarray(per_period)
-    out = np.zeros(tuple(shape) + per_period.shape[-1:], dtype=np.int64)
+    shape = tuple(shape)
+    out = np.zeros((int(np.prod(shape)), per_period.shape[-1]), dtype=np.int64)
     out[pairs] = np.cumsum(per_period, axis=-1)
-    return out
+    return out.reshape(shape + per_period.shape[-1:])
 
 
 def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
     """Future purchases of the BG/NBD family (BG/NBD, MBG/NBD) from the customer's posterior,
-    in sparse form: ``(shape, pairs, per_period)`` — the broadcast shape of the inputs, a tuple
-    of index arrays (as ``np.nonzero``) of the pairs with at least one purchase, and their
-    int64 per-period counts ``(len(pairs[0]), len(t_grid))``.
+    in sparse form: ``(shape, pairs, per_period)`` — the broadcast shape of the inputs, the flat
+    indices (into ``shape``, C order) of the paths with at least one purchase, and their int64
+    per-period counts ``(len(pairs), len(t_grid))``.
 
     ``alive ~ Bernoulli(p_alive)``; the dead buy nothing, so only alive pairs draw further:
     ``lambda ~ Gamma(lam_shape, lam_rate)``, then :func:`truncated_poisson_periods` with
@@ -354,14 +368,14 @@ def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
     grid = check_grid(t_grid)
     shape = np.broadcast_shapes(*(np.shape(v) for v in (p_alive, lam_shape, lam_rate, a_, b_)))
     if grid.size == 0 or grid[-1] <= 0:
-        empty = tuple(np.zeros(0, dtype=np.intp) for _ in shape)
-        return shape, empty, np.zeros((0, grid.size), dtype=np.int64)
-    alive = np.nonzero(rng.random(shape) < p_alive)
-    lam = rng.gamma(take_broadcast(lam_shape, shape, alive))
-    lam /= take_broadcast(lam_rate, shape, alive)
-    p_shape = (take_broadcast(a_, shape, alive), take_broadcast(b_, shape, alive))
+        return shape, np.zeros(0, dtype=np.intp), np.zeros((0, grid.size), dtype=np.int64)
+    u = rng.random(shape)
+    alive = np.flatnonzero(np.less(u, p_alive, out=np.empty(shape, dtype=bool)))
+    lam = rng.gamma(take_flat(lam_shape, shape, alive))
+    lam /= take_flat(lam_rate, shape, alive)
+    p_shape = (take_flat(a_, shape, alive), take_flat(b_, shape, alive))
     buyers, per = truncated_poisson_periods(lam, p_shape, grid, rng)
-    return shape, tuple(i[buyers] for i in alive), per
+    return shape, alive[buyers], per
 
 
 def sample_bg_family_future(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
@@ -674,8 +688,8 @@ def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Ge
 
 def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
     """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
-    broadcast shape, index arrays of the (draw, customer) pairs with purchases and their
-    per-period (not cumulative) counts; every other pair buys nothing (see
+    broadcast shape, flat indices of the (draw, customer) paths with purchases and their
+    per-period (not cumulative) counts; every other path buys nothing (see
     :func:`~clvmodels.models.beta_geo.sample_bg_family_periods`)."""
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
     p_alive = probability_alive(r, alpha, a, b, x, t_x, T)

@@ -35,7 +35,7 @@ from scipy.special import digamma, gammaln
 
 from clvmodels.errors import InputError, ModelAssumptionWarning, describe_rows
 from clvmodels.models.base import SpendModel, check_weights, compress_rows, validate_summary
-from clvmodels.models.beta_geo import _sum, unique_inverse
+from clvmodels.models.beta_geo import _sum, take_flat, unique_inverse
 
 PARAM_NAMES = ("p", "q", "v")
 
@@ -138,25 +138,27 @@ def sample_future_spend(p, q, v, x, m, counts, rng: np.random.Generator):
     p, q, v, x, m = _as_float(p, q, v, x, m)
     lead = np.broadcast_shapes(*(np.shape(a) for a in (p, q, v, x, m)), counts.shape[:-1])
     n_periods = counts.shape[-1]
-    counts = np.broadcast_to(counts, lead + (n_periods,))
     out = np.zeros(lead + (n_periods,))
-    buyers = np.nonzero((counts > 0).any(axis=-1))
-    if buyers[0].size == 0:
+    if out.size == 0:
         return out
-
-    def take(value):
-        return np.broadcast_to(value, lead)[buyers]
-
-    xs, p_b = take(x), take(p)
-    nu = rng.gamma(take(q) + p_b * xs)
-    nu /= take(v) + np.where(xs > 0, xs * take(m), 0.0)
-    n = counts[buyers]
-    row, col = np.nonzero(n > 0)
-    spend = rng.standard_gamma(p_b[row] * n[row, col])
-    spend /= nu[row]
-    sub = np.zeros(n.shape)
-    sub[row, col] = spend
-    out[buyers] = sub
+    n = np.broadcast_to(counts, lead + (n_periods,)).reshape(-1)
+    cells = np.flatnonzero(n)  # (path, period) cells with purchases, in path order
+    if cells.size == 0:
+        return out
+    if np.any(n[cells] < 0):
+        raise ValueError("purchase counts must be non-negative")
+    path = cells // n_periods
+    first = np.empty(cells.size, dtype=bool)
+    first[0] = True
+    np.not_equal(path[1:], path[:-1], out=first[1:])
+    buyers = path[first]  # flat indices of the paths with purchases
+    owner = np.cumsum(first) - 1  # cell -> its path's position in buyers
+    xs, p_b = take_flat(x, lead, buyers), take_flat(p, lead, buyers)
+    nu = rng.gamma(take_flat(q, lead, buyers) + p_b * xs)
+    nu /= take_flat(v, lead, buyers) + np.where(xs > 0, xs * take_flat(m, lead, buyers), 0.0)
+    spend = rng.standard_gamma(p_b[owner] * n[cells])
+    spend /= nu[owner]
+    out.reshape(-1)[cells] = spend
     return out
 
 

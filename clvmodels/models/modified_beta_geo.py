@@ -60,7 +60,8 @@ def _as_float(*arrays):
 
 def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
     """log P(inactive since t_x) / P(active at T) = log(a/(b+x)) + (r+x) log((alpha+T)/(alpha+t_x))."""
-    log_ab = per_frequency(lambda k: np.log(a) - np.log(b + k), a, b, x)
+    with np.errstate(divide="ignore"):  # b + x = 0 (b underflowed, x = 0): surely inactive
+        log_ab = per_frequency(lambda k: np.log(a) - np.log(b + k), a, b, x)
     return log_ab + (r + x) * log_tenure_ratio(alpha, t_x, T)
 
 
@@ -169,8 +170,8 @@ def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Ge
 
 def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
     """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
-    broadcast shape, index arrays of the (draw, customer) pairs with purchases and their
-    per-period (not cumulative) counts; every other pair buys nothing (see
+    broadcast shape, flat indices of the (draw, customer) paths with purchases and their
+    per-period (not cumulative) counts; every other path buys nothing (see
     :func:`~clvmodels.models.beta_geo.sample_bg_family_periods`)."""
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
     p_alive = probability_alive(r, alpha, a, b, x, t_x, T)

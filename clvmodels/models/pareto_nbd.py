@@ -76,7 +76,7 @@ from clvmodels.models.beta_geo import (
     allocate_to_periods,
     check_grid,
     cumulative_counts,
-    take_broadcast,
+    take_flat,
 )
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
@@ -841,28 +841,27 @@ def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random
 
 def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random.Generator):
     """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
-    broadcast shape, index arrays of the (draw, customer) pairs with purchases and their
-    per-period (not cumulative) int64 counts; every other pair buys nothing."""
+    broadcast shape, flat indices of the (draw, customer) paths with purchases and their
+    per-period (not cumulative) int64 counts; every other path buys nothing."""
     grid = check_grid(t_grid)
     r, alpha, s, beta, x, t_x, T = _as_float(r, alpha, s, beta, x, t_x, T)
     shape = _shape(r, alpha, s, beta, x, t_x, T)
     if grid.size == 0 or grid[-1] <= 0:
-        empty = tuple(np.zeros(0, dtype=np.intp) for _ in shape)
-        return shape, empty, np.zeros((0, grid.size), dtype=np.int64)
+        return shape, np.zeros(0, dtype=np.intp), np.zeros((0, grid.size), dtype=np.int64)
     p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
     t_max = float(grid[-1])
-    alive = np.nonzero(rng.random(shape) < p_alive)
-    lam = rng.gamma(take_broadcast(r + x, shape, alive))
-    lam /= take_broadcast(alpha + T, shape, alive)
-    mu = rng.gamma(take_broadcast(s, shape, alive))
-    mu /= take_broadcast(beta + T, shape, alive)
+    alive = np.flatnonzero(rng.random(shape) < p_alive)
+    lam = rng.gamma(take_flat(r, shape, alive) + take_flat(x, shape, alive))
+    lam /= take_flat(alpha, shape, alive) + take_flat(T, shape, alive)
+    mu = rng.gamma(take_flat(s, shape, alive))
+    mu /= take_flat(beta, shape, alive) + take_flat(T, shape, alive)
     with np.errstate(divide="ignore", over="ignore"):
         lifetime = rng.exponential(size=mu.shape) / mu  # mu underflowing to 0: never dies
     span = np.minimum(lifetime, t_max)
     n = rng.poisson(lam * span)
     buyers = np.flatnonzero(n > 0)
     per = allocate_to_periods(n[buyers], span[buyers], grid, rng)
-    return shape, tuple(i[buyers] for i in alive), per
+    return shape, alive[buyers], per
 
 
 # --------------------------------------------------------------------------------------------
