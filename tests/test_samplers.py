@@ -123,12 +123,13 @@ def test_allocation_to_periods_is_multinomial():
     grid = np.array([1.0, 1.0, 3.0, 6.0, 6.5])  # includes an empty period
     n = np.repeat([1, 5, 40, 300], 20_000)  # both the one-by-one and the multinomial route
     span = np.repeat([6.5, 4.0, 6.5, 2.0], 20_000)
-    out = bgm.allocate_to_periods(n, span, grid, rng)
+    start = np.repeat([0.0, 0.5, 2.5, 0.0], 20_000)
+    out = bgm.allocate_to_periods(n, span, grid, rng, start=start)
     np.testing.assert_array_equal(out.sum(axis=1), n)
     assert not out[:, 1].any()
-    for total, s in ((1, 6.5), (5, 4.0), (40, 6.5), (300, 2.0)):
+    for total, s, a in ((1, 6.5, 0.0), (5, 4.0, 0.5), (40, 6.5, 2.5), (300, 2.0, 0.0)):
         rows = (n == total) & (span == s)
-        share = np.diff(np.minimum(grid, s), prepend=0.0) / s
+        share = np.diff(np.clip(grid, a, s), prepend=a) / (s - a)
         mean = out[rows].mean(axis=0)
         se = np.sqrt(total * share * (1 - share) / rows.sum())
         assert np.all(np.abs(mean - total * share) < 4.5 * se + 1e-9), (total, mean)

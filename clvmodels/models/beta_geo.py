@@ -231,16 +231,17 @@ def check_grid(t_grid) -> np.ndarray:
 _ONE_BY_ONE = 48
 
 
-def allocate_to_periods(n, span, t_grid, rng: np.random.Generator) -> np.ndarray:
-    """Per-period counts of ``n`` purchases at independent uniform times on ``[0, span]``.
+def allocate_to_periods(n, span, t_grid, rng: np.random.Generator, start=0.0) -> np.ndarray:
+    """Per-period counts of ``n`` purchases at independent uniform times on ``[start, span]``.
 
-    Given its count ``N(span) = n``, the event times of a Poisson process on ``[0, span]`` are
-    independent and uniform, so the counts in the periods ``(t_{k-1}, t_k]`` of ``t_grid``
-    (``t_0 = 0``) are ``Multinomial(n, |(t_{k-1}, t_k] ∩ [0, span]| / span)``. Small counts are
-    placed one uniform time at a time (for equal periods covering ``[0, span]``, a uniform
-    period index), large ones drawn as one multinomial; both are exact. ``n``: 1-d integer
-    array; ``span``: scalar or 1-d array with ``0 < span <= t_grid[-1]`` wherever ``n > 0``.
-    Returns int64 of shape ``(len(n), len(t_grid))``.
+    Given its count ``N = n`` on ``[start, span]``, the event times of a Poisson process are
+    independent and uniform there, so the counts in the periods ``(t_{k-1}, t_k]`` of
+    ``t_grid`` (``t_0 = 0``) are ``Multinomial(n, |(t_{k-1}, t_k] ∩ [start, span]| /
+    (span - start))``. Small counts are placed one uniform time at a time (for equal periods
+    covering ``[0, span]``, a uniform period index), large ones drawn as one multinomial; both
+    are exact. ``n``: 1-d integer array; ``span``, ``start``: scalars or 1-d arrays with
+    ``0 <= start < span <= t_grid[-1]`` wherever ``n > 0``. Returns int64 of shape
+    ``(len(n), len(t_grid))``.
     """
     n = np.asarray(n, dtype=np.int64).ravel()
     grid = np.asarray(t_grid, dtype=float).ravel()
@@ -248,8 +249,9 @@ def allocate_to_periods(n, span, t_grid, rng: np.random.Generator) -> np.ndarray
     if m == 0 or K == 0:
         return np.zeros((m, K), dtype=np.int64)
     t_max = float(grid[-1])
-    whole = np.ndim(span) == 0 and float(span) == t_max
+    whole = np.ndim(span) == 0 and float(span) == t_max and np.ndim(start) == 0 and start == 0
     span = np.broadcast_to(np.asarray(span, dtype=float), (m,))
+    start = np.broadcast_to(np.asarray(start, dtype=float), (m,))
     steps = np.diff(grid, prepend=0.0)
     equal = bool(np.all(np.abs(steps - t_max / K) <= 1e-12 * t_max))
     few = np.flatnonzero((n > 0) & (n <= _ONE_BY_ONE))
@@ -259,7 +261,9 @@ def allocate_to_periods(n, span, t_grid, rng: np.random.Generator) -> np.ndarray
             period = rng.integers(0, K, owner.size)
         else:
             times = rng.random(owner.size)
-            times *= span[owner // K]
+            path = owner // K
+            times *= (span - start)[path]
+            times += start[path]
             if equal:
                 times *= K / t_max
                 period = times.astype(np.int64)
@@ -277,8 +281,8 @@ def allocate_to_periods(n, span, t_grid, rng: np.random.Generator) -> np.ndarray
         if whole:
             out[many] = rng.multinomial(n[many], steps / t_max)
         else:
-            reach = np.minimum(grid[None, :], span[many, None])
-            share = np.diff(reach, axis=1, prepend=0.0)
+            reach = np.clip(grid[None, :], start[many, None], span[many, None])
+            share = np.diff(reach, axis=1, prepend=start[many, None])
             share /= share.sum(axis=1, keepdims=True)
             out[many] = rng.multinomial(n[many], share)
     return out
@@ -310,23 +314,55 @@ def take_flat(value, shape, flat) -> np.ndarray:
     return np.broadcast_to(v, shape)[np.unravel_index(flat, shape)]
 
 
-def truncated_poisson_periods(lam, p_shape, t_grid, rng: np.random.Generator):
-    """Per-period purchase counts over ``t_grid`` of active customers (1-d arrays over pairs):
-    a Poisson(``lam``) process stopped after ``K ~ Geometric(p)`` purchases, with
-    ``p ~ Beta(*p_shape)`` drawn only where it matters.
+def gamma_poisson_periods(shape_, rate, span, t_grid, rng: np.random.Generator):
+    """Per-period counts over ``t_grid`` of a Poisson process on ``[0, span]`` whose rate is
+    ``lambda ~ Gamma(shape_, rate)`` (1-d arrays over paths; ``span`` scalar or array).
 
-    Exact construction: ``N ~ Poisson(lam t_max)`` purchases in the whole grid, placed in the
-    periods by :func:`allocate_to_periods`; the cumulative count at ``t_k`` is
-    ``min(N(t_k), K)`` (the first ``K`` purchases in time order). ``p`` and ``K`` are drawn only
-    for ``N >= 2`` (with ``N <= 1`` the truncation cannot bind since ``K >= 1``). Returns
+    Exact construction in work proportional to the paths that buy: marginally over lambda the
+    first purchase time is Lomax, ``P(E1 > e) = (rate / (rate + e))^shape_``, so
+    ``E1 = rate expm1(-log(U) / shape_)`` and a path buys nothing when ``E1 > span``. Given the
+    first purchase at ``E1 = e`` (and none before), ``lambda ~ Gamma(shape_ + 1, rate + e)``
+    and the later purchases are ``Poisson(lambda (span - e))``, at independent uniform times
+    on ``[e, span]`` (:func:`allocate_to_periods`). Returns ``(buyers, per_period, totals)``:
+    the indices of the paths with a purchase, their int64 counts ``(len(buyers), len(t_grid))``
+    and their totals.
+    """
+    shape_ = np.asarray(shape_, dtype=float)
+    rate = np.asarray(rate, dtype=float)
+    grid = np.asarray(t_grid, dtype=float)
+    u = rng.random(shape_.shape)
+    with np.errstate(divide="ignore", over="ignore"):
+        first = np.log(u)
+        first /= -shape_
+        np.expm1(first, out=first)
+        first *= rate
+    buyers = np.flatnonzero(first < span)
+    first = first[buyers]
+    span_b = np.broadcast_to(np.asarray(span, dtype=float), shape_.shape)[buyers]
+    lam = rng.gamma(shape_[buyers] + 1.0)
+    lam /= rate[buyers] + first
+    more = rng.poisson(lam * (span_b - first))
+    per = allocate_to_periods(more, span_b, grid, rng, start=first)
+    # the first purchase itself: in the period (t_{k-1}, t_k] that contains it
+    period = np.minimum(np.searchsorted(grid, first, side="left"), grid.size - 1)
+    per[np.arange(buyers.size), period] += 1
+    return buyers, per, more + 1
+
+
+def truncated_poisson_periods(lam_shape, lam_rate, p_shape, t_grid, rng: np.random.Generator):
+    """Per-period purchase counts over ``t_grid`` of active customers (1-d arrays over paths):
+    a Poisson(``lambda``) process, ``lambda ~ Gamma(lam_shape, lam_rate)``, stopped after
+    ``K ~ Geometric(p)`` purchases, with ``p ~ Beta(*p_shape)`` drawn only where it matters.
+
+    Exact construction: the purchases of the untruncated process over the whole grid from
+    :func:`gamma_poisson_periods`; the cumulative count at ``t_k`` is ``min(N(t_k), K)`` (the
+    first ``K`` purchases in time order). ``p`` and ``K`` are drawn only for paths with
+    ``N >= 2`` (with ``N <= 1`` the truncation cannot bind since ``K >= 1``). Returns
     ``(buyers, per_period)``: the indices with ``N > 0`` and their int64 per-period counts,
     shape ``(len(buyers), len(t_grid))``.
     """
     t_max = float(t_grid[-1])
-    n = rng.poisson(lam * t_max)
-    buyers = np.flatnonzero(n > 0)
-    n = n[buyers]
-    per = allocate_to_periods(n, t_max, t_grid, rng)
+    buyers, per, n = gamma_poisson_periods(lam_shape, lam_rate, t_max, t_grid, rng)
     several = np.flatnonzero(n >= 2)
     if several.size:
         a_, b_ = (np.asarray(v, dtype=float)[buyers[several]] for v in p_shape)
@@ -361,7 +397,7 @@ def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
     per-period counts ``(len(pairs), len(t_grid))``.
 
     ``alive ~ Bernoulli(p_alive)``; the dead buy nothing, so only alive pairs draw further:
-    ``lambda ~ Gamma(lam_shape, lam_rate)``, then :func:`truncated_poisson_periods` with
+    :func:`truncated_poisson_periods` with ``lambda ~ Gamma(lam_shape, lam_rate)`` and
     ``p ~ Beta(a_, b_)`` (the posterior of an active customer). The work is proportional to the
     number of alive pairs and their purchases, not to draws x customers x periods.
     """
@@ -371,10 +407,9 @@ def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
         return shape, np.zeros(0, dtype=np.intp), np.zeros((0, grid.size), dtype=np.int64)
     u = rng.random(shape)
     alive = np.flatnonzero(np.less(u, p_alive, out=np.empty(shape, dtype=bool)))
-    lam = rng.gamma(take_flat(lam_shape, shape, alive))
-    lam /= take_flat(lam_rate, shape, alive)
+    lam_shape, lam_rate = take_flat(lam_shape, shape, alive), take_flat(lam_rate, shape, alive)
     p_shape = (take_flat(a_, shape, alive), take_flat(b_, shape, alive))
-    buyers, per = truncated_poisson_periods(lam, p_shape, grid, rng)
+    buyers, per = truncated_poisson_periods(lam_shape, lam_rate, p_shape, grid, rng)
     return shape, alive[buyers], per
 
 
@@ -488,7 +523,8 @@ def log_tenure_ratio(alpha, t_x, T):
             table = np.log(np.asarray(alpha)[..., None] + np.arange(int(top) + 1, dtype=float))
             table = table.reshape(np.shape(alpha)[:-1] + (-1,)) if np.ndim(alpha) else table
             return np.take(table, ti, axis=-1) - np.take(table, ri, axis=-1)
-    return np.log(alpha + T) - np.log(alpha + t_x)
+    # one logarithm instead of two, and accurate when T - t_x is small next to alpha + t_x
+    return np.log1p((T - t_x) / (alpha + t_x))
 
 
 def negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code=None, T_code=None):

@@ -73,9 +73,9 @@ from scipy.special import digamma, expit, gammaln
 
 from clvmodels.models.base import PurchaseModel
 from clvmodels.models.beta_geo import (
-    allocate_to_periods,
     check_grid,
     cumulative_counts,
+    gamma_poisson_periods,
     take_flat,
 )
 
@@ -829,10 +829,10 @@ def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random
     ``Exp(mu)`` (memoryless), and purchases are a Poisson(lambda) process until then. Dead
     customers buy nothing. Shape ``broadcast(params, x) + (len(t_grid),)``, int64.
 
-    Drawn in work proportional to the alive pairs and their purchases: only alive pairs draw
-    rates and a lifetime; the total ``N ~ Poisson(lambda min(lifetime, t_max))`` is then placed
-    in the periods by :func:`~clvmodels.models.beta_geo.allocate_to_periods` (given N the
-    purchase times are independent and uniform on ``[0, min(lifetime, t_max)]``), which is exact.
+    Drawn in work proportional to the alive pairs and their purchases: only alive pairs draw a
+    lifetime (marginally Lomax over mu) and purchases on ``[0, min(lifetime, t_max)]``
+    (:func:`~clvmodels.models.beta_geo.gamma_poisson_periods`: the first purchase time, then
+    the rest given it), which is exact in distribution.
     """
     return cumulative_counts(
         *sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng)
@@ -851,16 +851,22 @@ def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng: np
     p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
     t_max = float(grid[-1])
     alive = np.flatnonzero(rng.random(shape) < p_alive)
-    lam = rng.gamma(take_flat(r, shape, alive) + take_flat(x, shape, alive))
-    lam /= take_flat(alpha, shape, alive) + take_flat(T, shape, alive)
-    mu = rng.gamma(take_flat(s, shape, alive))
-    mu /= take_flat(beta, shape, alive) + take_flat(T, shape, alive)
+    T_alive = take_flat(T, shape, alive)
+    # remaining lifetime ~ Exp(mu), mu ~ Gamma(s, beta+T): marginally Lomax,
+    # P(lifetime > u) = ((beta+T) / (beta+T+u))^s, drawn by inversion (mu is not needed)
     with np.errstate(divide="ignore", over="ignore"):
-        lifetime = rng.exponential(size=mu.shape) / mu  # mu underflowing to 0: never dies
+        lifetime = np.log(rng.random(alive.size))
+        lifetime /= -take_flat(s, shape, alive)
+        np.expm1(lifetime, out=lifetime)
+        lifetime *= take_flat(beta, shape, alive) + T_alive
     span = np.minimum(lifetime, t_max)
-    n = rng.poisson(lam * span)
-    buyers = np.flatnonzero(n > 0)
-    per = allocate_to_periods(n[buyers], span[buyers], grid, rng)
+    buyers, per, _ = gamma_poisson_periods(
+        take_flat(r, shape, alive) + take_flat(x, shape, alive),
+        take_flat(alpha, shape, alive) + T_alive,
+        span,
+        grid,
+        rng,
+    )
     return shape, alive[buyers], per
 
 
