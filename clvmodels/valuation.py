@@ -71,7 +71,9 @@ by its multiplicity) -- real summaries at day resolution have far fewer distinct
 customers. ``n_jobs`` threads value chunks in parallel.
 
 Customers are processed in chunks (``chunk_size``; by default chosen so that one chunk holds at
-most about 4 million draw x customer x period values, i.e. a few tens of MB per array), so
+most about 4 million draw x customer x period values, i.e. a few tens of MB per array; for
+predictive values without per-period draws, which never hold a dense draw x customer x period
+array, about 1 million draw x customer paths), so
 memory stays bounded by the chunk plus the per-customer outputs; nothing of shape customers x
 draws x periods is ever held unless ``return_draws`` asks for it. Per-customer quantiles are
 computed inside each chunk (they are per customer, so chunking is exact). Totals (customer
@@ -81,7 +83,7 @@ from the joint draws, not from adding up intervals.
 Randomness: ``random_seed`` seeds a ``numpy.random.SeedSequence``; the parameter draws use its
 first two children, chunk ``b`` uses child ``b + 2`` (``spawn``). Results are therefore
 reproducible for a given seed, customer order, number of draws and ``chunk_size``; the default
-chunk size depends only on the number of draws and periods, so two default calls agree.
+chunk size depends only on the kind, the number of draws and periods, so two default calls agree.
 
 Continuous discounting (DERT)
 -----------------------------
@@ -126,6 +128,9 @@ KINDS = ("predictive", "expected", "point")
 DEFAULT_ANNUAL_DISCOUNT_RATE = 0.10
 # one chunk holds at most this many draw x customer x period values (~32 MB per float array)
 CHUNK_ELEMENTS = 1 << 22
+# predictive chunks hold only draw x customer arrays (and the sparse buying paths): at most this
+# many draw x customer paths (~8 MB per float array); larger chunks cut the per-chunk overhead
+PREDICTIVE_CHUNK_PATHS = 1 << 20
 MAX_CHUNK_CUSTOMERS = 50_000
 
 
@@ -297,13 +302,13 @@ def _as_2d(value, n_draws: int, n_customers: int) -> np.ndarray:
     return np.broadcast_to(arr, (max(n_draws, arr.shape[0]), n_customers))
 
 
-def _chunk_size(chunk_size, n_draws: int, n_periods: int, n: int) -> int:
+def _chunk_size(chunk_size, n_draws: int, n_periods: int, n: int, elements=CHUNK_ELEMENTS) -> int:
     if chunk_size is not None:
         if int(chunk_size) < 1:
             raise InputError(f"chunk_size must be a positive number of customers, got {chunk_size}")
         return int(chunk_size)
     per_customer = max(1, n_draws) * max(1, n_periods)
-    return int(max(64, min(MAX_CHUNK_CUSTOMERS, CHUNK_ELEMENTS // per_customer)))
+    return int(max(64, min(MAX_CHUNK_CUSTOMERS, elements // per_customer)))
 
 
 def _costs_matrix(costs, summary: pd.DataFrame, grid: PeriodGrid) -> np.ndarray | None:
@@ -581,7 +586,12 @@ def _value_engine(
         else:
             expand = weights = None
     n = len(summary)
-    chunk = _chunk_size(chunk_size, D, K, n)
+    sparse = getattr(purchase_model, "_math_sample_future_purchase_periods", None) is not None
+    if kind == "predictive" and keep_draws != "period" and sparse:
+        # no dense draws x customers x periods array is built (sparse purchase paths)
+        chunk = _chunk_size(chunk_size, D, 1, n, elements=PREDICTIVE_CHUNK_PATHS)
+    else:
+        chunk = _chunk_size(chunk_size, D, K, n)
     out = {
         name: np.empty(n)
         for name in (
@@ -770,7 +780,8 @@ def lifetime_value(
         horizon, discounted alike (a fixed servicing cost: it does not depend on whether the
         customer is still alive, which the protocol does not expose).
     random_seed : seed of the predictive simulation and of the parameter draws.
-    chunk_size : customers per chunk (default: bounded so one chunk holds ~4M values).
+    chunk_size : customers per chunk (default: bounded so one chunk holds ~4M values, or ~1M
+        draw x customer paths for predictive values without per-period draws).
     n_jobs : threads valuing chunks in parallel (numpy releases the GIL; results do not depend
         on it; memory grows to about ``2 * n_jobs`` chunks).
     return_draws : False; True to also return the per-customer value draws as an
