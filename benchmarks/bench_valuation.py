@@ -331,10 +331,14 @@ def bench_scale(sizes, draws: int, n_jobs: int, timeout: float) -> list[str]:
         *rows,
         "",
         "Target of the issue: 1M customers, 200 draws, 12 monthly periods, predictive 90% "
-        "intervals in under 60 s and 4 GB on a 2-core machine. Most of the predictive time is "
-        "in the models' samplers (`BetaGeo._math_sample_future_purchases`: the posterior "
-        "latent state and 12 Poisson draws per draw x customer; `GammaGamma` spend of the "
-        "buyers); the valuation itself adds differencing, discounting and quantiles.",
+        "intervals in under 60 s and 4 GB on a 2-core machine. The samplers draw the latent "
+        "state once per draw x customer and everything else only for the paths that buy "
+        "(BG/NBD: alive ~ Bernoulli(P(alive)); for the alive, the first purchase time from "
+        "its Lomax marginal, the later purchases given it, placed in the periods as uniform "
+        "times, then the Geometric(p) dropout; Gamma-Gamma: nu and period totals only for "
+        "purchasing paths and periods); valuation consumes the sparse buying paths "
+        "(`_math_sample_future_purchase_periods`). Before this (12 Poisson draws per draw x "
+        "customer x period, dense arrays) 1M predictive took 361 s wall / 175 s CPU, 609 MB.",
         "",
     ]
 

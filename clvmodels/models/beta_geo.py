@@ -426,8 +426,9 @@ def sample_active_future_purchases(lam, p, t_grid, rng: np.random.Generator) -> 
     purchase rate ``lam`` and dropout probability ``p`` after each purchase.
 
     A Poisson(``lam``) process ``N`` and ``K ~ Geometric(p)`` on {1, 2, ...}: the count at ``t``
-    is ``min(N(t), K)``. Returns int64 of shape ``broadcast(lam, p).shape + (len(t_grid),)``,
-    drawn as in :func:`truncated_poisson_periods` (``p`` given rather than drawn).
+    is ``min(N(t), K)``. Returns int64 of shape ``broadcast(lam, p).shape + (len(t_grid),)``:
+    the total ``N(t_max) ~ Poisson(lam t_max)``, placed in the periods by
+    :func:`allocate_to_periods`, truncated at ``K`` (drawn only for paths that buy).
     """
     lam, p = np.broadcast_arrays(np.asarray(lam, dtype=float), np.asarray(p, dtype=float))
     grid = check_grid(t_grid)
