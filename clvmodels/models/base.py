@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -606,6 +607,42 @@ class PurchaseModel(MaximumLikelihoodModel):
     """Common surface of BG/NBD, MBG/NBD and Pareto/NBD (see the module docstring)."""
 
     kind: ClassVar[str] = "purchase"
+
+    #: the model's module of pure functions; the ``_math_*`` protocol below calls its
+    #: ``conditional_expected_purchases``, ``probability_alive``,
+    #: ``expected_purchases_new_customer``, ``conditional_purchase_probability``,
+    #: ``sample_latent`` and ``sample_future_purchases`` with the parameters in
+    #: ``param_names`` order followed by the customer arrays. Models may add the optional
+    #: sparse sampler ``_math_sample_future_purchase_periods`` (see clvmodels.valuation).
+    _math: ClassVar[ModuleType]
+
+    @classmethod
+    def _unpack(cls, params) -> tuple:
+        return tuple(params[name] for name in cls.param_names)
+
+    @classmethod
+    def _math_expected_purchases(cls, params, x, t_x, T, t):
+        return cls._math.conditional_expected_purchases(*cls._unpack(params), x, t_x, T, t)
+
+    @classmethod
+    def _math_probability_alive(cls, params, x, t_x, T):
+        return cls._math.probability_alive(*cls._unpack(params), x, t_x, T)
+
+    @classmethod
+    def _math_expected_purchases_new_customer(cls, params, t):
+        return cls._math.expected_purchases_new_customer(*cls._unpack(params), t)
+
+    @classmethod
+    def _math_purchase_probability(cls, params, x, t_x, T, t, k):
+        return cls._math.conditional_purchase_probability(*cls._unpack(params), x, t_x, T, t, k)
+
+    @classmethod
+    def _math_sample_latent(cls, params, x, t_x, T, rng):
+        return cls._math.sample_latent(*cls._unpack(params), x, t_x, T, rng)
+
+    @classmethod
+    def _math_sample_future_purchases(cls, params, x, t_x, T, t_grid, rng):
+        return cls._math.sample_future_purchases(*cls._unpack(params), x, t_x, T, t_grid, rng)
 
     def fit(self, summary: pd.DataFrame, weights=None):
         """Fit by maximum likelihood on the distinct (frequency, recency, T) rows."""

@@ -33,6 +33,7 @@ sampler) are written in terms of those posterior parameters and reused by
 
 from __future__ import annotations
 
+import sys
 from typing import ClassVar
 
 import numpy as np
@@ -761,11 +762,55 @@ def _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T):
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _p(params):
-    return params["r"], params["alpha"], params["a"], params["b"]
 
 
-class BetaGeo(PurchaseModel):
+class BetaGeoFamily(PurchaseModel):
+    """Fitting hooks shared by BG/NBD and MBG/NBD: the same compressed rows (with integer codes
+    of recency and T for lookup tables), warm start and preconditioner; each subclass names its
+    module of pure functions (``_math``) and its ``lifetimes`` fitter."""
+
+    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
+    _lifetimes_fitter: ClassVar[str]
+
+    @classmethod
+    def _math_sample_future_purchase_periods(cls, params, x, t_x, T, t_grid, rng):
+        """Sparse form of ``_math_sample_future_purchases``: only the buying paths."""
+        return cls._math.sample_future_purchase_periods(
+            *cls._unpack(params), x, t_x, T, t_grid, rng
+        )
+
+    def _fit_data(self, summary, weights):
+        return fit_rows_with_codes(summary, weights)
+
+    def _negative_log_likelihood(self, log_params, data, counts):
+        x, t_x, T, t_x_code, T_code = data
+        return self._math.negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
+
+    def _initial_log_params(self, data, counts) -> np.ndarray:
+        return warm_start(self._math.negative_log_likelihood, data, counts)
+
+    def _preconditioner(self, data, counts, x0):
+        return subset_preconditioner(self._math.negative_log_likelihood, data, counts, x0)
+
+    def _fit_lifetimes(self, summary, weights):
+        from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
+
+        self.lifetimes_fitter_ = fit_lifetimes_purchase(self._lifetimes_fitter, summary, weights)
+        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
+
+    def conditional_latent_draws(
+        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Draws of each customer's latent state given their history: a tidy DataFrame with
+        columns ``customer_id, draw, alive, lambda, p`` (``n`` rows per customer).
+
+        With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw, so
+        parameter uncertainty is included; otherwise all use the point estimate.
+        """
+        return conditional_latent_frame(self, summary, n, seed, draws, ("lambda", "p"))
+
+
+class BetaGeo(BetaGeoFamily):
     """BG/NBD model (Fader, Hardie & Lee 2005), fit by maximum likelihood.
 
     Parameters
@@ -785,67 +830,8 @@ class BetaGeo(PurchaseModel):
     [0.243, 4.414, 0.793, 2.426]
     """
 
-    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
-
-    def _fit_data(self, summary, weights):
-        return fit_rows_with_codes(summary, weights)
-
-    def _negative_log_likelihood(self, log_params, data, counts):
-        x, t_x, T, t_x_code, T_code = data
-        return negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
-
-    def _initial_log_params(self, data, counts) -> np.ndarray:
-        return warm_start(negative_log_likelihood, data, counts)
-
-    def _preconditioner(self, data, counts, x0):
-        return subset_preconditioner(negative_log_likelihood, data, counts, x0)
-
-    def _fit_lifetimes(self, summary, weights):
-        from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
-
-        self.lifetimes_fitter_ = fit_lifetimes_purchase("BetaGeoFitter", summary, weights)
-        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
-
-    # ---- the math protocol ------------------------------------------------------------------
-    @staticmethod
-    def _math_expected_purchases(params, x, t_x, T, t):
-        return conditional_expected_purchases(*_p(params), x, t_x, T, t)
-
-    @staticmethod
-    def _math_probability_alive(params, x, t_x, T):
-        return probability_alive(*_p(params), x, t_x, T)
-
-    @staticmethod
-    def _math_expected_purchases_new_customer(params, t):
-        return expected_purchases_new_customer(*_p(params), t)
-
-    @staticmethod
-    def _math_purchase_probability(params, x, t_x, T, t, k):
-        return conditional_purchase_probability(*_p(params), x, t_x, T, t, k)
-
-    @staticmethod
-    def _math_sample_latent(params, x, t_x, T, rng):
-        return sample_latent(*_p(params), x, t_x, T, rng)
-
-    @staticmethod
-    def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
-        return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
-
-    @staticmethod
-    def _math_sample_future_purchase_periods(params, x, t_x, T, t_grid, rng):
-        return sample_future_purchase_periods(*_p(params), x, t_x, T, t_grid, rng)
-
-    # ---- latent posterior -------------------------------------------------------------------
-    def conditional_latent_draws(
-        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        """Draws of each customer's latent state given their history: a tidy DataFrame with
-        columns ``customer_id, draw, alive, lambda, p`` (``n`` rows per customer).
-
-        With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw, so
-        parameter uncertainty is included; otherwise all use the point estimate.
-        """
-        return conditional_latent_frame(self, summary, n, seed, draws, ("lambda", "p"))
+    _math = sys.modules[__name__]
+    _lifetimes_fitter = "BetaGeoFitter"
 
 
 def fit_rows_with_codes(summary: pd.DataFrame, weights):

@@ -28,27 +28,22 @@ an active customer are those of BG/NBD with the posterior above
 
 from __future__ import annotations
 
-from typing import ClassVar
+import sys
 
 import numpy as np
-import pandas as pd
 from scipy.special import betaln, gammaln
 
-from clvmodels.models.base import PurchaseModel
 from clvmodels.models.beta_geo import (
+    BetaGeoFamily,
     _inverse_one_plus_exp,
     active_expected_by_history,
     active_expected_purchases,
     active_purchase_probability,
     bg_family_negative_log_likelihood,
-    conditional_latent_frame,
     cumulative_counts,
-    fit_rows_with_codes,
     log_tenure_ratio,
     per_frequency,
     sample_bg_family_periods,
-    subset_preconditioner,
-    warm_start,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
@@ -178,11 +173,7 @@ def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.ra
     return sample_bg_family_periods(p_alive, r + x, alpha + T, a, b + x + 1.0, t_grid, rng)
 
 
-def _p(params):
-    return params["r"], params["alpha"], params["a"], params["b"]
-
-
-class ModifiedBetaGeo(PurchaseModel):
+class ModifiedBetaGeo(BetaGeoFamily):
     """MBG/NBD model (Batislam, Denizel & Filiztekin 2007), fit by maximum likelihood.
 
     Same interface as :class:`~clvmodels.BetaGeo`; ``engine="lifetimes"`` uses
@@ -197,59 +188,5 @@ class ModifiedBetaGeo(PurchaseModel):
     [0.525, 6.183, 0.891, 1.614]
     """
 
-    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
-
-    def _fit_data(self, summary, weights):
-        return fit_rows_with_codes(summary, weights)
-
-    def _negative_log_likelihood(self, log_params, data, counts):
-        x, t_x, T, t_x_code, T_code = data
-        return negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
-
-    def _initial_log_params(self, data, counts) -> np.ndarray:
-        return warm_start(negative_log_likelihood, data, counts)
-
-    def _preconditioner(self, data, counts, x0):
-        return subset_preconditioner(negative_log_likelihood, data, counts, x0)
-
-    def _fit_lifetimes(self, summary, weights):
-        from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
-
-        self.lifetimes_fitter_ = fit_lifetimes_purchase("ModifiedBetaGeoFitter", summary, weights)
-        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
-
-    @staticmethod
-    def _math_expected_purchases(params, x, t_x, T, t):
-        return conditional_expected_purchases(*_p(params), x, t_x, T, t)
-
-    @staticmethod
-    def _math_probability_alive(params, x, t_x, T):
-        return probability_alive(*_p(params), x, t_x, T)
-
-    @staticmethod
-    def _math_expected_purchases_new_customer(params, t):
-        return expected_purchases_new_customer(*_p(params), t)
-
-    @staticmethod
-    def _math_purchase_probability(params, x, t_x, T, t, k):
-        return conditional_purchase_probability(*_p(params), x, t_x, T, t, k)
-
-    @staticmethod
-    def _math_sample_latent(params, x, t_x, T, rng):
-        return sample_latent(*_p(params), x, t_x, T, rng)
-
-    @staticmethod
-    def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
-        return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
-
-    @staticmethod
-    def _math_sample_future_purchase_periods(params, x, t_x, T, t_grid, rng):
-        return sample_future_purchase_periods(*_p(params), x, t_x, T, t_grid, rng)
-
-    def conditional_latent_draws(
-        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        """Draws of each customer's latent state given their history: tidy DataFrame with
-        columns ``customer_id, draw, alive, lambda, p`` (see
-        :meth:`clvmodels.BetaGeo.conditional_latent_draws`)."""
-        return conditional_latent_frame(self, summary, n, seed, draws, ("lambda", "p"))
+    _math = sys.modules[__name__]
+    _lifetimes_fitter = "ModifiedBetaGeoFitter"

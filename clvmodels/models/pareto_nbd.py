@@ -64,6 +64,7 @@ All functions below are pure and vectorised: parameters broadcast against the cu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -873,8 +874,6 @@ def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng: np
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _p(params):
-    return params["r"], params["alpha"], params["s"], params["beta"]
 
 
 class ParetoNBD(PurchaseModel):
@@ -907,6 +906,7 @@ class ParetoNBD(PurchaseModel):
     """
 
     param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
+    _math = sys.modules[__name__]
 
     def _negative_log_likelihood(self, log_params, data, counts):
         x, t_x, T = data
@@ -942,34 +942,12 @@ class ParetoNBD(PurchaseModel):
         )
         return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
 
-    # ---- the math protocol ------------------------------------------------------------------
-    @staticmethod
-    def _math_expected_purchases(params, x, t_x, T, t):
-        return conditional_expected_purchases(*_p(params), x, t_x, T, t)
-
-    @staticmethod
-    def _math_probability_alive(params, x, t_x, T):
-        return probability_alive(*_p(params), x, t_x, T)
-
-    @staticmethod
-    def _math_expected_purchases_new_customer(params, t):
-        return expected_purchases_new_customer(*_p(params), t)
-
-    @staticmethod
-    def _math_purchase_probability(params, x, t_x, T, t, k):
-        return conditional_purchase_probability(*_p(params), x, t_x, T, t, k)
-
-    @staticmethod
-    def _math_sample_latent(params, x, t_x, T, rng):
-        return sample_latent(*_p(params), x, t_x, T, rng)
-
-    @staticmethod
-    def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
-        return sample_future_purchases(*_p(params), x, t_x, T, t_grid, rng)
-
-    @staticmethod
-    def _math_sample_future_purchase_periods(params, x, t_x, T, t_grid, rng):
-        return sample_future_purchase_periods(*_p(params), x, t_x, T, t_grid, rng)
+    @classmethod
+    def _math_sample_future_purchase_periods(cls, params, x, t_x, T, t_grid, rng):
+        """Sparse form of ``_math_sample_future_purchases``: only the buying paths."""
+        return cls._math.sample_future_purchase_periods(
+            *cls._unpack(params), x, t_x, T, t_grid, rng
+        )
 
     # ---- latent posterior -------------------------------------------------------------------
     def conditional_latent_draws(
