@@ -293,7 +293,8 @@ def _geometric_at_most(p, cap, rng: np.random.Generator) -> np.ndarray:
     """``min(K, cap)`` for ``K ~ Geometric(p)`` on {1, 2, ...} (inverse CDF in floats, so tiny
     ``p`` cannot overflow); float array."""
     u = rng.random(np.shape(p))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # p -> 0 (or subnormal p) gives K -> inf, i.e. the cap: the overflow is the right limit
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         k = np.floor(np.log1p(-u) / np.log1p(-np.clip(p, 0.0, 1.0))) + 1.0
     return np.minimum(np.where(np.isnan(k), cap, k), cap)
 
