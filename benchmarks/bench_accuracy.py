@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
 import clvmodels as clv  # noqa: E402
 from clvmodels import evaluation as ev  # noqa: E402
 from clvmodels import plotting  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOTS = RESULTS / "plots"
@@ -471,9 +472,7 @@ def main(argv=None) -> int:
     sections.append(f"_Total run time {time.perf_counter() - started:.0f} s._\n")
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(sections))
-    os.replace(tmp, out)
+    atomic_write_text(out, "\n".join(sections))
     print(f"wrote {out}")
     return 0
 

@@ -31,7 +31,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import clvmodels as clv  # noqa: E402
 from clvmodels import simulate  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 from clvmodels.models.hierarchical_beta_geo import HierarchicalBetaGeo  # noqa: E402
 
 NAMES = ("r", "alpha", "a", "b")
@@ -262,12 +262,9 @@ def render(cd: dict | None, large: dict | None, quick: bool) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
+def _write_results(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
-        fh.write(text)
-        tmp = fh.name
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def main(argv=None) -> None:
@@ -301,11 +298,11 @@ def main(argv=None) -> None:
         print(cd["side"], flush=True)
         print(render(cd, None, args.quick), flush=True)
     if cd is not None:  # keep the CDNOW figures even if the long run is interrupted
-        write_atomic(args.output, merge_sections(args.output, render(cd, None, args.quick)))
+        _write_results(args.output, merge_sections(args.output, render(cd, None, args.quick)))
     large = None if args.skip_large else bench_large(**large_args)
     text = merge_sections(args.output, render(cd, large, args.quick))
     print(text)
-    write_atomic(args.output, text)
+    _write_results(args.output, text)
 
 
 def _section_key(heading: str) -> str:

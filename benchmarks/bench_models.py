@@ -34,7 +34,6 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -47,6 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRUE_BG = {"r": 0.25, "alpha": 28.0, "a": 0.8, "b": 2.4}
@@ -342,13 +342,9 @@ def run(n: int, lifetimes_n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: Path, text: str) -> None:
+def _write_results(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def main(argv=None) -> int:
@@ -366,7 +362,7 @@ def main(argv=None) -> int:
     n = args.n or (50_000 if args.quick else 1_000_000)
     lifetimes_n = args.lifetimes_n or n
     text = run(n, lifetimes_n)
-    write_atomically(args.output, text)
+    _write_results(args.output, text)
     print(text)
     return 0
 

@@ -35,7 +35,6 @@ import argparse
 import os
 import resource
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -48,6 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 from clvmodels.models import pareto_nbd as pn  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -299,12 +299,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def write_atomic(path: Path, text: str) -> None:
+def _write_results(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def main(argv=None) -> None:
@@ -321,7 +318,7 @@ def main(argv=None) -> None:
     n = args.n or (20_000 if args.quick else 1_000_000)
     lifetimes_n = args.lifetimes_n or (n if args.quick else min(n, 100_000))
     text = run(n, lifetimes_n)
-    write_atomic(RESULTS / "pareto_nbd.md", text)
+    _write_results(RESULTS / "pareto_nbd.md", text)
     print(text)
 
 

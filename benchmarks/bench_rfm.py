@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 from clvmodels.simulate import simulate_transactions  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -361,9 +362,7 @@ Notes
 """
     out_path = Path(args.output)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_suffix(".md.tmp")
-    tmp_path.write_text(text)
-    os.replace(tmp_path, out_path)
+    atomic_write_text(out_path, text)
     print(f"wrote {out_path}")
 
 

@@ -424,9 +424,9 @@ def main(argv=None) -> None:
     text = "\n".join(lines)
     target = RESULTS.with_name(f"{args.results}.md")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = target.with_suffix(".md.tmp")
-    tmp_file.write_text(text)
-    os.replace(tmp_file, target)
+    from clvmodels.io import atomic_write_text
+
+    atomic_write_text(target, text)
     print(text)
 
 

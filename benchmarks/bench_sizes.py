@@ -27,7 +27,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_valuation import _reset_peak, _vm_hwm_mb  # noqa: E402
 
 import clvmodels as clv  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 
 TRUE_BG = dict(r=0.243, alpha=4.414, a=0.793, b=2.426)  # FHL 2005, weeks
 TRUE_GG = dict(p=6.25, q=3.74, v=15.44)
@@ -207,9 +207,7 @@ def main() -> None:
         "python benchmarks/bench_sizes.py " + " ".join(sys.argv[1:]),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=args.out.parent, delete=False, suffix=".tmp") as fh:
-        fh.write(text)
-    os.replace(fh.name, args.out)
+    atomic_write_text(args.out, text)
     print(text)
 
 

@@ -41,7 +41,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -55,6 +54,7 @@ if str(ROOT) not in sys.path:
 
 import clvmodels as clv  # noqa: E402
 from clvmodels import valuation as V  # noqa: E402
+from clvmodels.io import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 APPAREL = ROOT.parent / "shared" / "data" / "apparel_transactions.csv"
@@ -539,10 +539,7 @@ def main() -> None:
             print(f"{title} failed: {exc!r}", flush=True)
     lines.append(f"Total benchmark time: {time.perf_counter() - started:.0f} s.")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".md.tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, RESULTS / "valuation.md")
+    atomic_write_text(RESULTS / "valuation.md", "\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'valuation.md'}")
 
 
