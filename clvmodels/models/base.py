@@ -107,32 +107,41 @@ def validate_summary(
             values = column.to_numpy(dtype=float, na_value=np.nan)
         else:
             values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            raise InputError(
-                f"column {col!r} of {what} has missing or non-finite values in "
-                f"{describe_rows(summary[required], bad)}\nFix: remove or correct these customers."
-            )
+        # one cheap reduction first (nan and inf propagate through a sum); the row mask is only
+        # built when it might find something (a finite sum can overflow to inf)
+        if not np.isfinite(values.sum()):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise InputError(
+                    f"column {col!r} of {what} has missing or non-finite values in "
+                    f"{describe_rows(summary[required], bad)}\nFix: remove or correct these "
+                    "customers."
+                )
     x = summary["frequency"].to_numpy(dtype=float)
     t_x = summary["recency"].to_numpy(dtype=float)
     T = summary["T"].to_numpy(dtype=float)
+    whole_dtype = pd.api.types.is_integer_dtype(summary["frequency"].dtype)
+    # (row mask, cheap test that the mask may have a True) per check: the masks cost a few passes
+    # over millions of rows each, so they are only built when the reduction flags a problem
     checks = [
-        (x < 0, "frequency is negative", "frequency counts repeat purchases and must be >= 0"),
-        (x != np.round(x), "frequency is not a whole number", "frequency must count purchases"),
-        (t_x < 0, "recency is negative", "recency is the time from first to last purchase"),
-        (T < 0, "T is negative", "T is the time from first purchase to the observation end"),
-        (
-            t_x > T * (1 + 1e-9) + 1e-9,
-            "recency is larger than T",
-            "the last purchase cannot come after the observation end",
-        ),
-        (
-            (x == 0) & (t_x != 0),
-            "recency is non-zero for customers with frequency 0",
-            "customers without repeat purchases have recency 0",
-        ),
-    ]
-    for mask, problem, fix in checks:
+        (lambda: x < 0, lambda: x.min() < 0, "frequency is negative",
+         "frequency counts repeat purchases and must be >= 0"),
+        (lambda: x != np.round(x), lambda: not whole_dtype and not np.array_equal(x, np.floor(x)),
+         "frequency is not a whole number", "frequency must count purchases"),
+        (lambda: t_x < 0, lambda: t_x.min() < 0, "recency is negative",
+         "recency is the time from first to last purchase"),
+        (lambda: T < 0, lambda: T.min() < 0, "T is negative",
+         "T is the time from first purchase to the observation end"),
+        (lambda: t_x > T * (1 + 1e-9) + 1e-9, lambda: np.max(t_x - T) > 0,
+         "recency is larger than T", "the last purchase cannot come after the observation end"),
+        (lambda: (x == 0) & (t_x != 0), lambda: True,
+         "recency is non-zero for customers with frequency 0",
+         "customers without repeat purchases have recency 0"),
+    ]  # fmt: skip
+    for mask_of, may_fail, problem, fix in checks:
+        if not may_fail():
+            continue
+        mask = mask_of()
         if mask.any():
             raise InputError(
                 f"{what}: {problem} in {describe_rows(summary[required], mask)}\nFix: {fix}."

@@ -639,9 +639,15 @@ def probability_alive(r, alpha, a, b, x, t_x, T):
     """P(active at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
 
     FHL 2008 (note 021); the denominator of FHL 2005 eq. (10). Computed from the log-odds
-    ``d`` as ``1 / (1 + exp(d))``, so it lies in [0, 1] for any inputs.
+    ``d`` as ``1 / (1 + exp(d))``, so it lies in [0, 1] for any inputs. A customer with x = 0
+    has had no chance to drop out (P = 1 exactly), so for customer arrays the formula is
+    evaluated for the repeat buyers only (see :func:`_probability_alive_of_repeaters`).
     """
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
+    return _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T)
+
+
+def _probability_alive_formula(r, alpha, a, b, x, t_x, T):
     return _inverse_one_plus_exp(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
 
 
@@ -731,12 +737,12 @@ def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.ra
     per-period (not cumulative) counts; every other path buys nothing (see
     :func:`~clvmodels.models.beta_geo.sample_bg_family_periods`)."""
     r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    p_alive = _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T)
+    p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
     return sample_bg_family_periods(p_alive, r + x, alpha + T, a, b + x, t_grid, rng)
 
 
 def _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T):
-    """:func:`probability_alive`, evaluated only for the customers with repeat purchases: in
+    """P(alive) (:func:`probability_alive`), evaluated only for the customers with repeat purchases: in
     BG/NBD a customer with x = 0 has not had a chance to drop out, P(alive) = 1 exactly (for
     customer arrays of shape ``(n_customers,)`` against ``(..., 1)`` or ``(..., n_customers)``
     parameters; anything else is passed on)."""
@@ -748,15 +754,15 @@ def _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T):
         or np.ndim(T) != 1
         or any(np.ndim(v) and np.shape(v)[-1] not in (1, n) for v in params)
     ):
-        return probability_alive(r, alpha, a, b, x, t_x, T)
+        return _probability_alive_formula(r, alpha, a, b, x, t_x, T)
     cols = np.flatnonzero(x > 0)
     if cols.size > 0.8 * n:
-        return probability_alive(r, alpha, a, b, x, t_x, T)
+        return _probability_alive_formula(r, alpha, a, b, x, t_x, T)
     shape = np.broadcast_shapes(*(np.shape(v) for v in (*params, x)))
     out = np.ones(shape)
     if cols.size:
         sub = [v[..., cols] if np.ndim(v) and np.shape(v)[-1] == n else v for v in params]
-        out[..., cols] = probability_alive(*sub, x[cols], t_x[cols], T[cols])
+        out[..., cols] = _probability_alive_formula(*sub, x[cols], t_x[cols], T[cols])
     return out
 
 
