@@ -61,7 +61,7 @@ from clvmodels.models.base import (
     summary_arrays,
     validate_summary,
 )
-from clvmodels.models.bayesian import NEW_GROUP, BayesianModel, log_normal_hierarchy
+from clvmodels.models.bayesian import NEW_GROUP, BayesianModel, log_normal_pair
 from clvmodels.models.beta_geo import BetaGeo
 
 __all__ = ["HierarchicalBetaGeo", "bgnbd_log_likelihood_pt", "compress_bgnbd"]
@@ -448,10 +448,11 @@ class HierarchicalBetaGeo(BayesianModel):
 
         pri = self.priors_
         with pm.Model(coords=coords) as model:
-            logs = {
-                name: log_normal_hierarchy(pm, name, pri[name], self.hierarchical_, self.centered_)
-                for name in self.param_names
-            }
+            logs = {}
+            for first, second in (("r", "alpha"), ("a", "b")):
+                logs[first], logs[second] = log_normal_pair(
+                    pm, first, second, pri, self.hierarchical_, self.centered_
+                )
             r, alpha, a, b = (pt.atleast_1d(pt.exp(logs[n])) for n in self.param_names)
             if "Z" not in data:
                 fused = getattr(self, "sampler_", "nutpie") != "numpyro"
