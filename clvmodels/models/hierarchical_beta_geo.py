@@ -23,7 +23,10 @@ rows. It is written here in pytensor (for PyMC's samplers), in log space as in
 
 Compression: the likelihood is evaluated on the distinct (group, frequency, recency, T) rows,
 weighted by their counts; the gamma and beta functions only on the distinct (group, frequency)
-pairs and the logarithms ``log(alpha_g + tau)`` only on the distinct (group, time) values.
+pairs and the logarithms ``log(alpha_g + tau)`` only on the distinct (group, time) values. With
+covariates the same holds per distinct (group, covariate values) cell (see
+:func:`compress_bgnbd`): 0/1 covariates keep the compression, a continuous one makes each
+customer a cell.
 
 Covariates (optional): numeric customer columns ``z`` shift the log purchase rate and the log
 dropout odds, ``alpha_i = alpha_g exp(-z_i' beta_purchase)`` (so ``E[lambda_i] = r/alpha_g *
@@ -71,23 +74,31 @@ __all__ = ["HierarchicalBetaGeo", "bgnbd_log_likelihood_pt", "compress_bgnbd"]
 # compressed data and the pytensor likelihood
 # --------------------------------------------------------------------------------------------
 def compress_bgnbd(codes, x, t_x, T, Z=None) -> dict[str, Any]:
-    """Distinct (group, [covariates], x, t_x, T) rows with counts, plus index tables.
+    """Distinct (group, x, t_x, T) rows with counts, plus index tables.
 
-    Without covariates the returned dict also holds the distinct (group, x) pairs (``gx_*``)
-    and the distinct (group, time) values (``tau_*``) with each row's index into them.
+    The returned dict holds the distinct rows' counts, the distinct (group, x) pairs
+    (``gx_*``) and the distinct (group, time) values (``tau_*``) with each row's index into
+    them: the tables :func:`bgnbd_log_likelihood_pt` evaluates.
+
+    With covariates ``Z`` (n_customers, k), customers sharing a group *and* covariate values
+    share their parameters: each distinct (group, z) combination is a *cell*, and the rows are
+    compressed per cell exactly as per group without covariates (so the likelihood is the same
+    compressed, fused one). ``cell_group`` and ``cell_Z`` give each cell's group and
+    covariate values. 0/1 or other few-valued covariates keep the compression; a continuous
+    covariate makes (almost) every customer a cell of its own.
     """
-    cols = [np.asarray(codes, float)]
-    n_cov = 0 if Z is None else Z.shape[1]
-    if n_cov:
-        cols += [Z[:, j] for j in range(n_cov)]
-    *unique, counts = compress_rows(*cols, x, t_x, T)
-    g = unique[0].astype(np.int64)
-    Zu = np.column_stack(unique[1 : 1 + n_cov]) if n_cov else None
-    xu, txu, Tu = unique[1 + n_cov :]
-    data: dict[str, Any] = {"n_rows": len(xu), "n_customers": float(counts.sum())}
-    if n_cov:
-        data.update(g=g, Z=Zu, x=xu, t_x=txu, T=Tu, w=counts)
+    if Z is not None and Z.shape[1]:
+        key = np.column_stack([np.asarray(codes, float), np.asarray(Z, float)])
+        cells, cell_codes = np.unique(key, axis=0, return_inverse=True)
+        data = compress_bgnbd(cell_codes.ravel(), x, t_x, T)
+        data.update(
+            cell_group=cells[:, 0].astype(np.int64), cell_Z=cells[:, 1:], n_cells=len(cells)
+        )
         return data
+    *unique, counts = compress_rows(np.asarray(codes, float), x, t_x, T)
+    g = unique[0].astype(np.int64)
+    xu, txu, Tu = unique[1:]
+    data: dict[str, Any] = {"n_rows": len(xu), "n_customers": float(counts.sum())}
     # distinct (group, frequency) pairs
     gx, inv_gx = np.unique(np.column_stack([g, xu]), axis=0, return_inverse=True)
     inv_gx = inv_gx.ravel()
@@ -286,26 +297,6 @@ def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any], fused: bool = 
     return total
 
 
-def bgnbd_log_likelihood_rows_pt(r, alpha, a, b, x, t_x, T, w):
-    """Weighted sum of FHL 2005 eq. (6) over rows whose parameters vary by row (covariates)."""
-    import pytensor.tensor as pt
-    from pytensor.tensor.special import betaln
-
-    rx = r + x
-    log_T = pt.log(alpha + T)
-    d = pt.log(a) - pt.log(b + np.maximum(x, 1.0) - 1.0) + rx * (log_T - pt.log(alpha + t_x))
-    ll = (
-        pt.gammaln(rx)
-        - pt.gammaln(r)
-        + r * pt.log(alpha)
-        + betaln(a, b + x)
-        - betaln(a, b)
-        - rx * log_T
-        + pt.switch(x > 0, pt.softplus(d), 0.0)
-    )
-    return pt.dot(w, ll)
-
-
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
@@ -454,36 +445,32 @@ class HierarchicalBetaGeo(BayesianModel):
                     pm, first, second, pri, self.hierarchical_, self.centered_
                 )
             r, alpha, a, b = (pt.atleast_1d(pt.exp(logs[n])) for n in self.param_names)
-            if "Z" not in data:
-                fused = getattr(self, "sampler_", "nutpie") != "numpyro"
+            # the JAX back-end (numpyro) needs the plain pytensor likelihood
+            fused = getattr(self, "sampler_", "nutpie") != "numpyro"
+            if "cell_group" not in data:
                 loglik = bgnbd_log_likelihood_pt(r, alpha, a, b, data, fused=fused)
             else:
+                # per (group, covariate values) cell: alpha_c = alpha_g exp(-z_c' beta_purchase),
+                # a_c = a_g exp(z_c' beta_dropout); the compressed likelihood runs over cells
                 cols = self._covariate_columns()
-                g = data["g"]
-                log_alpha_i = pt.log(alpha)[g]
-                log_a_i = pt.log(a)[g]
+                g = data["cell_group"]
+                log_alpha_c = pt.log(alpha)[g]
+                log_a_c = pt.log(a)[g]
                 cp = pri["coefficients"]
                 if self._cov_purchase:
                     beta_p = pm.Normal(
                         "beta_purchase", cp["mu"], cp["sigma"], shape=len(self._cov_purchase)
                     )
-                    Zp = data["Z"][:, [cols.index(c) for c in self._cov_purchase]]
-                    log_alpha_i = log_alpha_i - pt.dot(Zp, beta_p)
+                    Zp = data["cell_Z"][:, [cols.index(c) for c in self._cov_purchase]]
+                    log_alpha_c = log_alpha_c - pt.dot(Zp, beta_p)
                 if self._cov_dropout:
                     beta_d = pm.Normal(
                         "beta_dropout", cp["mu"], cp["sigma"], shape=len(self._cov_dropout)
                     )
-                    Zd = data["Z"][:, [cols.index(c) for c in self._cov_dropout]]
-                    log_a_i = log_a_i + pt.dot(Zd, beta_d)
-                loglik = bgnbd_log_likelihood_rows_pt(
-                    r[g],
-                    pt.exp(log_alpha_i),
-                    pt.exp(log_a_i),
-                    b[g],
-                    data["x"],
-                    data["t_x"],
-                    data["T"],
-                    data["w"],
+                    Zd = data["cell_Z"][:, [cols.index(c) for c in self._cov_dropout]]
+                    log_a_c = log_a_c + pt.dot(Zd, beta_d)
+                loglik = bgnbd_log_likelihood_pt(
+                    r[g], pt.exp(log_alpha_c), pt.exp(log_a_c), b[g], data, fused=fused
                 )
             pm.Potential("bgnbd_loglik", loglik)
         return model
