@@ -239,8 +239,10 @@ def test_group_parameters_recovered(grouped_fit, grouped_data):
         true = truth[name].to_numpy()
         inside.extend((lo <= true) & (true <= hi))
     coverage = np.mean(inside)
-    # 32 intervals that share the population estimate (so their misses are correlated) from
-    # short chains: require clearly more than two thirds; nominal is 90%
+    # 32 intervals of one dataset: their misses cluster (shared population estimate; r-alpha
+    # and a-b of a group miss together), so one dataset's coverage scatters around 90% with sd
+    # ~0.08 (measured over 12 simulated datasets), and 0.65 is 3 sd below. The calibration
+    # proper (truth drawn from the prior, 192 pairs): test_hierarchical_methods.py
     assert coverage >= 0.65, f"90% intervals cover {coverage:.0%} of 32 true group parameters"
     assert grouped_fit.divergences_ <= 5  # short chains; apparel below must have none
 

@@ -868,7 +868,14 @@ def _variational(model, method: str, draws: int, chains: int, seed, progressbar:
                 raise ImportError("method='pathfinder' needs pymc-extras: pip install pymc-extras")
             import pymc_extras as pmx
 
-            settings = {"display_summary": progressbar, "progressbar": progressbar} | extra
+            # paths run one after the other in this process by default: pymc-extras' worker
+            # processes fork, which can deadlock once JAX (multithreaded) is imported, and
+            # each worker compiles the model again; {"concurrent": "process"} to parallelise
+            settings = {
+                "display_summary": progressbar,
+                "progressbar": progressbar,
+                "concurrent": None,
+            } | extra
             idata = pmx.fit(method="pathfinder", num_draws=n_draws, random_seed=seed, **settings)
         else:
             settings = {
