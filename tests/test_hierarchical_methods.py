@@ -267,8 +267,10 @@ def test_variational_fit_records_method_and_predicts(vi_fit, cdnow, tmp_path):
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_grouped():
-    groups = ["north", "south", "west"]
-    sizes = dict(zip(groups, [300, 600, 900], strict=True))
+    # 8 small groups (100-400 customers): the non-centred hierarchy's home ground (3 groups
+    # of 300-900 sampled at tree depth ~7 with a few divergences; these at ~5.6, none)
+    groups = [f"g{k}" for k in range(8)]
+    sizes = dict(zip(groups, np.linspace(100, 400, 8).astype(int).tolist(), strict=True))
     truth = simulate.draw_group_params(
         groups, {"r": 0.4, "alpha": 5.0, "a": 0.8, "b": 2.5}, sigma=0.3, seed=21
     )
@@ -311,9 +313,7 @@ def test_auto_sampler_is_nutpie_without_gpu(nutpie_fit, monkeypatch):
 
 def test_numpyro_matches_nutpie(numpyro_fit, nutpie_fit):
     assert numpyro_fit.sampler_ == "numpyro" == numpyro_fit.fit_settings_["sampler"]
-    # three groups of hundreds: a few divergences in the sigma funnel with short chains, for
-    # both samplers alike (1% of draws); the means are what is compared
-    assert numpyro_fit.divergences_ <= 10 and nutpie_fit.divergences_ <= 10
+    assert numpyro_fit.divergences_ <= 5 and nutpie_fit.divergences_ <= 5  # (0 measured)
     a, b = numpyro_fit.idata_.posterior, nutpie_fit.idata_.posterior
     assert list(a.coords["group"].to_numpy()) == list(b.coords["group"].to_numpy())
     for name in (*NAMES, *(f"mu_{n}" for n in NAMES)):
@@ -338,7 +338,8 @@ def test_unfused_likelihood_compiles_to_jax(small_grouped):
     codes = pd.Index(sorted(df["group"].unique())).get_indexer(df["group"])
     x, t_x, T = (df[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     data = compress_bgnbd(codes, x, t_x, T)
-    theta = {k: np.array([0.9, 1.0, 1.1]) * v for k, v in PUBLISHED.items()}
+    n_groups = int(codes.max()) + 1
+    theta = {k: np.linspace(0.9, 1.1, n_groups) * v for k, v in PUBLISHED.items()}
     inputs = [pt.dvector(k) for k in NAMES]
     ll = bgnbd_log_likelihood_pt(*inputs, data, fused=False)
     f = pytensor.function(inputs, [ll, *pt.grad(ll, inputs)], mode="JAX")
