@@ -383,3 +383,23 @@ def test_fast_paths_match_the_direct_formulas(offset):
     out = BetaGeo._math_expected_purchases(draws, x, t_x, T, 30.0)
     assert out.shape == (2, n)
     np.testing.assert_allclose(out[0], expected, rtol=1e-12)
+
+
+def test_probability_alive_memo_compares_inputs_by_value():
+    from clvmodels.models import beta_geo
+
+    params = (0.24, 4.4, 0.79, 2.4)
+    x = np.array([0.0, 2.0, 5.0])
+    t_x = np.array([0.0, 10.0, 20.0])
+    T = np.array([30.0, 30.0, 30.0])
+    first = beta_geo.probability_alive(*params, x, t_x, T)
+    assert not first.flags.writeable  # the remembered result cannot be altered by a caller
+    t_x[1] = 29.0  # changed in place: the memo must not hand back the stale result
+    second = beta_geo.probability_alive(*params, x, t_x, T)
+    fresh = beta_geo._probability_alive_formula(
+        *(np.asarray(v, float) for v in (*params, x, t_x, T))
+    )
+    np.testing.assert_allclose(second, fresh, rtol=1e-14)
+    assert second[1] > first[1]  # a later last purchase: more likely alive
+    again = beta_geo.probability_alive(*params, x.copy(), t_x.copy(), T.copy())
+    assert again is second  # equal values: the remembered array

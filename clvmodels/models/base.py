@@ -222,6 +222,40 @@ def compress_rows(
     return (*unique_cols, counts)
 
 
+class LastResultMemo:
+    """One-entry memo of an array function: its last result, with copies of the inputs that
+    produced it, compared by value (never by identity, so mutating an input in place cannot
+    return a stale result).
+
+    For P(alive): it does not depend on the horizon, and callers ask for it repeatedly with the
+    same customers and parameters (``expected_purchases`` then ``probability_alive`` when
+    scoring; E[X(T, T+t)] at every period end when valuing). Results larger than ``limit``
+    elements are not kept. The stored result is read-only; entries are replaced whole, so
+    concurrent callers at worst recompute.
+    """
+
+    def __init__(self, limit: int = 4_000_000):
+        self.limit = limit
+        self._entry: tuple | None = None
+
+    def get(self, inputs: tuple[np.ndarray, ...]):
+        entry = self._entry
+        if entry is None or len(entry[0]) != len(inputs):
+            return None
+        for kept, given in zip(entry[0], inputs, strict=True):
+            if kept.shape != np.shape(given) or not np.array_equal(kept, given):
+                return None
+        return entry[1]
+
+    def clear(self) -> None:
+        self._entry = None
+
+    def put(self, inputs: tuple[np.ndarray, ...], result, size: int):
+        if size <= self.limit:
+            self._entry = (tuple(np.array(v, copy=True) for v in inputs), result)
+        return result
+
+
 def check_weights(weights, n: int) -> np.ndarray | None:
     """Validate optional per-customer weights (non-negative, finite, length n)."""
     if weights is None:

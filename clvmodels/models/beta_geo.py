@@ -41,6 +41,7 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, gammaln, hyp2f1
 
 from clvmodels.models.base import (
+    LastResultMemo,
     PurchaseModel,
     check_weights,
     compress_rows,
@@ -641,10 +642,22 @@ def probability_alive(r, alpha, a, b, x, t_x, T):
     FHL 2008 (note 021); the denominator of FHL 2005 eq. (10). Computed from the log-odds
     ``d`` as ``1 / (1 + exp(d))``, so it lies in [0, 1] for any inputs. A customer with x = 0
     has had no chance to drop out (P = 1 exactly), so for customer arrays the formula is
-    evaluated for the repeat buyers only (see :func:`_probability_alive_of_repeaters`).
+    evaluated for the repeat buyers only (see :func:`_probability_alive_of_repeaters`). The
+    last result is remembered (:class:`clvmodels.models.base.LastResultMemo`) and returned
+    read-only.
     """
-    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    return _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T)
+    inputs = _as_float(r, alpha, a, b, x, t_x, T)
+    kept = _ALIVE_MEMO.get(inputs)
+    if kept is not None:
+        return kept
+    alive = _probability_alive_of_repeaters(*inputs)
+    alive.flags.writeable = False
+    return _ALIVE_MEMO.put(inputs, alive, alive.size)
+
+
+# P(alive) does not depend on the horizon: scoring asks for it and then for E[X] of the same
+# customers, valuation for E[X] at every period end
+_ALIVE_MEMO = LastResultMemo()
 
 
 def _probability_alive_formula(r, alpha, a, b, x, t_x, T):

@@ -72,7 +72,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
-from clvmodels.models.base import PurchaseModel
+from clvmodels.models.base import LastResultMemo, PurchaseModel
 from clvmodels.models.beta_geo import (
     check_grid,
     cumulative_counts,
@@ -538,32 +538,27 @@ def probability_alive(r, alpha, s, beta, x, t_x, T):
     return _alive_flat(r, alpha, s, beta, x, t_x, T)[0].reshape(shape).copy()
 
 
-_LAST_ALIVE: list = [None]
-_ALIVE_MEMO_LIMIT = 4_000_000  # elements; larger results are not kept
+_ALIVE_MEMO = LastResultMemo()
 
 
 def _alive_flat(r, alpha, s, beta, x, t_x, T):
     """P(alive), flattened, and the grouping plan when one was used (else None).
 
-    The last result is remembered (with copies of its inputs, compared by value): valuation
+    The last result is remembered (:class:`clvmodels.models.base.LastResultMemo`): valuation
     asks for E[X(T, T+t)] at many horizons ``t`` with the same draws and customers, and P(alive)
     does not depend on ``t``.
     """
     inputs = _as_float(r, alpha, s, beta, x, t_x, T)
-    memo = _LAST_ALIVE[0]
-    if memo is not None and all(
-        a.shape == b.shape and np.array_equal(a, b) for a, b in zip(memo[0], inputs, strict=True)
-    ):
-        return memo[1], memo[2]
+    kept = _ALIVE_MEMO.get(inputs)
+    if kept is not None:
+        return kept
     keep: dict = {}
     log_alive, log_dead, _ = _log_terms(*inputs, keep=keep)
     with np.errstate(invalid="ignore"):
         odds = log_alive - log_dead  # +inf when I = 0 (T == t_x)
     alive = expit(odds)
-    if alive.size <= _ALIVE_MEMO_LIMIT:
-        alive.flags.writeable = False
-        _LAST_ALIVE[0] = (tuple(np.array(v, copy=True) for v in inputs), alive, keep.get("plan"))
-    return alive, keep.get("plan")
+    alive.flags.writeable = False
+    return _ALIVE_MEMO.put(inputs, (alive, keep.get("plan")), alive.size)
 
 
 def _relative_gamma_tail(s, y):
