@@ -471,32 +471,25 @@ class BayesianModel(BaseModel):
                     target_accept=target_accept,
                     **extra,
                 )
-        elif self.sampler_ == "numpyro":
-            with model:
-                idata = pm.sample(
-                    draws=int(draws),
-                    tune=int(tune),
-                    chains=int(chains),
-                    random_seed=seed,
-                    target_accept=target_accept,
-                    nuts_sampler="numpyro",
-                    progressbar=progressbar,
-                    compute_convergence_checks=False,
-                    nuts_sampler_kwargs={"chain_method": _jax_chain_method(int(chains))} | extra,
-                )
         else:
+            # PyMC's own NUTS takes the extra keywords directly; numpyro through
+            # nuts_sampler_kwargs, with the way its chains run (no process pool: no cores)
+            specific = (
+                {"nuts_sampler_kwargs": {"chain_method": _jax_chain_method(int(chains))} | extra}
+                if self.sampler_ == "numpyro"
+                else {"cores": int(cores), **extra}
+            )
             with model:
                 idata = pm.sample(
                     draws=int(draws),
                     tune=int(tune),
                     chains=int(chains),
-                    cores=int(cores),
                     random_seed=seed,
                     target_accept=target_accept,
                     nuts_sampler=self.sampler_,
                     progressbar=progressbar,
                     compute_convergence_checks=False,
-                    **extra,
+                    **specific,
                 )
         return _strip_idata(idata)
 
