@@ -135,26 +135,55 @@ def test_likelihood_no_overflow_many_purchases():
     assert out[0] == pytest.approx(expected, rel=1e-12)
 
 
-def test_numba_kernel_matches_numpy_twin():
+def test_fused_op_cached_on_disk_only_for_small_data():
+    """The compiled model function embeds the data: no disk cache entry for large data."""
+    import pytensor.tensor as pt
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    from clvmodels.models import hierarchical_beta_geo as hbg
+
+    inputs = [pt.dvector(k) for k in NAMES]
+    keys = []
+    for n in (1_000, 200_000):
+        x = np.arange(n, dtype=float) % 7
+        data = compress_bgnbd(np.arange(n) % 3, x, x / 2, x + np.arange(n) + 1.0)  # n rows
+        node = bgnbd_log_likelihood_pt(*inputs, data).owner
+        assert isinstance(node.op, type(hbg._loglik_op()))
+        keys.append(numba_funcify_and_cache_key(node.op, node=node)[1])
+    assert keys[0] is not None and keys[1] is None
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_numba_kernel_matches_numpy_twin(grouped_data, shuffle):
+    """The rising-factorial numba kernel equals the gamma/digamma numpy twin and FHL 2005
+    eq. (6) per customer, value and gradient, also with the (group, x) pairs out of order and
+    with very frequent buyers (x up to 5,000)."""
     import numba
 
     from clvmodels.models import hierarchical_beta_geo as hbg
 
-    rng = np.random.default_rng(1)
-    n, n_gx, n_tau = 500, 7, 40
-    args = (
-        rng.uniform(1, 30, n_gx),
-        rng.normal(0, 2, n_gx),
-        rng.uniform(0, 5, n_tau),
-        rng.integers(0, n_gx, n),
-        rng.integers(0, n_tau, n),
-        rng.integers(0, n_tau, n),
-        rng.uniform(1, 3, n),
-    )
-    fast = numba.njit(hbg._repeat_rows_kernel)(*args)
-    slow = hbg._repeat_rows_numpy(*args)
+    df, _, _ = grouped_data
+    codes = pd.Index(sorted(df["group"].unique())).get_indexer(df["group"])
+    x, t_x, T = (df[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    x, t_x, T = np.append(x, 5000.0), np.append(t_x, 300.0), np.append(T, 400.0)
+    codes = np.append(codes, 2)
+    data = compress_bgnbd(codes, x, t_x, T)
+    if shuffle:  # permute the (group, x) table and remap the rows' references to it
+        order = np.random.default_rng(3).permutation(len(data["gx_x"]))
+        for key in ("gx_group", "gx_x", "gx_w"):
+            data[key] = data[key][order]
+        data["pos_gx"] = np.argsort(order)[data["pos_gx"]]
+    args = [
+        np.asarray(data[k], np.int64 if k in hbg._KERNEL_INDEX else float) for k in hbg._KERNEL_DATA
+    ]
+    rng = np.random.default_rng(2)
+    theta = [np.exp(rng.normal(np.log(PUBLISHED[k]), 0.3, 8)) for k in NAMES]
+    fast = numba.njit(hbg._bgnbd_kernel)(*theta, *args)
+    slow = hbg._bgnbd_numpy(*theta, *args)
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+    expected = log_likelihood(*(t[codes] for t in theta), x, t_x, T).sum()
+    assert fast[0] == pytest.approx(expected, rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -91,9 +92,22 @@ def available_samplers() -> list[str]:
     return out
 
 
+def _jax_accelerator_plugin() -> bool:
+    """Whether a GPU plugin of JAX is installed (``jax[cuda12]`` / ``jax[rocm]`` install
+    ``jax_cuda*_plugin`` / ``jax_rocm*_plugin`` and the ``jax_plugins`` namespace): without
+    one (jax >= 0.4.30) JAX runs on the CPU only, which is known without importing jax."""
+    import pkgutil
+
+    if _have("jax_plugins"):
+        return True
+    return any(m.name.startswith(("jax_cuda", "jax_rocm")) for m in pkgutil.iter_modules())
+
+
 def _jax_gpu() -> bool:
     if not (_have("jax") and _have("numpyro")):
         return False
+    if "jax" not in sys.modules and not _jax_accelerator_plugin():
+        return False  # importing jax only to learn this takes ~1 s
     try:
         import jax
 
@@ -454,7 +468,9 @@ class BayesianModel(BaseModel):
             import nutpie
             from threadpoolctl import threadpool_limits
 
-            compiled = nutpie.compile_pymc_model(model, backend="numba")
+            from clvmodels.models.nutpie_compile import compile_for_nutpie
+
+            compiled = compile_for_nutpie(model)
             # the chains already run one per core; a multi-threaded BLAS (OpenBLAS threads the
             # long dot products of the compressed likelihood) would only add a spinning thread
             # per call that takes CPU from the chains (~30% of it on a 1M-customer fit)
