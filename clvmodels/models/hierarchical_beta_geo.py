@@ -14,8 +14,7 @@ likelihood of FHL 2005 eq. (6)::
         + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
 
 so no per-customer latent variable is sampled and the cost is linear in the number of *distinct*
-rows. It is written here in pytensor (for PyMC's samplers), in log space as in
-:func:`clvmodels.models.beta_geo.log_likelihood`::
+rows. In log space, as in :func:`clvmodels.models.beta_geo.log_likelihood`::
 
     log L = log G(r+x) - log G(r) + r log alpha + log B(a, b+x) - log B(a, b)
             - (r+x) log(alpha+T) + [x > 0] softplus(d),
@@ -27,6 +26,12 @@ pairs and the logarithms ``log(alpha_g + tau)`` only on the distinct (group, tim
 covariates the same holds per distinct (group, covariate values) cell (see
 :func:`compress_bgnbd`): 0/1 covariates keep the compression, a continuous one makes each
 customer a cell.
+
+Evaluation: PyMC sees one Op returning the total and its gradient, computed in one pass by a
+numba kernel (:func:`_bgnbd_kernel`; frequencies are whole numbers, so the gamma-function ratios
+are rising factorials and no special function is needed) or its numpy twin (:func:`_bgnbd_numpy`,
+scipy's gamma and digamma functions) on the other back-ends. The same likelihood written as plain
+pytensor operations (``fused=False``) is what JAX (numpyro) compiles.
 
 Covariates (optional): numeric customer columns ``z`` shift the log purchase rate and the log
 dropout odds, ``alpha_i = alpha_g exp(-z_i' beta_purchase)`` (so ``E[lambda_i] = r/alpha_g *
