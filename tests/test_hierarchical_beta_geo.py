@@ -135,6 +135,25 @@ def test_likelihood_no_overflow_many_purchases():
     assert out[0] == pytest.approx(expected, rel=1e-12)
 
 
+def test_fused_likelihood_degenerate_parameters_give_non_finite_values():
+    """r, alpha or a underflowing to 0 at an extreme proposal: non-finite values for the
+    sampler to reject, never an exception (the compiled kernel uses numpy's error model)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = np.array([0.0, 2.0, 5.0])
+    data = compress_bgnbd(np.zeros(3, int), x, x / 2, x + 3.0)
+    inputs = [pt.dvector(k) for k in NAMES]
+    ll = bgnbd_log_likelihood_pt(*inputs, data)
+    f = pytensor.function(inputs, [ll, *pt.grad(ll, inputs)], mode="NUMBA")
+    for zero in range(3):  # r, alpha, a
+        theta = [np.array([PUBLISHED[k]]) for k in NAMES]
+        theta[zero] = np.array([0.0])
+        with np.errstate(all="ignore"):
+            out = f(*theta)
+        assert not all(np.all(np.isfinite(o)) for o in out)
+
+
 def test_fused_op_cached_on_disk_only_for_small_data():
     """The compiled model function embeds the data: no disk cache entry for large data."""
     import pytensor.tensor as pt

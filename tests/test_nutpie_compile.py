@@ -105,3 +105,34 @@ def test_falls_back_to_nutpie_without_its_hooks(monkeypatch):
     code, logp, _ = _call_logp(compiled, POINT)
     assert code == 0
     assert logp == pytest.approx(float(_model("cacheable").compile_logp()({"theta": POINT})))
+
+
+def test_custom_ops_count_as_raising_unless_declared():
+    """Ops from outside pytensor / PyMC may raise (guarded entry point), unless they declare
+    ``never_raises`` like the fused BG/NBD likelihood."""
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    from clvmodels.models.hierarchical_beta_geo import bgnbd_log_likelihood_pt, compress_bgnbd
+
+    class Doubling(Op):
+        __props__ = ()
+
+        def make_node(self, x):
+            x = pt.as_tensor_variable(x)
+            return Apply(self, [x], [x.type()])
+
+        def perform(self, node, inputs, output_storage):
+            output_storage[0][0] = 2.0 * inputs[0]
+
+    with pm.Model() as custom:
+        theta = pm.Normal("theta", shape=2)
+        pm.Potential("extra", -pt.sum(Doubling()(theta) ** 2))
+    assert nutpie_compile.may_raise(custom)
+    x = np.array([0.0, 1.0, 3.0])
+    data = compress_bgnbd(np.zeros(3, int), x, x, x + 2.0)
+    with pm.Model() as bgnbd:
+        log_params = pm.Normal("log_params", shape=4)
+        r, alpha, a, b = (pt.exp(log_params[k : k + 1]) for k in range(4))
+        pm.Potential("loglik", bgnbd_log_likelihood_pt(r, alpha, a, b, data))
+    assert not nutpie_compile.may_raise(bgnbd)

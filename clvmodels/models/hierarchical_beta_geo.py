@@ -320,6 +320,7 @@ def _loglik_op():
 
     class BGNBDLogLikelihood(Op):
         __props__ = ()
+        never_raises = True  # non-finite values instead of exceptions (nutpie_compile.may_raise)
 
         def make_node(self, r, alpha, a, b, *data):
             params = [pt.as_tensor_variable(v) for v in (r, alpha, a, b)]
@@ -356,9 +357,13 @@ def _loglik_op():
             register_funcify_and_cache_key,
         )
 
-        kernel = numba.njit(cache=True)(_bgnbd_kernel)
-        # the source enters the cache key: a changed kernel never meets a stale cache entry
-        version = hashlib.sha256(inspect.getsource(_bgnbd_kernel).encode()).hexdigest()[:16]
+        # numpy's error model: a division by zero (r or alpha underflowing to 0 at an extreme
+        # proposal) gives inf / nan, which the sampler rejects, instead of raising
+        options = {"cache": True, "error_model": "numpy"}
+        kernel = numba.njit(**options)(_bgnbd_kernel)
+        # source and options enter the cache key: a changed kernel never meets a stale entry
+        source = inspect.getsource(_bgnbd_kernel) + repr(sorted(options.items()))
+        version = hashlib.sha256(source.encode()).hexdigest()[:16]
 
         @register_funcify_and_cache_key(BGNBDLogLikelihood)
         def _funcify(op, node=None, **kwargs):

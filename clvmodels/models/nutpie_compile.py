@@ -142,18 +142,27 @@ def _hooks(nutpie_logp, nutpie_expand, cache: bool, guarded: bool):
 
 
 def may_raise(model) -> bool:
-    """Whether the model's compiled log density can raise: it holds an assertion other than
-    PyMC's parameter checks (which PyMC's compilation turns into ``-inf`` switches, or removes
-    with ``check_bounds=False``). Numerical trouble shows as a non-finite value (return codes
-    3 / 4), never as an exception."""
+    """Whether the model's compiled log density can raise an exception.
+
+    pytensor's numba code follows numpy's error model (a division by zero gives inf, not an
+    exception); what raises are assertions other than PyMC's parameter checks (which PyMC's
+    compilation turns into ``-inf`` switches, or removes with ``check_bounds=False``) and Ops
+    from outside pytensor and PyMC, unless they declare ``never_raises = True`` (the fused
+    BG/NBD likelihood does: non-finite values, shown to nuts-rs by return codes 3 / 4).
+    """
     from pymc.logprob.utils import CheckParameterValue
     from pytensor.graph.traversal import applys_between
     from pytensor.raise_op import CheckAndRaise
 
-    return any(
-        isinstance(node.op, CheckAndRaise) and not isinstance(node.op, CheckParameterValue)
-        for node in applys_between(model.value_vars, [model.logp()])
-    )
+    for node in applys_between(model.value_vars, [model.logp()]):
+        op = node.op
+        if isinstance(op, CheckAndRaise) and not isinstance(op, CheckParameterValue):
+            return True
+        if not type(op).__module__.startswith(("pytensor.", "pymc.")) and not getattr(
+            op, "never_raises", False
+        ):
+            return True
+    return False
 
 
 def compile_for_nutpie(model, **kwargs: Any):
