@@ -13,7 +13,9 @@ of the fit: the 4 x 1000-draw CDNOW fit samples in ~1 s.
 density) with explicit loops, and, when pytensor could cache the compiled model function on
 disk (every Op of the graph has a cache key), caches the entry points next to it under a key
 derived from pytensor's: a later process fitting a model of the same structure and data loads
-them instead of compiling. Everything else is nutpie's own compilation. This relies on two
+them instead of compiling. The log-density entry point catches exceptions only for models whose
+compiled function can raise (:func:`may_raise`): numba takes ~1.8 s to compile the guard.
+Everything else is nutpie's own compilation. This relies on two
 private hooks of nutpie's ``compile_pymc`` module (``_make_c_logp_func``,
 ``_make_c_expand_func``), checked for at call time and exercised by every nutpie fit in the
 tests; models with shared variables, or a nutpie without those hooks, take nutpie's own
@@ -25,7 +27,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-ENTRY_VERSION = 1  # part of the cache key: bump when the entry-point sources change
 _HOOKS = ("_make_c_logp_func", "_make_c_expand_func")
 _LOCK = threading.Lock()
 
@@ -93,6 +94,7 @@ def _entry_function(source: str, name: str, model_fn, constants: dict[str, int],
     """The python function ``name`` defined by ``source``, calling ``model_fn``; registered
     for pytensor's numba cache locator under a key extending pytensor's key of ``model_fn``
     when ``cache`` (:class:`_NotCacheable` if pytensor did not cache ``model_fn``)."""
+    import hashlib
     import math
 
     import numba
@@ -104,7 +106,9 @@ def _entry_function(source: str, name: str, model_fn, constants: dict[str, int],
         if model_key is None:
             raise _NotCacheable(name)
         settings = ",".join(f"{k}={v}" for k, v in sorted(constants.items()))
-        key = f"clvmodels-nutpie-{name}-v{ENTRY_VERSION}-{model_key}-{settings}"
+        # the source enters the key: an edited entry point never meets a stale cache entry
+        source_hash = hashlib.sha256(source.encode()).hexdigest()[:16]
+        key = f"clvmodels-nutpie-{name}-{source_hash}-{model_key}-{settings}"
     return compile_numba_function_src(
         source,
         name,
@@ -125,8 +129,8 @@ def _hooks(nutpie_logp, nutpie_expand, cache: bool, guarded: bool):
                 raise _NotCacheable("shared variables")
             return nutpie_logp(n_dim, logp_fn, user_data, shared_names, shared_data)
         source = _LOGP_SOURCE_GUARDED if guarded else _LOGP_SOURCE_PLAIN
-        sizes = {"n_dim": n_dim, "guarded": int(guarded)}
-        func = _entry_function(source, "logp_entry", logp_fn, sizes, cache)
+        constants = {"n_dim": n_dim, "guarded": int(guarded)}
+        func = _entry_function(source, "logp_entry", logp_fn, constants, cache)
         return func, _signature("n", "p", "p", "p")
 
     def expand_hook(n_dim, n_expanded, expand_fn, user_data, shared_names, shared_data):
@@ -134,8 +138,8 @@ def _hooks(nutpie_logp, nutpie_expand, cache: bool, guarded: bool):
             if cache:
                 raise _NotCacheable("shared variables")
             return nutpie_expand(n_dim, n_expanded, expand_fn, user_data, shared_names, shared_data)
-        sizes = {"n_dim": n_dim, "n_expanded": n_expanded}
-        func = _entry_function(_EXPAND_SOURCE, "expand_entry", expand_fn, sizes, cache)
+        constants = {"n_dim": n_dim, "n_expanded": n_expanded}
+        func = _entry_function(_EXPAND_SOURCE, "expand_entry", expand_fn, constants, cache)
         return func, _signature("n", "n", "p", "p")
 
     return logp_hook, expand_hook
