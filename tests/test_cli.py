@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import clvmodels as clv
-from clvmodels import cli, scoring
+from clvmodels import cli, registry, scoring
 from clvmodels.io import SCHEMA_VERSION
 
 runner = CliRunner()
@@ -55,7 +58,8 @@ def work(tmp_path_factory):
 def test_rfm_writes_summary_with_its_unit_and_a_manifest(work):
     table = pq.read_table(work / "summary.parquet")
     assert table.num_rows == 2357
-    assert set(table.column_names) == {"customer_id", "frequency", "recency", "T", "monetary_value"}
+    columns = {"customer_id", "frequency", "recency", "T", "monetary_value"}
+    assert columns <= set(table.column_names) <= columns | {"litt"}  # litt: CNBD-k models
     meta = json.loads(table.schema.metadata[b"clvmodels"])
     assert meta["time_unit"] == "W" and meta["kind"] == "rfm_summary"
     # same numbers as the published CDNOW summary (frequency is exact; durations to 2 decimals)
@@ -345,6 +349,64 @@ def test_bad_model_directories_and_options(work, tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
+def _options(command: str) -> set[str]:
+    """The names of a command's options and arguments that are settings (not --config/--debug)."""
+    params = typer.main.get_command(cli.app).commands[command].params
+    return {p.name for p in params} - {"config", "debug"}
+
+
+def test_manifest_settings_are_the_command_options(work, tmp_path):
+    manifest = json.loads((work / "model" / "manifest.json").read_text())
+    assert set(manifest["settings"]) == _options("fit")
+    out = tmp_path / "clv.parquet"
+    result = invoke("score", work / "summary.parquet", "--model", work / "model", "--draws", 5,
+                    "--out", out, "-q")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((tmp_path / "clv.parquet.manifest.json").read_text())
+    assert set(manifest["settings"]) == _options("score")
+
+
+def test_model_choices_come_from_the_registry(work, tmp_path):
+    purchase, spend = registry.purchase_model_names(), registry.spend_model_names()
+    help_text = " ".join(invoke("fit", "--help").stdout.split())
+    assert all(name in help_text for name in purchase + spend)
+    result = invoke("fit", work / "summary.parquet", "--model", "x", "--out", tmp_path / "m")
+    assert_one_line_error(result, 2, "--model must be one of " + ", ".join(purchase))
+    result = invoke("fit", work / "summary.parquet", "--spend", "x", "--out", tmp_path / "m")
+    assert_one_line_error(result, 2, "--spend must be one of " + ", ".join(spend))
+    result = invoke("evaluate", "--models", "x")
+    maximum_likelihood = registry.maximum_likelihood_purchase_names()
+    assert_one_line_error(result, 2, "--models must be one of " + ", ".join(maximum_likelihood))
+
+
+def test_a_model_reading_extra_columns_needs_them_in_the_summary(work, tmp_path, monkeypatch):
+    """A registry model whose likelihood reads a column the summary lacks."""
+
+    class Family:
+        fit_columns = ("frequency", "recency", "T", "regularity")
+
+    class Estimator:
+        family_class = Family
+
+    names = [*registry.purchase_model_names(), "extra"]
+    real = registry.estimator_class
+    monkeypatch.setattr(registry, "purchase_model_names", lambda: names)
+    monkeypatch.setattr(
+        registry,
+        "estimator_class",
+        lambda kind, name: Estimator if name == "extra" else real(kind, name),
+    )
+    result = invoke("fit", work / "summary.parquet", "--model", "extra", "--out", tmp_path / "m")
+    assert_one_line_error(result, 2, "missing column(s) ['regularity']", "--model extra")
+
+
+def test_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "clvmodels.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Examples" in result.stdout
+
+
 def _pipeline(work):
     models = clv.io.load_pipeline(work / "model")
     return models.purchase, models.spend
@@ -356,7 +418,7 @@ def test_interrupted_scoring_keeps_previous_output(work, tmp_path, monkeypatch):
             "--chunk-size", 500, "--out", out, "--quiet")  # fmt: skip
     assert invoke(*args).exit_code == 0
     previous = out.read_bytes()
-    real = scoring._score_chunk
+    real = scoring.score_chunk
     calls = {"n": 0}
 
     def failing(*a, **k):
@@ -365,7 +427,7 @@ def test_interrupted_scoring_keeps_previous_output(work, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(scoring, "_score_chunk", failing)
+    monkeypatch.setattr(scoring, "score_chunk", failing)
     result = invoke(*args)
     assert calls["n"] == 3
     assert_one_line_error(result, 130, "interrupted")
@@ -375,7 +437,7 @@ def test_interrupted_scoring_keeps_previous_output(work, tmp_path, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("worker lost")
 
-    monkeypatch.setattr(scoring, "_score_chunk", broken)
+    monkeypatch.setattr(scoring, "score_chunk", broken)
     result = invoke(*args)
     assert_one_line_error(result, 1, "worker lost", "--debug")
     assert out.read_bytes() == previous
@@ -434,7 +496,10 @@ def test_report(work, clv_file, tmp_path, suffix):
         assert text.count("<img") == 3 and text.count("<table>") == 2
     else:
         assert text.count("](report_files/") == 3
-        assert len(list((tmp_path / "report_files").glob("*.png"))) == 3
+        # the figures are written atomically: no temporary files are left beside them
+        assert sorted(os.listdir(tmp_path / "report_files")) == [
+            "clv_by_rank.png", "clv_histogram.png", "gain_curve.png"
+        ]  # fmt: skip
     assert (tmp_path / f"report{suffix}.manifest.json").is_file()
     result = invoke("report", work / "summary.parquet", "--out", out)
     assert_one_line_error(result, 2, "missing column(s)")

@@ -1,0 +1,583 @@
+"""The commands: ``rfm``, ``fit``, ``score``, ``evaluate`` and ``report``, and the ``app``.
+
+Each command resolves its settings (command line, then the TOML file), checks them, does its
+work through the library (:mod:`clvmodels.scoring`, :mod:`clvmodels.io`, the estimators of
+:mod:`clvmodels.registry`) and writes its output and manifest atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from clvmodels import registry
+from clvmodels.cli.config import resolve_settings
+from clvmodels.cli.console import Console
+from clvmodels.cli.errors import handle_errors
+from clvmodels.cli.manifest import Run, manifest_path
+from clvmodels.cli.options import (
+    ConfigOpt,
+    CustomerIdOpt,
+    DatetimeOpt,
+    DebugOpt,
+    MonetaryOpt,
+    QuietOpt,
+    TimeUnitOpt,
+    check_choice,
+    check_output_parent,
+    check_valuation_settings,
+)
+from clvmodels.cli.pipeline import (
+    fit_columns,
+    fit_diagnostics,
+    fit_models,
+    is_summary_file,
+    summarize_transactions_file,
+)
+from clvmodels.cli.report import write_report
+from clvmodels.errors import InputError
+
+
+def _one_of(names: list[str]) -> str:
+    """``"a, b or c"``."""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+app = typer.Typer(
+    name="clvmodels",
+    help=(
+        "Probabilistic customer lifetime value in batch: RFM summaries, model fitting and "
+        "bounded-memory CLV scoring with uncertainty intervals.\n\n"
+        "Run [bold]clvmodels score[/bold] with no arguments for the whole pipeline on the "
+        "bundled CDNOW data."
+    ),
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels score                                   # the CDNOW demo\n\n"
+        "  clvmodels rfm tx.parquet --out summary.parquet --time-unit W\n\n"
+        "  clvmodels fit summary.parquet --model bgnbd --spend gamma-gamma --out models/m\n\n"
+        "  clvmodels score summary.parquet --model models/m --horizon 12M --margin 0.3 "
+        "--out clv.parquet --quiet\n\n"
+        "  clvmodels report clv.parquet --out report.html\n\n"
+        "Errors print one line and exit with 2 (bad input) or 1 (anything else)."
+    ),
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """Without a command: show the help (exit code 0)."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels rfm transactions.parquet --out summary.parquet --time-unit W\n\n"
+        "  clvmodels rfm tx.csv --out ch.parquet --calibration-end 1997-09-30 "
+        "--observation-end 1998-06-30"
+    )
+)
+@handle_errors
+def rfm(
+    ctx: typer.Context,
+    transactions: Annotated[
+        Path, typer.Argument(help="Transactions file (Parquet or CSV): one row per purchase.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Summary file to write (.parquet or .csv).")
+    ],
+    observation_end: Annotated[
+        str | None,
+        typer.Option(help="End of observation (default: the last transaction date)."),
+    ] = None,
+    calibration_end: Annotated[
+        str | None,
+        typer.Option(help="End of calibration: adds holdout columns up to --observation-end."),
+    ] = None,
+    time_unit: Annotated[str, typer.Option(help="Time unit: D, W, M, Q or Y.")] = "W",
+    customer_id: CustomerIdOpt = "customer_id",
+    datetime_col: DatetimeOpt = "date",
+    monetary: MonetaryOpt = "amount",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Summarise transactions into one row per customer: frequency, recency, T, monetary_value."""
+    s = resolve_settings(ctx, dict(locals()), config, rfm)
+    console = Console(s["quiet"])
+    run = Run("rfm", s)
+    check_output_parent(s["out"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, summary = summarize_transactions_file(
+            s["transactions"],
+            s["out"],
+            customer_id=s["customer_id"],
+            datetime_col=s["datetime_col"],
+            monetary=s["monetary"],
+            time_unit=s["time_unit"],
+            observation_end=s["observation_end"],
+            calibration_end=s["calibration_end"],
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.add_input(s["transactions"], "transactions")
+    run.record["outputs"].append({"path": str(s["out"]), "rows": len(summary)})
+    run.record["summary"] = {
+        "n_customers": len(summary),
+        "repeat_customers": int((summary["frequency"] > 0).sum()),
+        "attrs": {k: str(v) for k, v in summary.attrs.items()},
+    }
+    run.write(manifest_path(s["out"]))
+    console.info(f"wrote {len(summary):,} customers to {s['out']}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels fit summary.parquet --model bgnbd --spend gamma-gamma --out models/cdnow\n\n"
+        "  clvmodels fit summary.parquet --model hierarchical --spend hierarchical "
+        "--group channel --out models/h"
+    )
+)
+@handle_errors
+def fit(
+    ctx: typer.Context,
+    summary: Annotated[Path, typer.Argument(help="Summary file from `clvmodels rfm`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help=f"Purchase model: {', '.join(registry.purchase_model_names())}."
+        ),
+    ] = "bgnbd",
+    spend: Annotated[
+        str, typer.Option(help=f"Spend model: {_one_of(registry.spend_model_names())}.")
+    ] = "gamma-gamma",
+    group: Annotated[str | None, typer.Option(help="Group column for hierarchical models.")] = None,
+    draws: Annotated[int, typer.Option(help="Posterior draws per chain (hierarchical).")] = 1000,
+    tune: Annotated[int, typer.Option(help="Tuning steps per chain (hierarchical).")] = 1000,
+    chains: Annotated[int, typer.Option(help="Chains (hierarchical).")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    time_unit: TimeUnitOpt = None,
+    customer_id: CustomerIdOpt = "customer_id",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Fit a purchase model and a spend model on a summary and save them (JSON/NetCDF, no pickle)."""
+    s = resolve_settings(ctx, dict(locals()), config, fit)  # first: locals() are the options
+    from clvmodels.io import save_pipeline
+    from clvmodels.scoring import inspect_summary_file
+
+    console = Console(s["quiet"])
+    check_choice("--model", s["model"], registry.purchase_model_names())
+    check_choice("--spend", s["spend"], registry.spend_model_names())
+    run = Run("fit", s)
+    info = inspect_summary_file(
+        s["summary"], customer_id=s["customer_id"], time_unit=s["time_unit"]
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        purchase_model, spend_model = fit_models(
+            info,
+            s["model"],
+            s["spend"],
+            group=s["group"],
+            sampling={
+                "draws": s["draws"],
+                "tune": s["tune"],
+                "chains": s["chains"],
+                "random_seed": s["seed"],
+            },
+            console=console,
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.add_input(s["summary"], "summary", n_customers=info.n_customers)
+    diagnostics = {
+        "purchase": fit_diagnostics(purchase_model),
+        "spend": fit_diagnostics(spend_model),
+    }
+    save_pipeline(
+        s["out"],
+        purchase_model,
+        spend_model,
+        metadata={"fit_on": str(Path(s["summary"]).resolve()), "n_customers": info.n_customers},
+    )
+    run.record["outputs"].append({"path": str(s["out"])})
+    run.write(manifest_path(s["out"]), fit_diagnostics=diagnostics)
+    console.params_table(purchase_model, spend_model)
+    console.info(f"saved the models to {s['out']}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels score                       # CDNOW demo: fit, value, print the top 10\n\n"
+        "  clvmodels score summary.parquet --model models/cdnow --horizon 12M "
+        "--discount-rate 0.1 --margin 0.3 --interval 0.9 --out clv.parquet\n\n"
+        "  clvmodels score tx.parquet --out clv.parquet   # transactions: summarise, fit, score"
+    )
+)
+@handle_errors
+def score(
+    ctx: typer.Context,
+    input: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Summary or transactions file (Parquet/CSV). Omit it for the CDNOW demo.",
+            show_default=False,
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model directory from `clvmodels fit` (default: fit BG/NBD + "
+            "Gamma-Gamma on the input).",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CLV file to write (.parquet or .csv).")
+    ] = None,
+    horizon: Annotated[str, typer.Option(help="Horizon: 52W, 12M, 365D, 3Y, ...")] = "12M",
+    discount_rate: Annotated[float, typer.Option(help="Annual discount rate.")] = 0.10,
+    margin: Annotated[float, typer.Option(help="Profit margin on spend.")] = 1.0,
+    interval: Annotated[float, typer.Option(help="Interval probability (e.g. 0.9).")] = 0.9,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="predictive (what the customer will actually bring: parameter uncertainty, "
+            "survival and purchase noise), expected (parameter uncertainty only) or point."
+        ),
+    ] = "predictive",
+    period: Annotated[str, typer.Option(help="Cash-flow period (discounting step).")] = "M",
+    n_draws: Annotated[
+        int, typer.Option("--draws", help="Parameter draws for the intervals.")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    chunk_size: Annotated[
+        int, typer.Option(help="Customers scored at a time (sets peak memory).")
+    ] = 20_000,
+    top: Annotated[int, typer.Option(help="Customers shown in the table.")] = 10,
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Score only the first N customers (whole chunks): a trial run."),
+    ] = None,
+    time_unit: TimeUnitOpt = None,
+    observation_end: Annotated[
+        str | None,
+        typer.Option(
+            help="Transactions input: end of observation (default: last date; demo: 1997-09-30)."
+        ),
+    ] = None,
+    customer_id: CustomerIdOpt = "customer_id",
+    datetime_col: DatetimeOpt = "date",
+    monetary: MonetaryOpt = "amount",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Score customers: discounted CLV over a horizon with intervals, streamed in chunks."""
+    s = resolve_settings(ctx, dict(locals()), config, score)  # first: locals() are the options
+    from clvmodels.scoring import inspect_summary_file, score_file
+
+    console = Console(s["quiet"])
+    check_choice("--kind", s["kind"], ("predictive", "expected", "point"))
+    check_valuation_settings(s)
+    if s["out"] is not None:
+        check_output_parent(s["out"])
+    run = Run("score", s)
+    with (
+        tempfile.TemporaryDirectory(prefix="clvmodels-") as scratch,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        models = None
+        if s["model"] is not None:
+            from clvmodels.io import load_pipeline
+
+            models = load_pipeline(s["model"])  # first: its unit is the default for summaries
+            run.add_input(s["model"], "model")
+        default_unit = s["time_unit"] or (models.time_unit if models is not None else "W")
+        summary_path, summary_unit = _score_input(s, Path(scratch), console, run, default_unit)
+        info = inspect_summary_file(
+            summary_path,
+            customer_id=s["customer_id"] if s["input"] else "customer_id",
+            time_unit=summary_unit,
+        )
+        if models is not None:
+            purchase_model, spend_model = models.purchase, models.spend
+        else:
+            purchase_model, spend_model = fit_models(info, "bgnbd", "gamma-gamma", console=console)
+        run.record["fit_diagnostics"] = {
+            "purchase": fit_diagnostics(purchase_model),
+            "spend": fit_diagnostics(spend_model),
+        }
+        valuation = dict(
+            horizon=s["horizon"],
+            annual_discount_rate=s["discount_rate"],
+            margin=s["margin"],
+            interval=s["interval"],
+            kind=s["kind"],
+            period=s["period"],
+        )
+        progress, task = console.progress("scoring", info.n_customers)
+        with progress:
+            result = score_file(
+                summary_path,
+                s["out"],
+                purchase_model,
+                spend_model,
+                chunk_size=s["chunk_size"],
+                customer_id=info.customer_id,
+                time_unit=info.time_unit,
+                top=s["top"],
+                progress=lambda done, total: progress.update(task, completed=done),
+                n_draws=s["n_draws"],
+                random_seed=s["seed"],
+                limit=s["limit"],
+                output_metadata={"valuation": valuation},
+                **valuation,
+            )
+    console.warn(caught)
+    run.add_warnings(caught)
+    console.top_table(result, s)
+    if s["out"] is not None:
+        run.record["outputs"].append(
+            {"path": str(s["out"]), "rows": result.n_customers, "columns": result.columns}
+        )
+        run.write(
+            manifest_path(s["out"]),
+            customer_equity=result.equity,
+        )
+        console.info(f"wrote {result.n_customers:,} customers to {s['out']}")
+
+
+def _score_input(
+    s: dict, scratch: Path, console: Console, run: Run, default_unit: str
+) -> tuple[Path, str | None]:
+    """The summary file to score (summarising transactions first when needed) and its unit."""
+    if s["input"] is None:
+        from clvmodels import datasets
+        from clvmodels.data import rfm_summary
+        from clvmodels.scoring import write_summary_file
+
+        tx = datasets.load_cdnow_transactions("sample")
+        end = s["observation_end"] or datasets.CDNOW_CALIBRATION_END
+        summary = rfm_summary(
+            tx,
+            customer_id="customer_id",
+            datetime="date",
+            monetary="amount",
+            observation_end=end,
+            time_unit=default_unit,
+            after_observation_end="exclude",
+        )
+        path = write_summary_file(summary, scratch / "summary.parquet")
+        run.add_input(str(datasets.cdnow_path("sample")), "transactions (CDNOW sample)")
+        console.info(
+            f"CDNOW sample: {len(tx):,} transactions of {len(summary):,} customers, observed to "
+            f"{end}, unit {summary.attrs.get('time_unit', 'W')}"
+        )
+        return path, None
+    path = Path(s["input"])
+    run.add_input(path, "input")
+    if is_summary_file(path, s["datetime_col"]):
+        return path, s["time_unit"]
+    out, summary = summarize_transactions_file(
+        path,
+        scratch / "summary.parquet",
+        customer_id=s["customer_id"],
+        datetime_col=s["datetime_col"],
+        monetary=s["monetary"],
+        time_unit=default_unit,
+        observation_end=s["observation_end"],
+    )
+    console.info(f"summarised transactions: {len(summary):,} customers")
+    return out, None
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels evaluate                  # CDNOW: calibration to 1997-09-30, holdout "
+        "to 1998-06-30\n\n"
+        "  clvmodels evaluate tx.parquet --calibration-end 2021-06-30 --observation-end "
+        "2021-12-31 --models bgnbd,pareto --out metrics.csv"
+    )
+)
+@handle_errors
+def evaluate(
+    ctx: typer.Context,
+    transactions: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Transactions file (Parquet/CSV). Omit it for the CDNOW sample.",
+            show_default=False,
+        ),
+    ] = None,
+    calibration_end: Annotated[
+        str | None, typer.Option(help="End of calibration (fit) period.")
+    ] = None,
+    observation_end: Annotated[
+        str | None, typer.Option(help="End of the holdout period (default: last date).")
+    ] = None,
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated purchase models: "
+            f"{', '.join(registry.maximum_likelihood_purchase_names())}."
+        ),
+    ] = "bgnbd,pareto,mbgnbd",
+    time_unit: Annotated[str, typer.Option(help="Time unit: D, W, M, Q or Y.")] = "W",
+    n_draws: Annotated[
+        int, typer.Option("--draws", help="Parameter draws for the interval metrics.")
+    ] = 100,
+    n_samples: Annotated[
+        int, typer.Option("--samples", help="Predictive samples per customer (coverage).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Metrics table to write (.csv, .parquet or .json)."),
+    ] = None,
+    customer_id: CustomerIdOpt = "customer_id",
+    datetime_col: DatetimeOpt = "date",
+    monetary: MonetaryOpt = "amount",
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """Holdout accuracy: fit on the calibration period, compare predictions with the holdout."""
+    s = resolve_settings(ctx, dict(locals()), config, evaluate)  # first: locals() are the options
+    choices = registry.maximum_likelihood_purchase_names()
+    console = Console(s["quiet"])
+    names = [m.strip() for m in s["models"].split(",") if m.strip()]
+    if not names:
+        raise InputError(f"--models needs at least one of {', '.join(choices)}")
+    for name in names:
+        check_choice("--models", name, choices)
+    if s["out"] is not None:
+        check_output_parent(s["out"])
+        if Path(s["out"]).suffix.lower() not in (".csv", ".parquet", ".json"):
+            raise InputError(f"--out {s['out']}: use a .csv, .parquet or .json file name")
+    run = Run("evaluate", s)
+    import clvmodels as clv
+    from clvmodels.evaluation import compare_models
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if s["transactions"] is None:
+            from clvmodels import datasets
+
+            source = datasets.load_cdnow_transactions("sample")
+            calibration_end = s["calibration_end"] or datasets.CDNOW_CALIBRATION_END
+            observation_end = s["observation_end"] or datasets.CDNOW_OBSERVATION_END
+            run.add_input(str(datasets.cdnow_path("sample")), "transactions (CDNOW sample)")
+        else:
+            if s["calibration_end"] is None:
+                raise InputError("--calibration-end is required with a transactions file")
+            source = str(s["transactions"])
+            calibration_end, observation_end = s["calibration_end"], s["observation_end"]
+            if not Path(source).exists():
+                raise FileNotFoundError(f"input file {source} does not exist")
+            run.add_input(Path(source), "transactions")
+        ch = clv.calibration_holdout_summary(
+            source,
+            customer_id=s["customer_id"],
+            datetime=s["datetime_col"],
+            monetary=s["monetary"],
+            calibration_end=calibration_end,
+            observation_end=observation_end,
+            time_unit=s["time_unit"],
+        )
+        calibration = ch[["frequency", "recency", "T", "monetary_value"]]
+        spend_model = registry.estimator_class("spend", "gamma-gamma")().fit(calibration)
+        fitted = {}
+        for name in names:
+            estimator = registry.estimator_class("purchase", name)
+            # with the extra columns its likelihood reads (a missing one: the estimator's error)
+            columns = [c for c in fit_columns(estimator, tuple(calibration)) if c in ch.columns]
+            fitted[name] = estimator().fit(ch[columns])
+        table = compare_models(
+            {name: (model, spend_model) for name, model in fitted.items()},
+            ch,
+            n_draws=s["n_draws"],
+            n_samples=s["n_samples"],
+            seed=s["seed"],
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.record["fit_diagnostics"] = {
+        **{name: fit_diagnostics(m) for name, m in fitted.items()},
+        "spend": fit_diagnostics(spend_model),
+    }
+    run.record["split"] = {
+        "calibration_end": str(calibration_end),
+        "observation_end": str(ch.attrs.get("observation_end", observation_end)),
+        "n_customers": len(ch),
+    }
+    console.metrics_table(table, len(ch), calibration_end)
+    if s["out"] is not None:
+        from clvmodels.io import atomic_write_text
+        from clvmodels.scoring import atomic_output
+
+        out = Path(s["out"])
+        suffix = out.suffix.lower()
+        if suffix == ".json":
+            atomic_write_text(out, table.to_json(orient="index", indent=2))
+        else:
+            with atomic_output(out) as tmp:
+                if suffix == ".csv":
+                    table.to_csv(tmp)
+                else:
+                    table.to_parquet(tmp)
+        run.record["outputs"].append({"path": str(out), "rows": len(table)})
+        run.write(manifest_path(out), metrics=json.loads(table.to_json(orient="index")))
+        console.info(f"wrote the metrics of {len(table)} models to {out}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  clvmodels report clv.parquet --out report.html\n\n"
+        "  clvmodels report clv.parquet --out report.md      # Markdown + PNG files beside it"
+    )
+)
+@handle_errors
+def report(
+    ctx: typer.Context,
+    clv_file: Annotated[Path, typer.Argument(help="Output of `clvmodels score` (Parquet/CSV).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Report to write: .html, or .md (+ PNG files).")
+    ],
+    top: Annotated[int, typer.Option(help="Customers listed in the top table.")] = 20,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+):
+    """An HTML or Markdown report of a CLV file: totals, deciles, top customers and plots."""
+    s = resolve_settings(ctx, dict(locals()), config, report)
+    console = Console(s["quiet"])
+    check_output_parent(s["out"])
+    run = Run("report", s)
+    run.add_input(s["clv_file"], "clv")
+    info = write_report(s["clv_file"], s["out"], top=s["top"])
+    run.record["outputs"].append({"path": str(s["out"]), **info})
+    run.write(manifest_path(s["out"]))
+    console.info(f"wrote the report of {info['n_customers']:,} customers to {s['out']}")

@@ -1,0 +1,103 @@
+"""The CLI's error policy: one line on stderr, ``Error: <what is wrong and how to fix it>``.
+
+Exit codes: 2 for bad input (files, columns, values, options), 1 for anything else, 130 when
+interrupted. :func:`handle_errors` wraps every command body; ``--debug`` re-raises instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import tomllib
+from collections.abc import Callable
+
+import typer
+
+from clvmodels.errors import ClvError, InputError, ModelFileError, TimeUnitError
+
+EXIT_INPUT = 2
+EXIT_OTHER = 1
+EXIT_INTERRUPTED = 130
+
+
+def _input_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [
+        InputError,
+        TimeUnitError,
+        ModelFileError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+        UnicodeDecodeError,
+        tomllib.TOMLDecodeError,
+    ]
+    for module, names in (
+        ("pyarrow", ("ArrowInvalid", "ArrowTypeError", "ArrowIOError")),
+        ("duckdb", ("Error",)),
+        ("pandas.errors", ("EmptyDataError", "ParserError")),
+    ):
+        mod = sys.modules.get(module)
+        for name in names:
+            cls = getattr(mod, name, None) if mod is not None else None
+            if isinstance(cls, type):
+                types.append(cls)
+    return tuple(types)
+
+
+def one_line(exc: BaseException) -> str:
+    """Condense an error message into one line: its first line plus its "Fix:" line if any."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # the examples that follow a multi-line message are left out; so is their lead-in
+    head = re.sub(r"[,;:]?\s*(e\.g\.|first examples[^:]*|for example)?:?$", "", lines[0])
+    fix = next((line for line in lines[1:] if line.startswith("Fix:")), None)
+    if not fix or fix in head:
+        return head
+    return head + (" " if head.endswith((".", "!", "?")) else ". ") + fix
+
+
+def classify_error(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception raised by a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "interrupted; no output was written (previous outputs are intact)"
+    if (
+        isinstance(exc, FileNotFoundError)
+        and exc.filename
+        and not str(exc).startswith(("input", "model"))
+    ):
+        return EXIT_INPUT, f"file not found: {exc.filename}"
+    if isinstance(exc, _input_error_types()):
+        return EXIT_INPUT, one_line(exc)
+    if isinstance(exc, MemoryError):
+        return EXIT_OTHER, "out of memory; lower --chunk-size or --draws"
+    if isinstance(exc, ClvError | ValueError):
+        return EXIT_OTHER, one_line(exc)
+    return EXIT_OTHER, (
+        f"unexpected {type(exc).__name__}: {one_line(exc)} (run again with --debug for the "
+        "traceback and report it)"
+    )
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Run a command body with the error policy: one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the CLI's single error boundary
+            if isinstance(exc, SystemExit | GeneratorExit):
+                raise
+            if debug:
+                raise
+            code, message = classify_error(exc)
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(code) from None
+
+    return wrapper
