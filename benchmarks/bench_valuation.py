@@ -337,7 +337,7 @@ def bench_scale(sizes, draws: int, n_jobs: int, timeout: float) -> list[str]:
         "its Lomax marginal, the later purchases given it, placed in the periods as uniform "
         "times, then the Geometric(p) dropout; Gamma-Gamma: nu and period totals only for "
         "purchasing paths and periods); valuation consumes the sparse buying paths "
-        "(`_math_sample_future_purchase_periods`). Before this (12 Poisson draws per draw x "
+        "(the family's `sample_future_purchase_periods`). Before this (12 Poisson draws per draw x "
         "customer x period, dense arrays) 1M predictive took 361 s wall / 175 s CPU, 609 MB.",
         "",
     ]

@@ -70,6 +70,7 @@ a distinct ``block`` so that batches do not share a random stream.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -77,18 +78,11 @@ import pandas as pd
 
 from clvmodels import units
 from clvmodels.errors import InputError
+from clvmodels.valuation.engine import VALUE_COLUMNS
 
 __all__ = ["rfm_summary_dask", "score_dask", "customer_equity_dask"]
 
-SCORE_COLUMNS = [
-    "clv_mean",
-    "clv_median",
-    "clv_lower",
-    "clv_upper",
-    "expected_purchases",
-    "expected_spend",
-    "probability_alive",
-]
+SCORE_COLUMNS = list(VALUE_COLUMNS)
 
 
 def _dd():
@@ -104,12 +98,23 @@ def _dd():
 # --------------------------------------------------------------------------------------------
 # RFM summary
 # --------------------------------------------------------------------------------------------
-def _summary_meta(id_dtype, monetary: bool) -> pd.DataFrame:
-    columns = {"frequency": pd.Series(dtype="int64"), "recency": pd.Series(dtype="float64")}
-    columns["T"] = pd.Series(dtype="float64")
-    if monetary:
-        columns["monetary_value"] = pd.Series(dtype="float64")
-    return pd.DataFrame(columns, index=pd.Index([], dtype=id_dtype, name="customer_id"))
+def _summary_meta(id_dtype, kwargs: dict) -> pd.DataFrame:
+    """An empty summary with the columns and dtypes :func:`clvmodels.rfm_summary` produces
+    for these settings (read off its result for one synthetic purchase at the observation
+    end, so the Dask summary follows whatever columns the local one has)."""
+    from clvmodels.data import rfm_summary
+
+    end = pd.Timestamp(kwargs["observation_end"])
+    fmt = kwargs.get("datetime_format")
+    one = pd.DataFrame(
+        {kwargs["customer_id"]: [0], kwargs["datetime"]: [end.strftime(fmt) if fmt else end]}
+    )
+    if kwargs.get("monetary"):
+        one[kwargs["monetary"]] = [1.0]
+    out = rfm_summary(one, engine="pandas", **kwargs).iloc[:0]
+    out.index = pd.Index([], dtype=id_dtype, name="customer_id")
+    out.attrs = {}
+    return out
 
 
 def _summarise_partition(frame: pd.DataFrame, meta: pd.DataFrame, kwargs: dict) -> pd.DataFrame:
@@ -171,7 +176,7 @@ def rfm_summary_dask(
         purchase_period=purchase_period,
         after_observation_end=after_observation_end,
     )
-    meta = _summary_meta(ddf.dtypes[customer_id], monetary is not None)
+    meta = _summary_meta(ddf.dtypes[customer_id], kwargs)
     shuffled = ddf[needed].shuffle(on=customer_id)
     return shuffled.map_partitions(_summarise_partition, meta, kwargs, meta=meta)
 
@@ -190,21 +195,24 @@ def _restore(portable: tuple[str, Any]):
     kind, value = portable
     if kind == "object":
         return value
-    from clvmodels.io import _model_class
+    from clvmodels.io import model_class
 
-    return _model_class(value["class"]).from_dict(value)
+    return model_class(value["class"]).from_dict(value)
 
 
+# the models of the payload last restored in this worker process (tasks of one job share one
+# payload object); the lock keeps threads of a worker from restoring them twice at once
 _MODEL_CACHE: dict[int, tuple] = {}
+_MODEL_CACHE_LOCK = threading.Lock()
 
 
 def _models_from_payload(payload: dict[str, Any]):
-    key = id(payload)
-    cached = _MODEL_CACHE.get(key)
-    if cached is None or cached[0] is not payload:
-        _MODEL_CACHE.clear()  # one job at a time per worker process
-        cached = (payload, _restore(payload["purchase"]), _restore(payload["spend"]))
-        _MODEL_CACHE[key] = cached
+    with _MODEL_CACHE_LOCK:
+        cached = _MODEL_CACHE.get(id(payload))
+        if cached is None or cached[0] is not payload:
+            cached = (payload, _restore(payload["purchase"]), _restore(payload["spend"]))
+            _MODEL_CACHE.clear()  # one job at a time per worker process
+            _MODEL_CACHE[id(payload)] = cached
     return cached[1], cached[2]
 
 
@@ -216,11 +224,11 @@ def _block_frame(pieces: list[pd.DataFrame], time_unit: str) -> pd.DataFrame:
 
 
 def _score_block(pieces, payload, block: int, time_unit: str, valuation: dict):
-    from clvmodels.scoring import _score_chunk
+    from clvmodels.scoring import score_chunk
 
     purchase, spend = _models_from_payload(payload)
     frame = _block_frame(pieces, time_unit)
-    scored, totals = _score_chunk(
+    scored, totals = score_chunk(
         frame,
         purchase,
         spend,
@@ -378,7 +386,7 @@ def customer_equity_dask(
     """
     import dask
 
-    from clvmodels.scoring import _equity
+    from clvmodels.scoring import equity_summary
 
     shared = _prepare(
         ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, valuation_kwargs, client
@@ -394,5 +402,5 @@ def customer_equity_dask(
     ]
     totals = dask.delayed(lambda parts: np.sum(parts, axis=0))(per_block).compute()
     interval = float(valuation_kwargs.get("interval", 0.9))
-    row = {**_equity(np.asarray(totals, dtype=float), interval), "n_customers": total}
+    row = {**equity_summary(totals, interval), "n_customers": total}
     return pd.DataFrame([row], index=pd.Index(["all"], name="group"))

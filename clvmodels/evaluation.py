@@ -34,7 +34,11 @@ predictive CDF and ``y`` the observed count, the randomised PIT is uniform on
 ``[F(y - 1), F(y)]``; a customer's contribution to the coverage of the level-``L`` central
 interval is the probability that this PIT falls in ``[(1 - L) / 2, (1 + L) / 2]``. For a
 calibrated model the mean over customers equals ``L`` exactly; above ``L`` means too wide,
-below too narrow. The raw hit rate of the interval's end points is reported alongside.
+below too narrow. The raw hit rate of the interval's end points is reported alongside. The PIT
+functions live in :mod:`clvmodels.valuation.calibration` (re-exported here).
+
+Plots of these results are in :mod:`clvmodels.plotting`, which builds on this module (this
+module never imports it): e.g. ``plot_model_comparison(compare_models(...), "purchases_mae")``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ from scipy import stats
 
 from clvmodels import units
 from clvmodels.errors import InputError, check_columns, describe_rows
+from clvmodels.heuristic import HeuristicCLV
+from clvmodels.validation import summary_arrays, validate_summary
+from clvmodels.valuation.calibration import empirical_cdf_bounds, pit_interval_coverage
 
 __all__ = [
     "mae",
@@ -65,6 +72,14 @@ __all__ = [
     "empirical_cdf_bounds",
     "holdout_actuals",
     "predictive_samples",
+    "check_calibration_holdout",
+    "calibration_part",
+    "duration_groups",
+    "model_kind",
+    "customer_columns",
+    "expected_holdout_purchases",
+    "expected_spend_per_purchase",
+    "pointwise_log_likelihood",
     "evaluate",
     "evaluate_predictions",
     "compare_models",
@@ -183,32 +198,6 @@ def top_share_capture(actual, predicted, share: float = 0.1) -> float:
     return float(np.interp(share, x, y))
 
 
-def pit_interval_coverage(cdf_below, cdf_at, level: float) -> np.ndarray:
-    """Per-customer probability that the central ``level`` interval covers the observation.
-
-    ``cdf_below`` = ``F(y-)`` = P(Y < y) and ``cdf_at`` = ``F(y)`` = P(Y <= y) under the
-    predictive distribution. The randomised PIT is uniform on ``[F(y-), F(y)]`` (a point when
-    ``F`` is continuous at ``y``); the returned value is the probability that it lies in
-    ``[(1 - level) / 2, (1 + level) / 2]`` (Czado, Gneiting & Held 2009, Biometrics 65, eq. 2).
-    The mean over customers of a calibrated model equals ``level``.
-    """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    lo_f = np.asarray(cdf_below, dtype=float)
-    hi_f = np.asarray(cdf_at, dtype=float)
-    if lo_f.shape != hi_f.shape:
-        raise InputError("cdf_below and cdf_at must have the same shape")
-    if (hi_f < lo_f - 1e-12).any():
-        raise InputError("cdf_at must be >= cdf_below for every customer")
-    lo, hi = (1 - level) / 2, (1 + level) / 2
-    width = hi_f - lo_f
-    overlap = np.clip(np.minimum(hi_f, hi) - np.maximum(lo_f, lo), 0.0, None)
-    point = width <= 1e-12
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(point, ((hi_f >= lo) & (hi_f <= hi)).astype(float), overlap / width)
-    return out
-
-
 def interval_hit_rate(actual, lower, upper) -> float:
     """Share of observations with ``lower <= actual <= upper`` (end points included)."""
     a = np.asarray(actual, dtype=float)
@@ -217,20 +206,12 @@ def interval_hit_rate(actual, lower, upper) -> float:
     return float(np.mean((a >= lo) & (a <= hi)))
 
 
-def empirical_cdf_bounds(samples: np.ndarray, actual) -> tuple[np.ndarray, np.ndarray]:
-    """``(P(Y < y), P(Y <= y))`` per customer from predictive samples of shape
-    ``(n_samples, n_customers)``."""
-    s = np.asarray(samples, dtype=float)
-    y = np.asarray(actual, dtype=float)[None, :]
-    return (s < y).mean(axis=0), (s <= y).mean(axis=0)
-
-
 # --------------------------------------------------------------------------------------------
 # calibration/holdout summaries
 # --------------------------------------------------------------------------------------------
-def _check_calibration_holdout(ch: pd.DataFrame) -> pd.DataFrame:
-    from clvmodels.models.base import validate_summary
-
+def check_calibration_holdout(ch: pd.DataFrame) -> pd.DataFrame:
+    """Check a calibration/holdout summary (the calibration columns as any summary, the
+    holdout columns present, non-negative and finite) and return it."""
     validate_summary(ch, what="calibration_holdout")
     check_columns(
         ch,
@@ -257,7 +238,7 @@ def holdout_actuals(calibration_holdout: pd.DataFrame) -> pd.DataFrame:
     monetary_value_holdout`` (total holdout spend; NaN column when the summary has no
     ``monetary_value_holdout``); ``duration`` = ``duration_holdout`` in the summary's unit.
     """
-    ch = _check_calibration_holdout(calibration_holdout)
+    ch = check_calibration_holdout(calibration_holdout)
     purchases = ch["frequency_holdout"].to_numpy(dtype=float)
     if "monetary_value_holdout" in ch.columns:
         spend = purchases * ch["monetary_value_holdout"].to_numpy(dtype=float)
@@ -273,7 +254,7 @@ def holdout_actuals(calibration_holdout: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _calibration_part(ch: pd.DataFrame) -> pd.DataFrame:
+def calibration_part(ch: pd.DataFrame) -> pd.DataFrame:
     """The calibration columns of a calibration/holdout summary, with its attrs."""
     keep = [c for c in ch.columns if not c.endswith("_holdout")]
     out = ch[keep]
@@ -281,7 +262,7 @@ def _calibration_part(ch: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _duration_groups(durations: np.ndarray):
+def duration_groups(durations: np.ndarray):
     """Yield (duration, boolean mask) for each distinct holdout duration."""
     for d in np.unique(durations):
         yield float(d), durations == d
@@ -290,12 +271,55 @@ def _duration_groups(durations: np.ndarray):
 # --------------------------------------------------------------------------------------------
 # predictions from clvmodels models
 # --------------------------------------------------------------------------------------------
-def _is_purchase_model(obj) -> bool:
-    return hasattr(obj, "_math_sample_future_purchases") and hasattr(obj, "expected_purchases")
+def model_kind(obj) -> str | None:
+    """``"purchase"`` or ``"spend"`` for a fitted clvmodels model (its ``kind`` and
+    ``family_``), None for anything else (other libraries' fitters, baselines)."""
+    kind = getattr(obj, "kind", None)
+    if kind in ("purchase", "spend") and getattr(obj, "family_", None) is not None:
+        return kind
+    return None
 
 
-def _is_spend_model(obj) -> bool:
-    return hasattr(obj, "_math_sample_future_spend") and hasattr(obj, "expected_spend")
+def customer_columns(params: dict, mask: np.ndarray, n: int) -> dict:
+    """The parameters of the customers in ``mask``: arrays with a customer axis of length
+    ``n`` (grouped models) are subset, shared ``(n_draws, 1)`` arrays kept."""
+    return {
+        k: (v[..., mask] if np.ndim(v) == 2 and np.shape(v)[-1] == n else v)
+        for k, v in params.items()
+    }
+
+
+def expected_holdout_purchases(model, calibration: pd.DataFrame, durations) -> np.ndarray:
+    """E[X(T, T + d_i) | history] at the point estimate for each customer's holdout length
+    ``d_i`` (the purchase family's ``expected_purchases``; P(alive) computed once)."""
+    model.check_fitted()
+    model.check_unit(calibration)
+    family = model.family_
+    params = model.customer_params(calibration)
+    x, t_x, T = summary_arrays(calibration)
+    n = len(x)
+    p_alive = np.atleast_2d(np.asarray(family.probability_alive(params, x, t_x, T)))
+    out = np.empty(n)
+    for duration, mask in duration_groups(np.asarray(durations, dtype=float)):
+        values = family.expected_purchases(
+            customer_columns(params, mask, n),
+            x[mask],
+            t_x[mask],
+            T[mask],
+            duration,
+            p_alive=customer_columns({"p": p_alive}, mask, n)["p"],
+        )
+        out[mask] = np.broadcast_to(np.asarray(values, dtype=float), (1, int(mask.sum())))[0]
+    return out
+
+
+def expected_spend_per_purchase(model, calibration: pd.DataFrame) -> np.ndarray:
+    """The spend family's expected spend per transaction at the point estimate."""
+    model.check_fitted()
+    x = calibration["frequency"].to_numpy(dtype=float)
+    m = calibration["monetary_value"].to_numpy(dtype=float)
+    values = model.family_.expected_spend(model.customer_params(calibration), x, m)
+    return np.broadcast_to(np.asarray(values, dtype=float), (1, len(x)))[0]
 
 
 def _draws(model, n_draws: int, seed) -> pd.DataFrame:
@@ -325,16 +349,14 @@ def predictive_samples(
 
     Parameter uncertainty enters through ``n_draws`` parameter draws (posterior draws, or the
     asymptotic normal of the MLE), each reused for ``n_samples / n_draws`` simulated futures:
-    latent state and purchase process from ``_math_sample_future_purchases`` over each customer's
-    ``duration_holdout``, spend from ``_math_sample_future_spend``. Returns arrays of shape
-    ``(n_samples, n_customers)`` (spend None without a spend model).
+    latent state and purchase process from the family's ``sample_future_purchases`` over each
+    customer's ``duration_holdout``, spend from the spend family's ``sample_future_spend``.
+    Returns arrays of shape ``(n_samples, n_customers)`` (spend None without a spend model).
     """
-    ch = _check_calibration_holdout(calibration_holdout)
+    ch = check_calibration_holdout(calibration_holdout)
     rng = np.random.default_rng(seed)
-    calibration = _calibration_part(ch)
-    x = ch["frequency"].to_numpy(dtype=float)
-    t_x = ch["recency"].to_numpy(dtype=float)
-    T = ch["T"].to_numpy(dtype=float)
+    calibration = calibration_part(ch)
+    x, t_x, T = summary_arrays(ch)
     m = ch["monetary_value"].to_numpy(dtype=float) if spend_model is not None else None
     durations = ch["duration_holdout"].to_numpy(dtype=float)
     draws = _draws(purchase_model, n_draws, seed)
@@ -349,22 +371,16 @@ def predictive_samples(
         spend_params = spend_model.customer_params(calibration, spend_draws)
     counts = np.zeros((len(draws), len(ch)))
     spend = np.zeros((len(draws), len(ch))) if spend_model is not None else None
-    for duration, mask in _duration_groups(durations):
-        sub = {
-            k: (v[:, mask] if np.ndim(v) == 2 and v.shape[1] == len(ch) else v)
-            for k, v in params.items()
-        }
-        sampled = purchase_model._math_sample_future_purchases(
+    for duration, mask in duration_groups(durations):
+        sub = customer_columns(params, mask, len(ch))
+        sampled = purchase_model.family_.sample_future_purchases(
             sub, x[mask], t_x[mask], T[mask], np.array([duration]), rng
         )
         sampled = np.asarray(sampled)[..., 0]
         counts[:, mask] = np.broadcast_to(sampled, (len(draws), int(mask.sum())))
         if spend is not None:
-            sp = {
-                k: (v[:, mask] if np.ndim(v) == 2 and v.shape[1] == len(ch) else v)
-                for k, v in spend_params.items()
-            }
-            amount = spend_model._math_sample_future_spend(
+            sp = customer_columns(spend_params, mask, len(ch))
+            amount = spend_model.family_.sample_future_spend(
                 sp, x[mask], m[mask], counts[:, mask][..., None], rng
             )
             spend[:, mask] = np.asarray(amount)[..., 0]
@@ -372,35 +388,68 @@ def predictive_samples(
 
 
 def _log_predictive_score(model, calibration: pd.DataFrame, actual: pd.DataFrame) -> float:
-    """mean log P(X_holdout = y | history) at the point estimate, via purchase_probability."""
+    """mean log P(X_holdout = y | history) at the point estimate: the purchase family's
+    ``purchase_probability`` (P(alive) computed once per holdout length)."""
+    family = model.family_
+    params = model.customer_params(calibration)
+    x, t_x, T = summary_arrays(calibration)
+    n = len(x)
     y = actual["purchases"].to_numpy()
-    durations = actual["duration"].to_numpy()
-    logp = np.empty(len(y))
-    for duration, mask in _duration_groups(durations):
-        sub = calibration[mask]
-        y_sub = y[mask]
-        out = np.empty(int(mask.sum()))
-        for k in np.unique(y_sub):
-            hit = y_sub == k
-            prob = model.purchase_probability(sub[hit], duration, int(k)).to_numpy(dtype=float)
-            out[hit] = np.log(np.clip(prob, 1e-300, None))
-        logp[mask] = out
+    logp = np.empty(n)
+    for duration, group in duration_groups(actual["duration"].to_numpy()):
+        p_group = customer_columns(params, group, n)
+        cols = np.flatnonzero(group)
+        p_alive = np.atleast_2d(
+            np.asarray(family.probability_alive(p_group, x[cols], t_x[cols], T[cols]))
+        )
+        for k in np.unique(y[cols]):
+            hit = y[cols] == k
+            prob = family.purchase_probability(
+                customer_columns(p_group, hit, len(cols)),
+                x[cols][hit],
+                t_x[cols][hit],
+                T[cols][hit],
+                duration,
+                int(k),
+                p_alive=customer_columns({"p": p_alive}, hit, len(cols))["p"],
+            )
+            prob = np.broadcast_to(np.asarray(prob, dtype=float), (1, int(hit.sum())))[0]
+            logp[cols[hit]] = np.log(np.clip(prob, 1e-300, None))
     return float(np.mean(logp))
 
 
-def _pointwise_log_likelihood_function(model):
-    """The per-customer log-likelihood function of a Bayesian model's purchase process."""
-    name = type(model).__name__
-    if "ModifiedBetaGeo" in name:
-        from clvmodels.models.modified_beta_geo import log_likelihood
-    elif "BetaGeo" in name:
-        from clvmodels.models.beta_geo import log_likelihood
-    elif "ParetoNBD" in name:
-        from clvmodels.models.pareto_nbd import log_likelihood
-    else:
-        return None, ()
-    names = ("r", "alpha", "s", "beta") if "ParetoNBD" in name else ("r", "alpha", "a", "b")
-    return log_likelihood, names
+def pointwise_log_likelihood(model, calibration: pd.DataFrame, draws: pd.DataFrame):
+    """(n_draws, n_customers) log-likelihood of each customer's calibration data at each draw:
+    the purchase family's ``log_likelihood`` of its ``fit_columns``, with each customer's
+    parameters from :meth:`customer_params` (groups, covariates); None when the summary lacks
+    a column the likelihood reads."""
+    family = model.family_
+    if any(c not in calibration.columns for c in family.fit_columns):
+        return None
+    data = {c: calibration[c].to_numpy(dtype=float) for c in family.fit_columns}
+    values = family.log_likelihood(model.customer_params(calibration, draws), data)
+    return np.broadcast_to(values, (len(draws), len(calibration)))
+
+
+def _arviz_scores(compute, what: str, label: str) -> dict[str, float]:
+    """Run one ArviZ criterion; its warnings (e.g. high Pareto k) and a failure reach the user
+    as warnings naming the model, after the call (never silenced)."""
+    failure = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = compute()
+        except Exception as exc:  # noqa: BLE001 - report, do not hide
+            out, failure = {}, exc
+    seen = set()
+    for w in caught:
+        message = f"{label}: ArviZ {what}: {w.message}"
+        if message not in seen:
+            seen.add(message)
+            warnings.warn(message, w.category, stacklevel=4)
+    if failure is not None:
+        warnings.warn(f"{label}: ArviZ {what} failed: {failure}", RuntimeWarning, stacklevel=4)
+    return out
 
 
 def _bayesian_scores(model, calibration: pd.DataFrame, n_draws: int = 500, seed=0) -> dict:
@@ -408,8 +457,8 @@ def _bayesian_scores(model, calibration: pd.DataFrame, n_draws: int = 500, seed=
 
     Uses the ``log_likelihood`` group of ``model.idata_`` when the model stored one; otherwise
     the per-customer log-likelihood of the calibration data is computed from ``n_draws``
-    posterior draws with the model family's closed form (BG/NBD, FHL 2005 eq. 6; MBG/NBD;
-    Pareto/NBD), per customer through :meth:`customer_params` (groups, covariates).
+    posterior draws with the purchase family's likelihood (:func:`pointwise_log_likelihood`).
+    ArviZ's warnings (unreliable PSIS, WAIC variance) and failures are passed on as warnings.
     """
     idata = getattr(model, "idata_", None)
     if idata is None or not hasattr(idata, "posterior"):
@@ -417,36 +466,28 @@ def _bayesian_scores(model, calibration: pd.DataFrame, n_draws: int = 500, seed=
     import arviz as az
 
     if "log_likelihood" not in idata.groups():
-        function, names = _pointwise_log_likelihood_function(model)
-        if function is None:
-            return {}
         draws = model.param_draws(n_draws, seed=seed)
-        params = model.customer_params(calibration, draws)
-        x = calibration["frequency"].to_numpy(dtype=float)
-        t_x = calibration["recency"].to_numpy(dtype=float)
-        T = calibration["T"].to_numpy(dtype=float)
-        values = function(*(params[k] for k in names), x, t_x, T)
-        values = np.broadcast_to(values, (len(draws), len(x)))
+        values = pointwise_log_likelihood(model, calibration, draws)
+        if values is None:
+            return {}
         idata = az.from_dict(
             posterior={"draw_index": np.arange(len(draws), dtype=float)[None, :]},
             log_likelihood={"purchases": values[None, :, :]},
         )
-    out: dict[str, float] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            loo = az.loo(idata)
-            out["elpd_loo"] = float(loo.elpd_loo)
-            out["p_loo"] = float(loo.p_loo)
-            out["elpd_loo_se"] = float(loo.se)
-        except Exception as exc:  # noqa: BLE001 - report, do not hide
-            warnings.warn(f"ArviZ LOO failed: {exc}", stacklevel=3)
-        try:
-            waic = az.waic(idata)
-            out["elpd_waic"] = float(waic.elpd_waic)
-        except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"ArviZ WAIC failed: {exc}", stacklevel=3)
-    return out
+    label = type(model).__name__
+
+    def loo():
+        result = az.loo(idata)
+        return {
+            "elpd_loo": float(result.elpd_loo),
+            "p_loo": float(result.p_loo),
+            "elpd_loo_se": float(result.se),
+        }
+
+    def waic():
+        return {"elpd_waic": float(az.waic(idata).elpd_waic)}
+
+    return {**_arviz_scores(loo, "LOO", label), **_arviz_scores(waic, "WAIC", label)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -557,28 +598,29 @@ def evaluate(
     summary's unit, which must be the model's) and, with a spend model, ``expected_purchases *
     expected_spend`` for the holdout spend. With ``intervals``, predictive samples
     (:func:`predictive_samples`) give coverage and width at ``levels``. Adds the log predictive
-    score when the model has ``purchase_probability`` and ArviZ LOO/WAIC when it has an
-    ``idata_`` with a log-likelihood group.
+    score when the family has ``purchase_probability`` and ArviZ LOO/WAIC when the model has
+    an ``idata_`` with a posterior.
 
     Returns a dict of metric name -> value (see the module docstring).
     """
-    ch = _check_calibration_holdout(calibration_holdout)
-    if not _is_purchase_model(purchase_model):
+    ch = check_calibration_holdout(calibration_holdout)
+    if model_kind(purchase_model) != "purchase":
         raise TypeError(
             f"evaluate() needs a fitted clvmodels purchase model, got "
             f"{type(purchase_model).__name__}; use compare_models() for baselines and "
             "other libraries"
         )
-    if spend_model is not None and not _is_spend_model(spend_model):
+    if spend_model is not None and model_kind(spend_model) != "spend":
         raise TypeError(f"spend_model must be a clvmodels spend model, got {type(spend_model)}")
-    calibration = _calibration_part(ch)
+    calibration = calibration_part(ch)
     actual = holdout_actuals(ch)
-    purchases = pd.Series(np.nan, index=ch.index)
-    for duration, mask in _duration_groups(actual["duration"].to_numpy()):
-        purchases[mask] = purchase_model.expected_purchases(calibration[mask], duration).to_numpy()
+    purchases = pd.Series(
+        expected_holdout_purchases(purchase_model, calibration, actual["duration"]),
+        index=ch.index,
+    )
     spend = None
     if spend_model is not None:
-        spend = purchases * spend_model.expected_spend(calibration).to_numpy()
+        spend = purchases * expected_spend_per_purchase(spend_model, calibration)
     p_samples = s_samples = None
     if intervals:
         p_samples, s_samples = predictive_samples(
@@ -587,11 +629,10 @@ def evaluate(
     out = evaluate_predictions(
         ch, purchases, spend, purchase_samples=p_samples, spend_samples=s_samples, levels=levels
     )
-    if hasattr(purchase_model, "purchase_probability"):
-        try:
-            out["log_score"] = _log_predictive_score(purchase_model, calibration, actual)
-        except NotImplementedError:
-            pass
+    try:
+        out["log_score"] = _log_predictive_score(purchase_model, calibration, actual)
+    except NotImplementedError:  # a family without a closed-form count distribution
+        pass
     out.update(_bayesian_scores(purchase_model, calibration, seed=seed))
     return out
 
@@ -603,7 +644,7 @@ def _lifetimes_predict(fitter, ch: pd.DataFrame) -> pd.DataFrame:
     """Holdout purchases from a fitted lifetimes purchase fitter (same time unit as ``ch``)."""
     actual = holdout_actuals(ch)
     purchases = np.empty(len(ch))
-    for duration, mask in _duration_groups(actual["duration"].to_numpy()):
+    for duration, mask in duration_groups(actual["duration"].to_numpy()):
         sub = ch[mask]
         purchases[mask] = np.asarray(
             fitter.conditional_expected_number_of_purchases_up_to_time(
@@ -626,7 +667,7 @@ def _pymc_marketing_predict(model, ch: pd.DataFrame) -> pd.DataFrame:
         }
     )
     purchases = np.empty(len(ch))
-    for duration, mask in _duration_groups(actual["duration"].to_numpy()):
+    for duration, mask in duration_groups(actual["duration"].to_numpy()):
         result = model.expected_purchases(data=data[mask], future_t=duration)
         mean_dims = [d for d in ("chain", "draw") if d in result.dims]
         purchases[mask] = np.asarray(result.mean(mean_dims).values, dtype=float)
@@ -637,11 +678,11 @@ def _heuristic_predict(model, ch: pd.DataFrame) -> pd.DataFrame:
     """Holdout purchases and spend of a fitted :class:`clvmodels.HeuristicCLV`: its purchase
     frequency over the holdout's expected active periods, times its order value."""
     actual = holdout_actuals(ch)
-    calibration = _calibration_part(ch)
+    calibration = calibration_part(ch)
     purchases = np.empty(len(ch))
-    for duration, mask in _duration_groups(actual["duration"].to_numpy()):
+    for duration, mask in duration_groups(actual["duration"].to_numpy()):
         purchases[mask] = model.expected_purchases(calibration[mask], duration).to_numpy()
-    order_value, _ = model._customer_terms(calibration)
+    order_value, _ = model.customer_terms(calibration)
     return pd.DataFrame({"purchases": purchases, "spend": purchases * order_value}, index=ch.index)
 
 
@@ -674,9 +715,9 @@ def _score_entry(entry, ch: pd.DataFrame, settings: dict[str, Any]) -> dict[str,
         purchase_model, spend_model = entry
     else:
         purchase_model, spend_model = entry, None
-    if _is_purchase_model(purchase_model):
+    if model_kind(purchase_model) == "purchase":
         return evaluate(purchase_model, ch, spend_model, **settings)
-    if hasattr(purchase_model, "aov_") and hasattr(purchase_model, "expected_lifespan"):
+    if isinstance(purchase_model, HeuristicCLV):
         pred = _heuristic_predict(purchase_model, ch)
     elif hasattr(purchase_model, "conditional_expected_number_of_purchases_up_to_time"):
         pred = _lifetimes_predict(purchase_model, ch)
@@ -693,7 +734,7 @@ def _score_entry(entry, ch: pd.DataFrame, settings: dict[str, Any]) -> dict[str,
         )
     spend = pred["spend"] if "spend" in pred.columns else None
     if spend_model is not None:
-        calibration = _calibration_part(ch)
+        calibration = calibration_part(ch)
         if hasattr(spend_model, "conditional_expected_average_profit"):
             # lifetimes GammaGammaFitter: at frequency 0 its formula is the population mean
             per_purchase = np.asarray(
@@ -703,7 +744,7 @@ def _score_entry(entry, ch: pd.DataFrame, settings: dict[str, Any]) -> dict[str,
                 dtype=float,
             )
         else:
-            per_purchase = spend_model.expected_spend(calibration).to_numpy(dtype=float)
+            per_purchase = expected_spend_per_purchase(spend_model, calibration)
         spend = pred["purchases"].reindex(ch.index).to_numpy(dtype=float) * per_purchase
     return evaluate_predictions(
         ch, pred["purchases"], spend, levels=settings.get("levels", DEFAULT_LEVELS)
@@ -719,10 +760,7 @@ def compare_models(
     n_draws: int = 200,
     intervals: bool = True,
     seed=0,
-    plot: bool = False,
-    metric: str = "purchases_mae",
-    ax=None,
-):
+) -> pd.DataFrame:
     """Score several fitted models on the same calibration/holdout summary.
 
     ``models`` maps a display name to one of
@@ -742,12 +780,12 @@ def compare_models(
     other cells are NaN. ``seconds`` is the time spent scoring each model (not fitting).
 
     Returns a DataFrame with one row per model (index ``model``) and one column per metric,
-    sorted as given; with ``plot=True`` returns ``(table, ax)``, the plot being
-    :func:`clvmodels.plotting.plot_model_comparison` of ``metric``.
+    sorted as given. To plot one metric: ``clvmodels.plotting.plot_model_comparison(table,
+    "purchases_mae")``.
     """
     if not isinstance(models, Mapping) or len(models) == 0:
         raise InputError("models must be a non-empty dict of name -> fitted model")
-    ch = _check_calibration_holdout(calibration_holdout)
+    ch = check_calibration_holdout(calibration_holdout)
     settings = {
         "levels": tuple(levels),
         "n_samples": n_samples,
@@ -763,10 +801,6 @@ def compare_models(
         rows.append(pd.Series(row, name=str(name)))
     table = pd.DataFrame(rows)
     table.index.name = "model"
-    if plot:
-        from clvmodels.plotting import plot_model_comparison
-
-        return table, plot_model_comparison(table, metric=metric, ax=ax)
     return table
 
 
@@ -976,11 +1010,11 @@ class RFMGradientBoosting:
     def predict_holdout(self, calibration_holdout: pd.DataFrame) -> pd.DataFrame:
         """Predicted holdout purchases (and spend) from the calibration columns; fits first
         when needed, for the holdout length of the summary."""
-        ch = _check_calibration_holdout(calibration_holdout)
+        ch = check_calibration_holdout(calibration_holdout)
         durations = ch["duration_holdout"].to_numpy(dtype=float)
         if not hasattr(self, "purchase_model_"):
             self.fit(float(np.max(durations)))
-        features = rfm_features(_calibration_part(ch))[self.feature_names_]
+        features = rfm_features(calibration_part(ch))[self.feature_names_]
         scale = durations / self.target_length_
         with self._threads():
             out = pd.DataFrame(

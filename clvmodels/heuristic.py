@@ -37,7 +37,8 @@ import pandas as pd
 
 from clvmodels import units
 from clvmodels.errors import InputError, NotFittedError
-from clvmodels.models.base import summary_time_unit, validate_summary
+from clvmodels.validation import summary_arrays, summary_time_unit, validate_summary
+from clvmodels.valuation.spec import with_amount
 
 __all__ = ["HeuristicCLV"]
 
@@ -96,12 +97,10 @@ class HeuristicCLV:
                 "time_unit='W') or set summary.attrs['time_unit']"
             )
         self.time_unit_ = unit
-        self.period_length_ = units.to_unit(_with_amount(self.period), unit)
+        self.period_length_ = units.to_unit(with_amount(self.period), unit)
         if not self.period_length_ > 0:
             raise InputError(f"period must be a positive duration, got {self.period!r}")
-        x = summary["frequency"].to_numpy(dtype=float)
-        t_x = summary["recency"].to_numpy(dtype=float)
-        T = summary["T"].to_numpy(dtype=float)
+        x, t_x, T = summary_arrays(summary)
         m = summary["monetary_value"].to_numpy(dtype=float)
         if x.sum() == 0:
             raise InputError(
@@ -112,7 +111,7 @@ class HeuristicCLV:
             raise InputError("every customer has T == 0: there is no observed time")
         self.aov_ = float((x * m).sum() / x.sum())
         self.purchase_frequency_ = float(x.sum() / T.sum() * self.period_length_)
-        window = units.to_unit(_with_amount(self.inactive_after), unit)
+        window = units.to_unit(with_amount(self.inactive_after), unit)
         churned = (T - t_x) > window
         at_risk = np.where(churned, t_x, T).sum()
         self.n_churned_ = int(churned.sum())
@@ -134,14 +133,15 @@ class HeuristicCLV:
         )
         return self
 
-    def _check_fitted(self):
+    def check_fitted(self) -> None:
+        """Raise NotFittedError unless the model is fitted."""
         if getattr(self, "params_", None) is None:
             raise NotFittedError("this HeuristicCLV is not fitted yet; call .fit(summary) first")
 
     # ---- predictions ---------------------------------------------------------------------------
     def expected_lifespan(self, horizon=None, discounted: bool = True) -> float:
         """(Discounted) expected number of active periods within ``horizon`` (None: infinite)."""
-        self._check_fitted()
+        self.check_fitted()
         q = 1.0 - self.churn_rate_
         rate = 0.0
         if discounted and self.annual_discount_rate:
@@ -151,10 +151,12 @@ class HeuristicCLV:
         v = 1.0 / (1.0 + rate)
         if horizon is None:
             return v / (1.0 - q * v)
-        H = units.to_unit(_with_amount(horizon), self.time_unit_) / self.period_length_
+        H = units.to_unit(with_amount(horizon), self.time_unit_) / self.period_length_
         return v * (1.0 - (q * v) ** H) / (1.0 - q * v)
 
-    def _customer_terms(self, summary: pd.DataFrame):
+    def customer_terms(self, summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(order value, purchase frequency per period)`` of each customer: the population
+        values, or with ``level="customer"`` each customer's own where they are defined."""
         validate_summary(summary, monetary=True)
         unit = summary_time_unit(summary)
         if unit is not None:
@@ -172,8 +174,8 @@ class HeuristicCLV:
 
     def expected_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
         """Heuristic purchases in the next ``t``: frequency x expected active periods in ``t``."""
-        self._check_fitted()
-        _, freq = self._customer_terms(summary)
+        self.check_fitted()
+        _, freq = self.customer_terms(summary)
         periods = self.expected_lifespan(t, discounted=False)
         return pd.Series(freq * periods, index=summary.index, name="expected_purchases")
 
@@ -183,10 +185,10 @@ class HeuristicCLV:
         ``horizon`` (calendar duration) caps the lifespan; None (default) is the textbook
         infinite-horizon ``1 / churn rate``.
         """
-        self._check_fitted()
+        self.check_fitted()
         if isinstance(self.margin, bool) or not isinstance(self.margin, Real):
             raise InputError(f"margin must be a number, got {self.margin!r}")
-        aov, freq = self._customer_terms(summary)
+        aov, freq = self.customer_terms(summary)
         value = self.margin * aov * freq * self.expected_lifespan(horizon) - float(
             self.acquisition_cost
         )
@@ -197,10 +199,3 @@ class HeuristicCLV:
             return "HeuristicCLV(unfitted)"
         inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"HeuristicCLV({inner})"
-
-
-def _with_amount(duration):
-    """A bare unit ("M") means one of it ("1M")."""
-    if isinstance(duration, str) and not any(ch.isdigit() for ch in duration):
-        return "1" + duration.strip()
-    return duration

@@ -20,12 +20,22 @@ backend (``MPLBACKEND=Agg``) to render without a display.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from clvmodels.errors import InputError, check_columns
+from clvmodels.evaluation import (
+    calibration_part,
+    check_calibration_holdout,
+    customer_columns,
+    expected_holdout_purchases,
+    holdout_actuals,
+    tracking_data,
+)
+from clvmodels.validation import summary_arrays, validate_summary
 
 __all__ = [
     "plot_tracking",
@@ -72,8 +82,6 @@ def plot_tracking(
     model's forecast from acquisition dates alone (:func:`clvmodels.evaluation.tracking_data`);
     a dashed line marks ``calibration_end``.
     """
-    from clvmodels.evaluation import tracking_data
-
     if kind not in ("cumulative", "incremental"):
         raise ValueError(f"kind must be 'cumulative' or 'incremental', got {kind!r}")
     data = tracking_data(
@@ -114,15 +122,9 @@ def plot_calibration_vs_holdout(
     """Mean holdout purchases of the customers with each calibration frequency (the last bin
     collects ``max_frequency`` and more), actual vs predicted (Fader, Hardie & Lee 2005,
     Figure 4)."""
-    from clvmodels.evaluation import _calibration_part, _check_calibration_holdout, holdout_actuals
-
-    ch = _check_calibration_holdout(calibration_holdout)
+    ch = check_calibration_holdout(calibration_holdout)
     actual = holdout_actuals(ch)
-    calibration = _calibration_part(ch)
-    predicted = np.empty(len(ch))
-    for duration in np.unique(actual["duration"]):
-        mask = actual["duration"].to_numpy() == duration
-        predicted[mask] = model.expected_purchases(calibration[mask], float(duration)).to_numpy()
+    predicted = expected_holdout_purchases(model, calibration_part(ch), actual["duration"])
     bins = np.minimum(ch["frequency"].to_numpy(dtype=int), max_frequency)
     frame = pd.DataFrame(
         {"bin": bins, "actual": actual["purchases"].to_numpy(), "predicted": predicted}
@@ -155,10 +157,11 @@ def _grid_defaults(model, summary, T, max_frequency, max_recency):
         T = float(summary["T"].max()) if T is None else T
         if max_frequency is None:
             max_frequency = int(summary["frequency"].max())
-    elif getattr(model, "_data_", None) is not None:
-        x_u, _, T_u = model._data_[:3]
-        T = float(np.max(T_u)) if T is None else T
-        max_frequency = int(np.max(x_u)) if max_frequency is None else max_frequency
+    elif getattr(model, "rows_", None) is not None:  # the distinct rows the model was fit on
+        rows = model.rows_
+        T = float(np.max(rows["T"])) if T is None else T
+        if max_frequency is None:
+            max_frequency = int(np.max(rows["frequency"]))
     if T is None or max_frequency is None:
         raise InputError("give T and max_frequency (or the summary the model was fit on)")
     max_recency = T if max_recency is None else max_recency
@@ -166,20 +169,21 @@ def _grid_defaults(model, summary, T, max_frequency, max_recency):
 
 
 def _matrix(model, T, max_frequency, max_recency, n_recency: int, function) -> tuple:
+    """``function(params, x, t_x, T)`` of the model's family on a frequency x recency grid of
+    customers of age ``T``, at the point estimate."""
+    model.check_fitted()
     frequency = np.arange(max_frequency + 1, dtype=float)
     recency = np.linspace(0.0, max_recency, n_recency)
     xx, rr = np.meshgrid(frequency, recency, indexing="ij")
     # customers without repeat purchases have recency 0 by definition: their row repeats the
     # value at recency 0
-    grid = pd.DataFrame(
-        {
-            "frequency": xx.ravel(),
-            "recency": np.where(xx == 0, 0.0, rr).ravel(),
-            "T": np.full(xx.size, T),
-        }
-    )
+    x = xx.ravel()
+    t_x = np.where(xx == 0, 0.0, rr).ravel()
+    ages = np.full(xx.size, T)
+    grid = pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
     grid.attrs["time_unit"] = model.time_unit_
-    values = function(grid).to_numpy(dtype=float).reshape(xx.shape)
+    values = np.asarray(function(model.customer_params(grid), x, t_x, ages), dtype=float)
+    values = np.broadcast_to(values, (1, xx.size))[0].reshape(xx.shape)
     return frequency, recency, values
 
 
@@ -215,9 +219,13 @@ def plot_frequency_recency_matrix(
     frequency (rows) and recency (columns). Defaults come from ``summary`` (largest T and
     frequency) or the data the model was fit on."""
     T, max_frequency, max_recency = _grid_defaults(model, summary, T, max_frequency, max_recency)
-    frequency, recency, values = _matrix(
-        model, T, max_frequency, max_recency, n_recency, lambda g: model.expected_purchases(g, t)
-    )
+    family, horizon = model.family_, model.to_model_time(t)
+
+    def expected(params, x, t_x, ages):
+        p_alive = family.probability_alive(params, x, t_x, ages)
+        return family.expected_purchases(params, x, t_x, ages, horizon, p_alive=p_alive)
+
+    frequency, recency, values = _matrix(model, T, max_frequency, max_recency, n_recency, expected)
     ax = _axes(ax)
     return _draw_matrix(
         ax,
@@ -243,7 +251,7 @@ def plot_probability_alive_matrix(
     """Heat map of P(alive) for a customer of age ``T`` by frequency and recency."""
     T, max_frequency, max_recency = _grid_defaults(model, summary, T, max_frequency, max_recency)
     frequency, recency, values = _matrix(
-        model, T, max_frequency, max_recency, n_recency, model.probability_alive
+        model, T, max_frequency, max_recency, n_recency, model.family_.probability_alive
     )
     ax = _axes(ax)
     ax = _draw_matrix(
@@ -320,6 +328,21 @@ def _group_draws(model, parameter: str, n_draws: int, seed) -> pd.DataFrame:
     return draws[parameter]
 
 
+def _separate_estimator(model):
+    """The maximum-likelihood estimator of the hierarchical model's family (the no-pooling and
+    complete-pooling fits), from :mod:`clvmodels.registry`."""
+    from clvmodels import registry
+
+    family = model.family_
+    for entry in registry.MAXIMUM_LIKELIHOOD:
+        if entry.family is type(family):
+            cls = registry.class_by_name(entry.name)
+            return lambda: cls(**family.settings())
+    raise InputError(
+        f"no maximum-likelihood estimator of {family.label} is registered for the separate fits"
+    )
+
+
 def plot_hierarchical_shrinkage(
     model,
     summary: pd.DataFrame | None = None,
@@ -372,30 +395,15 @@ def plot_hierarchical_shrinkage(
             label="population median (a new group)",
         )
     if summary is not None:
-        from clvmodels.models.base import PurchaseModel
-
         group_col = getattr(model, "group", None)
         check_columns(summary, [group_col], "summary", hint="pass the summary the model was fit on")
-        base_cls = next(
-            (
-                c
-                for c in type(model).__mro__
-                if issubclass(c, PurchaseModel)
-                and c is not PurchaseModel
-                and parameter in getattr(c, "param_names", ())
-            ),
-            None,
-        )
-        if base_cls is None:
-            from clvmodels.models.beta_geo import BetaGeo as base_cls  # noqa: N813
+        base_cls = _separate_estimator(model)
         separate = []
         counts = []
         for g in groups:
             part = summary[summary[group_col].astype(str) == str(g)]
             counts.append(len(part))
             try:
-                import warnings
-
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     separate.append(float(base_cls().fit(part).params_[parameter]))
@@ -413,8 +421,6 @@ def plot_hierarchical_shrinkage(
         for yi, s, m in zip(y, separate, mean, strict=True):
             if np.isfinite(s):
                 ax.plot([s, m], [yi, yi], color="tab:red", alpha=0.4, linewidth=1)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pooled = float(base_cls().fit(summary.drop(columns=[group_col])).params_[parameter])
@@ -444,12 +450,10 @@ def plot_posterior_predictive(
 
     For each parameter draw, every customer's number of repeat purchases in (0, T] is simulated
     from the model's generative process (a new customer's future over T, via
-    ``_math_sample_future_purchases`` at frequency = recency = T = 0); the number of customers
-    with 0, 1, ..., ``max_frequency``+ repeat purchases is then compared with the observed
+    the family's ``sample_future_purchases`` at frequency = recency = T = 0); the number of
+    customers with 0, 1, ..., ``max_frequency``+ repeat purchases is then compared with the observed
     counts. Bars: observed; points and whiskers: the simulated mean and central ``interval``.
     """
-    from clvmodels.models.base import summary_arrays, validate_summary
-
     validate_summary(summary)
     rng = np.random.default_rng(seed)
     try:
@@ -462,11 +466,8 @@ def plot_posterior_predictive(
     simulated = np.empty((len(draws), len(T)))
     for age in np.unique(T):
         mask = T == age
-        sub = {
-            k: (v[:, mask] if np.ndim(v) == 2 and v.shape[1] == len(T) else v)
-            for k, v in params.items()
-        }
-        counts = model._math_sample_future_purchases(
+        sub = customer_columns(params, mask, len(T))
+        counts = model.family_.sample_future_purchases(
             sub, zeros[mask], zeros[mask], zeros[mask], np.array([age]), rng
         )
         simulated[:, mask] = np.broadcast_to(

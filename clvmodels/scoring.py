@@ -19,7 +19,7 @@ at once gives identical numbers.
 Before scoring, :func:`inspect_summary_file` checks the whole file with DuckDB (out of core):
 required columns and their types, missing customer ids, duplicate customer ids, an empty file.
 Values (negative frequency, recency > T, ...) are checked chunk by chunk by
-:func:`clvmodels.models.base.validate_summary`; an error in any chunk aborts the job before the
+:func:`clvmodels.validation.validate_summary`; an error in any chunk aborts the job before the
 output is renamed into place.
 """
 
@@ -49,11 +49,18 @@ __all__ = [
     "model_columns",
     "prepare_draws",
     "block_seed",
+    "score_chunk",
     "score_frame",
+    "equity_summary",
     "score_file",
     "atomic_output",
     "file_format",
     "write_summary_file",
+    "connect",
+    "duckdb_source",
+    "first_line",
+    "format_name",
+    "sql_string",
 ]
 
 SUMMARY_FILE_COLUMNS = ("frequency", "recency", "T", "monetary_value")
@@ -189,21 +196,25 @@ class SummaryFile:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
+    """``value`` as a quoted SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _duckdb_source(path: Path, fmt: str) -> str:
+def duckdb_source(path: Path, fmt: str) -> str:
+    """The DuckDB table function reading ``path`` in format ``fmt``."""
     if fmt == "parquet":
-        return f"read_parquet({_sql_string(path)})"
-    return f"read_csv({_sql_string(path)}, header = true)"
+        return f"read_parquet({sql_string(path)})"
+    return f"read_csv({sql_string(path)}, header = true)"
 
 
-def _format_name(fmt: str) -> str:
+def format_name(fmt: str) -> str:
+    """The display name of a file format ("Parquet", "CSV")."""
     return {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -221,7 +232,8 @@ def _parquet_metadata(path: Path) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _connect():
+def connect():
+    """A DuckDB connection with bounded memory that keeps the file's row order."""
     import duckdb
 
     con = duckdb.connect()
@@ -254,8 +266,8 @@ def inspect_summary_file(
         raise InputError(f"input file {path} is empty (0 bytes)")
     fmt = file_format(path)
     metadata: dict[str, Any] = {}
-    con = _connect()
-    source = _duckdb_source(path, fmt)
+    con = connect()
+    source = duckdb_source(path, fmt)
     try:
         if fmt == "parquet":
             import pyarrow as pa
@@ -264,14 +276,14 @@ def inspect_summary_file(
                 metadata = _parquet_metadata(path)
             except (pa.ArrowException, OSError) as exc:
                 raise InputError(
-                    f"cannot read {path} as Parquet ({_first_line(exc)}); the file is corrupt or "
+                    f"cannot read {path} as Parquet ({first_line(exc)}); the file is corrupt or "
                     "not Parquet"
                 ) from None
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
         except duckdb.Error as exc:
             raise InputError(
-                f"cannot read {path} as {_format_name(fmt)} ({_first_line(exc)}); is the file complete?"
+                f"cannot read {path} as {format_name(fmt)} ({first_line(exc)}); is the file complete?"
             ) from None
         types = {row[0]: str(row[1]).upper() for row in described}
         required = ["frequency", "recency", "T"] + (["monetary_value"] if require_monetary else [])
@@ -317,7 +329,7 @@ def inspect_summary_file(
                     "transactions with `clvmodels rfm`)"
                 )
         except duckdb.Error as exc:
-            raise InputError(f"cannot read {path} ({_first_line(exc)})") from None
+            raise InputError(f"cannot read {path} ({first_line(exc)})") from None
     finally:
         con.close()
     unit = time_unit or metadata.get("time_unit")
@@ -395,11 +407,11 @@ def iter_summary_chunks(
                 handle.iter_batches(batch_size=chunk_size, columns=columns), info, columns
             )
         return
-    con = _connect()
+    con = connect()
     try:
         select = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         reader = con.sql(
-            f"SELECT {select} FROM {_duckdb_source(info.path, info.format)}"
+            f"SELECT {select} FROM {duckdb_source(info.path, info.format)}"
         ).to_arrow_reader(chunk_size)
         yield from _frames_from_batches(reader, info, columns)
     finally:
@@ -418,17 +430,15 @@ def prepare_draws(
     ``param_draws``; the point estimate (one row) for ``kind="point"``. The seeds of the two
     tables are the first two children of ``numpy.random.SeedSequence(random_seed)``.
     """
-    if kind == "point":
-        return {"purchase": purchase_model.point_draws(), "spend": spend_model.point_draws()}
-    if isinstance(n_draws, bool) or int(n_draws) != n_draws or int(n_draws) < 1:
+    from clvmodels.valuation.draws import DrawSpec, resolve_draws
+
+    if kind != "point" and (
+        isinstance(n_draws, bool) or int(n_draws) != n_draws or int(n_draws) < 1
+    ):
         raise InputError(f"the number of draws must be a positive whole number, got {n_draws!r}")
-    children = np.random.SeedSequence(random_seed).spawn(2)
-    return {
-        "purchase": purchase_model.param_draws(
-            int(n_draws), seed=int(children[0].generate_state(1)[0])
-        ),
-        "spend": spend_model.param_draws(int(n_draws), seed=int(children[1].generate_state(1)[0])),
-    }
+    spec = DrawSpec(int(n_draws) if kind != "point" else 1, random_seed)
+    draws = resolve_draws(purchase_model, spend_model, kind, spec)
+    return {"purchase": draws.purchase, "spend": draws.spend}
 
 
 def block_seed(random_seed: int, block: int) -> list[int]:
@@ -437,7 +447,7 @@ def block_seed(random_seed: int, block: int) -> list[int]:
     return [int(random_seed), int(block)]
 
 
-def _score_chunk(
+def score_chunk(
     summary: pd.DataFrame,
     purchase_model,
     spend_model,
@@ -447,7 +457,8 @@ def _score_chunk(
     random_seed: int = 0,
     **valuation_kwargs,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """(per-customer values, per-draw totals over the chunk's customers)."""
+    """Score one block like :func:`score_frame` and also return the per-draw totals of its
+    customers' values (summed across blocks for customer equity): ``(frame, totals)``."""
     from clvmodels.valuation import lifetime_value
 
     for key in ("draws", "random_seed", "return_draws"):
@@ -488,7 +499,7 @@ def score_frame(
     Returns a DataFrame indexed by ``customer_id`` with ``clv_mean, clv_median, clv_lower,
     clv_upper, expected_purchases, expected_spend, probability_alive``.
     """
-    return _score_chunk(
+    return score_chunk(
         summary,
         purchase_model,
         spend_model,
@@ -517,15 +528,13 @@ class ScoreResult:
     random_seed: int
 
 
-def _equity(totals: np.ndarray, interval: float) -> dict[str, float]:
-    lo, hi = (1 - interval) / 2, (1 + interval) / 2
-    q = np.quantile(totals, [0.5, lo, hi])
-    return {
-        "equity_mean": float(totals.mean()),
-        "equity_median": float(q[0]),
-        "equity_lower": float(q[1]),
-        "equity_upper": float(q[2]),
-    }
+def equity_summary(totals: np.ndarray, interval: float) -> dict[str, float]:
+    """Customer equity from the per-draw totals over all customers: ``equity_mean,
+    equity_median, equity_lower, equity_upper`` (central ``interval`` of the totals)."""
+    from clvmodels.valuation.summaries import equity_columns
+
+    columns = equity_columns(np.asarray(totals, dtype=float), interval)
+    return {name: float(value) for name, value in columns.items()}
 
 
 def score_file(
@@ -574,7 +583,7 @@ def score_file(
         for block, chunk in enumerate(iter_summary_chunks(info, chunk_size, extra)):
             if limit is not None and state["done"] >= limit:
                 break
-            scored, totals = _score_chunk(
+            scored, totals = score_chunk(
                 chunk,
                 purchase_model,
                 spend_model,
@@ -615,8 +624,9 @@ def score_file(
         output=Path(output_path) if output_path is not None else None,
         n_customers=state["done"],
         n_chunks=state["chunks"],
-        equity={**_equity(state["totals"], interval), "n_customers": state["done"]},
+        equity={**equity_summary(state["totals"], interval), "n_customers": state["done"]},
         top=state["best"] if state["best"] is not None else pd.DataFrame(),
         columns=state["columns"],
         random_seed=random_seed,
     )
+

@@ -253,27 +253,31 @@ def test_compare_models_scores_the_heuristic_baseline(simulated):
     assert np.isnan(table.loc["heuristic", "purchases_spearman"])  # one value for everyone
 
 
-class _PosteriorBetaGeo:  # the name matters: the BG/NBD likelihood is chosen by it
-    """A stand-in for a Bayesian BG/NBD: MLE asymptotic draws act as the posterior."""
+class PosteriorStandIn:
+    """A stand-in for a Bayesian model: MLE asymptotic draws act as the posterior; the
+    likelihood comes from the fitted model's family."""
+
+    kind = "purchase"
 
     def __init__(self, fitted):
         import arviz as az
 
-        self._fitted = fitted
+        self.fitted = fitted
+        self.family_ = fitted.family_
         self.idata_ = az.from_dict(posterior={"r": np.ones((1, 10))})
 
     def param_draws(self, n, seed=None):
-        return self._fitted.param_draws(n, seed=seed)
+        return self.fitted.param_draws(n, seed=seed)
 
     def customer_params(self, summary, draws=None):
-        return self._fitted.customer_params(summary, draws)
+        return self.fitted.customer_params(summary, draws)
 
 
 def test_loo_and_waic_from_posterior_draws(simulated):
-    from clvmodels.models.beta_geo import log_likelihood
+    from clvmodels.families.bg_nbd import log_likelihood
 
     bg = clv.BetaGeo().fit(simulated)
-    model = _PosteriorBetaGeo(bg)
+    model = PosteriorStandIn(bg)
     scores = ev._bayesian_scores(model, simulated, n_draws=400, seed=0)
     # with a flat-ish posterior around the MLE: elpd_loo = lppd - p_loo, p_loo ~ 4 parameters
     assert scores["p_loo"] == pytest.approx(4, abs=2)
@@ -293,3 +297,30 @@ def test_loo_and_waic_from_posterior_draws(simulated):
     assert direct["elpd_loo"] == pytest.approx(float(az.loo(model.idata_).elpd_loo))
     # models without idata_ get no Bayesian scores
     assert ev._bayesian_scores(bg, simulated) == {}
+
+
+def test_loo_and_waic_warnings_reach_the_user(simulated, monkeypatch):
+    """ArviZ's own warnings (unreliable PSIS, WAIC variance) and its failures are passed on as
+    warnings naming the model, never silenced."""
+    import arviz as az
+
+    bg = clv.BetaGeo().fit(simulated)
+    model = PosteriorStandIn(bg)
+
+    def loo_with_warning(idata, *args, **kwargs):
+        import warnings
+
+        warnings.warn("Estimated shape parameter of Pareto distribution is greater than 0.7",
+                      UserWarning, stacklevel=2)  # fmt: skip
+        return real_loo(idata, *args, **kwargs)
+
+    def broken_waic(idata, *args, **kwargs):
+        raise ValueError("no log likelihood")
+
+    real_loo = az.loo
+    monkeypatch.setattr(az, "loo", loo_with_warning)
+    monkeypatch.setattr(az, "waic", broken_waic)
+    with pytest.warns(UserWarning, match="PosteriorStandIn: ArviZ LOO: Estimated shape"):
+        with pytest.warns(RuntimeWarning, match="ArviZ WAIC failed: no log likelihood"):
+            scores = ev._bayesian_scores(model, simulated.iloc[:500], n_draws=50, seed=0)
+    assert "elpd_loo" in scores and "elpd_waic" not in scores

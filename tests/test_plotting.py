@@ -93,7 +93,7 @@ def test_frequency_recency_and_alive_matrices(cdnow):
     _render(ax)
     with pytest.raises(InputError, match="give T"):
         model = clv.BetaGeo().fit(ch)
-        model._data_ = None
+        model.rows_ = None
         plotting.plot_probability_alive_matrix(model)
 
 
@@ -143,7 +143,8 @@ def test_model_comparison_plot(cdnow):
     _render(ax)
     with pytest.raises(InputError, match="not a column"):
         plotting.plot_model_comparison(table, "nope")
-    result, ax = clv.compare_models({"bg": bg}, ch, intervals=False, plot=True)
+    result = clv.compare_models({"bg": bg}, ch, intervals=False)
+    ax = plotting.plot_model_comparison(result)
     assert list(result.index) == ["bg"] and ax.patches[0].get_width() == pytest.approx(
         result.loc["bg", "purchases_mae"]
     )

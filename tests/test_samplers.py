@@ -2,9 +2,9 @@
 
 The samplers draw the latent state once per (draw, customer), the purchase total only for the
 alive paths and the per-period split only for the paths that buy (see
-``clvmodels.models.beta_geo.sample_bg_family_periods``); these tests check that the result has
+``clvmodels.families.bg_nbd.sample_bg_family_periods``); these tests check that the result has
 the distribution of the model: Monte-Carlo means of the cumulative counts at every grid time
-against ``_math_expected_purchases``, P(count = k) against ``_math_purchase_probability``, spend
+against the family's ``expected_purchases``, P(count = k) against ``purchase_probability``, spend
 means against the Gamma-Gamma closed form, for shared ``(n_draws, 1)`` and grouped
 ``(n_draws, n_customers)`` parameter arrays, and the sparse form used by valuation against the
 dense protocol.
@@ -16,13 +16,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clvmodels import valuation
-from clvmodels.models import beta_geo as bgm
-from clvmodels.models import gamma_gamma as ggm
-from clvmodels.models.beta_geo import BetaGeo
-from clvmodels.models.gamma_gamma import GammaGamma
-from clvmodels.models.modified_beta_geo import ModifiedBetaGeo
-from clvmodels.models.pareto_nbd import ParetoNBD
+from clvmodels import registry, valuation
+from clvmodels.families import bg_nbd as bgm
+from clvmodels.families import gamma_gamma as ggm
+from clvmodels.families import sampling
+from clvmodels.families.base import PurchaseFamily
+from clvmodels.families.bg_nbd import BetaGeoNBDFamily
+from clvmodels.families.gamma_gamma import GammaGammaFamily
+from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
+from clvmodels.families.pareto_nbd import ParetoNBDFamily
+
+BetaGeo, GammaGamma = registry.class_by_name("BetaGeo"), registry.class_by_name("GammaGamma")
 
 N_DRAWS = 20_000
 X = np.array([0.0, 2.0, 7.0, 1.0])
@@ -32,9 +36,9 @@ T = np.array([38.86, 38.86, 38.86, 20.0])
 GRID = np.array([4.0, 8.0, 12.0, 16.0, 20.0, 26.0])
 
 MODELS = {
-    "bg": (BetaGeo, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
-    "mbg": (ModifiedBetaGeo, {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}),
-    "pareto": (ParetoNBD, {"r": 0.553, "alpha": 10.58, "s": 0.606, "beta": 11.67}),
+    "bg": (BetaGeoNBDFamily(), {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}),
+    "mbg": (ModifiedBetaGeoNBDFamily(), {"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}),
+    "pareto": (ParetoNBDFamily(), {"r": 0.553, "alpha": 10.58, "s": 0.606, "beta": 11.67}),
 }
 
 
@@ -75,15 +79,13 @@ def test_future_purchases_match_closed_forms(name, layout):
     model, values = MODELS[name]
     params = (_shared if layout == "shared" else _grouped)(values, N_DRAWS)
     rng = np.random.default_rng(7)
-    counts = model._math_sample_future_purchases(params, X, T_X, T, GRID, rng)
+    counts = model.sample_future_purchases(params, X, T_X, T, GRID, rng)
     assert counts.shape == (N_DRAWS, len(X), len(GRID)) and counts.dtype == np.int64
     assert (np.diff(counts, axis=-1) >= 0).all() and (counts >= 0).all()
     for i in range(len(X)):
         p_i = _column(params, i)
         xi, txi, Ti = X[i : i + 1], T_X[i : i + 1], T[i : i + 1]
-        expected = np.array(
-            [model._math_expected_purchases(p_i, xi, txi, Ti, t)[0, 0] for t in GRID]
-        )
+        expected = np.array([model.expected_purchases(p_i, xi, txi, Ti, t)[0, 0] for t in GRID])
         mc = counts[:, i, :].mean(axis=0)
         se = counts[:, i, :].std(axis=0) / np.sqrt(N_DRAWS)
         assert np.all(np.abs(mc - expected) < 4.5 * se + 1e-4), (i, mc, expected)
@@ -94,7 +96,7 @@ def test_future_purchases_match_closed_forms(name, layout):
         assert np.all(np.abs(per.mean(axis=0) - per_expected) < 4.5 * per_se + 1e-4)
         # the distribution of the total, P(X = k) for small k
         for k in range(4):
-            prob = model._math_purchase_probability(p_i, xi, txi, Ti, GRID[-1], k)[0, 0]
+            prob = model.purchase_probability(p_i, xi, txi, Ti, GRID[-1], k)[0, 0]
             freq = (counts[:, i, -1] == k).mean()
             tol = 4.5 * np.sqrt(prob * (1 - prob) / N_DRAWS) + 1e-4
             assert abs(freq - prob) < tol, (i, k, freq, prob)
@@ -105,16 +107,16 @@ def test_sparse_form_matches_dense(name):
     model, values = MODELS[name]
     params = _shared(values, 50)
     grid = np.array([1.0, 2.0, 3.0])
-    dense = model._math_sample_future_purchases(params, X, T_X, T, grid, np.random.default_rng(3))
-    shape, pairs, per = model._math_sample_future_purchase_periods(
+    dense = model.sample_future_purchases(params, X, T_X, T, grid, np.random.default_rng(3))
+    shape, pairs, per = model.sample_future_purchase_periods(
         params, X, T_X, T, grid, np.random.default_rng(3)
     )
     assert tuple(shape) == (50, len(X)) and per.shape == (len(pairs), len(grid))
     assert (per.sum(axis=1) > 0).all()
-    np.testing.assert_array_equal(bgm.cumulative_counts(shape, pairs, per), dense)
+    np.testing.assert_array_equal(sampling.cumulative_counts(shape, pairs, per), dense)
     # an empty or zero-length horizon buys nothing
     for empty in (np.zeros(0), np.array([0.0, 0.0])):
-        out = model._math_sample_future_purchases(params, X, T_X, T, empty, np.random.default_rng())
+        out = model.sample_future_purchases(params, X, T_X, T, empty, np.random.default_rng())
         assert out.shape == (50, len(X), len(empty)) and not out.any()
 
 
@@ -124,7 +126,7 @@ def test_allocation_to_periods_is_multinomial():
     n = np.repeat([1, 5, 40, 300], 20_000)  # both the one-by-one and the multinomial route
     span = np.repeat([6.5, 4.0, 6.5, 2.0], 20_000)
     start = np.repeat([0.0, 0.5, 2.5, 0.0], 20_000)
-    out = bgm.allocate_to_periods(n, span, grid, rng, start=start)
+    out = sampling.allocate_to_periods(n, span, grid, rng, start=start)
     np.testing.assert_array_equal(out.sum(axis=1), n)
     assert not out[:, 1].any()
     for total, s, a in ((1, 6.5, 0.0), (5, 4.0, 0.5), (40, 6.5, 2.5), (300, 2.0, 0.0)):
@@ -145,12 +147,12 @@ def test_future_spend_matches_closed_form(layout):
     counts[:, :, 0] = 1
     counts[:, :, 2] = 3
     counts[: N_DRAWS // 2, 3, :] = 0  # half the paths of customer 3 buy nothing
-    spend = GammaGamma._math_sample_future_spend(params, x, m, counts, np.random.default_rng(5))
+    spend = GammaGammaFamily().sample_future_spend(params, x, m, counts, np.random.default_rng(5))
     assert spend.shape == counts.shape
     assert (spend[counts == 0] == 0).all() and (spend[counts > 0] > 0).all()
     for i in range(4):
         p_i = _column(params, i)
-        per_purchase = GammaGamma._math_expected_spend(p_i, x[i : i + 1], m[i : i + 1])[0, 0]
+        per_purchase = GammaGammaFamily().expected_spend(p_i, x[i : i + 1], m[i : i + 1])[0, 0]
         for k in (0, 2):
             sample = spend[:, i, k]
             expected = counts[:, i, k].mean() * per_purchase
@@ -179,12 +181,12 @@ def test_bg_latent_sampling_with_vanishing_b():
     for b in (1e-17, 0.0):  # 0.0: the draw underflowed
         params = {"r": np.full((50, 1), 0.3), "alpha": np.full((50, 1), 5.0),
                   "a": np.full((50, 1), 0.8), "b": np.full((50, 1), b)}  # fmt: skip
-        alive, lam, p = BetaGeo._math_sample_latent(params, x, t_x, T, rng)
+        alive, lam, p = BetaGeoNBDFamily().sample_latent(params, x, t_x, T, rng).values()
         assert np.isfinite(lam).all() and np.isfinite(p).all()
         assert ((p >= 0) & (p <= 1)).all()
-        counts = BetaGeo._math_sample_future_purchases(params, x, t_x, T, GRID, rng)
+        counts = BetaGeoNBDFamily().sample_future_purchases(params, x, t_x, T, GRID, rng)
         assert (counts >= 0).all()
-        _, _, p_m = ModifiedBetaGeo._math_sample_latent(params, x, t_x, T, rng)
+        p_m = ModifiedBetaGeoNBDFamily().sample_latent(params, x, t_x, T, rng)["p"]
         assert np.isfinite(p_m).all()
     # P(alive) with b -> 0 for x = 1: a / (b + 0) is huge, the customer is (nearly) surely gone
     alive = bgm.probability_alive(0.3, 5.0, 0.8, 1e-17, 1.0, 1.0, 78.0)
@@ -192,11 +194,11 @@ def test_bg_latent_sampling_with_vanishing_b():
 
 
 def test_valuation_sparse_and_dense_routes_agree():
-    """Valuation uses ``_math_sample_future_purchase_periods`` when a model has it and the
-    protocol's dense cumulative counts otherwise; both give the same distribution."""
+    """Valuation uses the family's sparse ``sample_future_purchase_periods`` and the base
+    class's derivation from the dense sampler otherwise; both give the same distribution."""
 
-    class DenseOnly(BetaGeo):
-        _math_sample_future_purchase_periods = None
+    class DenseOnly(BetaGeoNBDFamily):
+        sample_future_purchase_periods = PurchaseFamily.sample_future_purchase_periods
 
     values = MODELS["bg"][1]
     rng = np.random.default_rng(0)
@@ -210,13 +212,14 @@ def test_valuation_sparse_and_dense_routes_agree():
     summary.attrs["time_unit"] = "W"
     gg = _model(GammaGamma, {"p": 6.25, "q": 3.74, "v": 15.44})
     totals = {}
-    for cls in (BetaGeo, DenseOnly):
-        bg = _model(cls, values)
+    for cls in (BetaGeoNBDFamily, DenseOnly):
+        bg = _model(BetaGeo, values)
+        bg.family_ = cls()
         out = valuation.lifetime_value(
             bg, gg, summary, horizon="26W", period="4W", kind="predictive", draws=400,
             random_seed=5,
         )  # fmt: skip
         totals[cls] = out["clv_mean"].to_numpy()
-    a, b = totals[BetaGeo], totals[DenseOnly]
+    a, b = totals[BetaGeoNBDFamily], totals[DenseOnly]
     assert abs(a.sum() - b.sum()) < 0.05 * a.sum()
     np.testing.assert_allclose(a, b, rtol=0.35, atol=2.0)

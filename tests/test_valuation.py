@@ -19,65 +19,76 @@ from scipy import integrate, stats
 import clvmodels as clv
 from clvmodels import valuation as V
 from clvmodels.errors import InputError, NotFittedError, TimeUnitError
-from clvmodels.models.base import PurchaseModel, SpendModel
+from clvmodels.estimators.mle import FittedModel
+from clvmodels.families.base import PurchaseFamily, SpendFamily
+from clvmodels.valuation import ValuationSpec
 
 
 # --------------------------------------------------------------------------------------------
-# toy protocol models
+# toy families and fitted-model doubles
 # --------------------------------------------------------------------------------------------
-class PoissonForever(PurchaseModel):
+class PoissonFamily(PurchaseFamily):
     """Everyone is alive forever and buys at rate ``lam`` per unit: E[X(T, T+t)] = lam t."""
 
+    name = "poisson"
+    label = "Poisson"
     param_names: ClassVar[tuple[str, ...]] = ("lam",)
 
-    def __init__(self, lam: float, unit: str = "W", draws=None):
-        super().__init__()
-        self.params_ = pd.Series({"lam": float(lam)})
-        self.time_unit_ = unit
-        self._draws = draws
-
-    def param_draws(self, n=200, seed=None):
-        if self._draws is None:
-            rng = np.random.default_rng(seed)
-            return pd.DataFrame({"lam": self.params_["lam"] * rng.lognormal(0, 0.1, int(n))})
-        return pd.DataFrame({"lam": np.resize(self._draws, int(n))})
-
-    @staticmethod
-    def _math_expected_purchases(params, x, t_x, T, t):
-        return params["lam"] * t * np.ones_like(np.asarray(x, dtype=float))
-
-    @staticmethod
-    def _math_probability_alive(params, x, t_x, T):
+    def probability_alive(self, params, x, t_x, T):
         return np.ones_like(params["lam"] * np.asarray(x, dtype=float))
 
-    @staticmethod
-    def _math_sample_future_purchases(params, x, t_x, T, t_grid, rng):
+    def expected_purchases(self, params, x, t_x, T, t, p_alive=None):
+        return params["lam"] * t * np.ones_like(np.asarray(x, dtype=float))
+
+    def sample_future_purchases(self, params, x, t_x, T, t_grid, rng, p_alive=None):
         lam = np.broadcast_to(params["lam"], np.broadcast_shapes(np.shape(params["lam"]), x.shape))
         steps = np.diff(np.concatenate([[0.0], t_grid]))
         return np.cumsum(rng.poisson(lam[..., None] * steps), axis=-1)
 
 
-class ConstantSpend(SpendModel):
+class ConstantSpendFamily(SpendFamily):
     """Every purchase spends exactly ``z``."""
 
+    name = "constant"
+    label = "constant spend"
     param_names: ClassVar[tuple[str, ...]] = ("z",)
 
+    def expected_spend(self, params, x, m):
+        return params["z"] * np.ones_like(np.asarray(x, dtype=float))
+
+    def sample_future_spend(self, params, x, m, counts, rng):
+        z = np.asarray(params["z"], dtype=float)
+        return counts * z.reshape(z.shape + (1,) * (np.ndim(counts) - z.ndim))
+
+
+class PoissonForever(FittedModel):
+    """A fitted Poisson purchase model: the fitted-model surface valuation relies on."""
+
+    family_class = PoissonFamily
+
+    def __init__(self, lam: float, unit: str = "W", draws=None):
+        self.family_ = PoissonFamily()
+        self.params_ = pd.Series({"lam": float(lam)})
+        self.time_unit_ = unit
+        self.fixed_draws = draws
+
+    def param_draws(self, n=200, seed=None):
+        if self.fixed_draws is None:
+            rng = np.random.default_rng(seed)
+            return pd.DataFrame({"lam": self.params_["lam"] * rng.lognormal(0, 0.1, int(n))})
+        return pd.DataFrame({"lam": np.resize(self.fixed_draws, int(n))})
+
+
+class ConstantSpend(FittedModel):
+    family_class = ConstantSpendFamily
+
     def __init__(self, z: float):
-        super().__init__()
+        self.family_ = ConstantSpendFamily()
         self.params_ = pd.Series({"z": float(z)})
         self.time_unit_ = None
 
     def param_draws(self, n=200, seed=None):
         return pd.DataFrame({"z": np.full(int(n), self.params_["z"])})
-
-    @staticmethod
-    def _math_expected_spend(params, x, m):
-        return params["z"] * np.ones_like(np.asarray(x, dtype=float))
-
-    @staticmethod
-    def _math_sample_future_spend(params, x, m, counts, rng):
-        z = np.asarray(params["z"], dtype=float)
-        return counts * z.reshape(z.shape + (1,) * (np.ndim(counts) - z.ndim))
 
 
 def toy_summary(n=3, unit="W"):
@@ -119,12 +130,12 @@ def test_discount_factors_hand_computed():
         V.discount_factors(np.array([1.0, 2.0, 2.5]), 1.0, 0.1), [1 / 1.1, 1 / 1.21, 1.1**-2.5]
     )
     # annual 10% in monthly periods: i = 1.1 ** (1/12) - 1, 12 months discount exactly 1/1.1
-    model = PoissonForever(1.0, unit="D")
-    grid = V._make_grid(model, "1Y", "1M", 0.10, None)
+    grid = ValuationSpec(horizon="1Y", period="1M", annual_discount_rate=0.10).grid("D")
     np.testing.assert_allclose(grid.rate, 1.1 ** (1 / 12) - 1)
     np.testing.assert_allclose(grid.discount[-1], 1 / 1.1)
     with pytest.raises(InputError, match="not both"):
-        V._make_grid(model, "1Y", "1M", 0.10, 0.01)
+        ValuationSpec(horizon="1Y", period="1M", annual_discount_rate=0.10,
+                      period_discount_rate=0.01)  # fmt: skip
 
 
 def test_point_value_hand_computed_with_partial_period_and_costs():
@@ -385,8 +396,8 @@ def test_draws_given_explicitly_and_paired(cdnow):
     pp = {k: np.array([[pd_[k][d]]]) for k in pd_}
     sp = {k: np.array([[sd[k][d]]]) for k in sd}
     by_hand = (
-        bg._math_expected_purchases(pp, x, t_x, T, 8.0)[0, 0]
-        * gg._math_expected_spend(
+        bg.family_.expected_purchases(pp, x, t_x, T, 8.0)[0, 0]
+        * gg.family_.expected_spend(
             sp, row["frequency"].to_numpy(), row["monetary_value"].to_numpy()
         )[0, 0]
     )
@@ -466,9 +477,9 @@ def test_predict_purchases_kinds(cdnow):
     d = bg.param_draws(25, seed=0)
     exp2 = clv.predict_purchases(bg, s.iloc[:5], t=39, kind="expected", draws=d)
     by_hand = np.mean(
-        [bg._math_expected_purchases({k: np.array([[d[k][j]]]) for k in d},
-                                     s["frequency"].to_numpy()[:5], s["recency"].to_numpy()[:5],
-                                     s["T"].to_numpy()[:5], 39.0)[0] for j in range(25)],
+        [bg.family_.expected_purchases({k: np.array([[d[k][j]]]) for k in d},
+                                       s["frequency"].to_numpy()[:5], s["recency"].to_numpy()[:5],
+                                       s["T"].to_numpy()[:5], 39.0)[0] for j in range(25)],
         axis=0,
     )  # fmt: skip
     np.testing.assert_allclose(exp2["mean"], by_hand)
@@ -529,8 +540,8 @@ def _dert_by_quad(model, row, delta):
 
     def integrand(u):
         return math.exp(-u) * float(
-            np.ravel(model._math_expected_purchases(params, np.array([x]), np.array([t_x]),
-                                                    np.array([T]), u / delta))[0]
+            np.ravel(model.family_.expected_purchases(params, np.array([x]), np.array([t_x]),
+                                                      np.array([T]), u / delta))[0]
         )  # fmt: skip
 
     return integrate.quad(integrand, 0, np.inf, limit=200)[0]
@@ -652,3 +663,62 @@ def test_lifetimes_wrapped_models_are_valued_alike(cdnow):
     np.testing.assert_allclose(ours["clv_mean"].to_numpy(), theirs.to_numpy(), rtol=1e-6)
     pred = clv.lifetime_value(bg, gg, s, kind="predictive", draws=50, random_seed=0)
     assert np.isfinite(pred.to_numpy()).all()
+
+
+def test_threads_scoring_different_data_with_one_model_match_sequential_runs(cdnow):
+    """Acceptance: the models and families hold no state that scoring changes, so two threads
+    valuing different customers with the same models (and n_jobs=2 inside each) give exactly
+    the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s, bg, gg = cdnow
+    parts = [s.iloc[:1200], s.iloc[1200:]]
+    kw = dict(draws=40, random_seed=3, chunk_size=250, margin=0.3)
+    jobs = [
+        lambda part: clv.lifetime_value(bg, gg, part, kind="predictive", **kw),
+        lambda part: clv.lifetime_value(bg, gg, part, kind="expected", n_jobs=2, **kw),
+        lambda part: clv.predict_purchases(bg, part, draws=40, random_seed=3, chunk_size=250),
+    ]
+    for job in jobs:
+        sequential = [job(part) for part in parts]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            threaded = list(pool.map(job, parts))
+        for one, other in zip(sequential, threaded, strict=True):
+            pd.testing.assert_frame_equal(one, other)
+    one = clv.lifetime_value(bg, gg, s, kind="predictive", **kw)
+    two = clv.lifetime_value(bg, gg, s, kind="predictive", n_jobs=2, **kw)
+    pd.testing.assert_frame_equal(one, two)
+
+
+def test_probability_alive_is_computed_once_per_chunk(cdnow):
+    """P(alive) does not depend on the horizon: the engine computes it once per chunk and
+    parameter set and passes it to every expected_purchases call (the families keep no memo)."""
+    s, bg, gg = cdnow
+    calls = {"alive": 0, "expected": 0, "given": 0}
+    base = type(bg.family_)
+
+    class Counting(base):
+        def probability_alive(self, params, x, t_x, T):
+            calls["alive"] += 1
+            return super().probability_alive(params, x, t_x, T)
+
+        def expected_purchases(self, params, x, t_x, T, t, p_alive=None):
+            calls["expected"] += 1
+            calls["given"] += p_alive is not None
+            return super().expected_purchases(params, x, t_x, T, t, p_alive=p_alive)
+
+    counted = clv.BetaGeo().fit(s)
+    counted.family_ = Counting()
+    # expected/point values are computed once per distinct row, 500 rows a chunk
+    distinct = s[["frequency", "recency", "T", "monetary_value"]].drop_duplicates()
+    n_chunks = -(-len(distinct) // 500)
+    # parameter sets per chunk: the point estimate and the draws ("expected"), the point
+    # estimate alone ("point"); expected purchases at 12 month ends plus the whole horizon
+    for kind, per_chunk in (("expected", 2), ("point", 1)):
+        calls.update(alive=0, expected=0, given=0)
+        kw = dict(kind=kind, draws=10, random_seed=0, chunk_size=500, horizon="52W", period="M")
+        value = clv.lifetime_value(counted, gg, s, **kw)
+        pd.testing.assert_frame_equal(value, clv.lifetime_value(bg, gg, s, **kw))
+        assert calls["alive"] == per_chunk * n_chunks
+        assert calls["expected"] == 13 * n_chunks
+        assert calls["given"] == calls["expected"]
