@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import clvmodels as clv  # noqa: E402
 from clvmodels import simulate  # noqa: E402
+from clvmodels.estimators.bayes.hierarchical_beta_geo import HierarchicalBetaGeo  # noqa: E402
 from clvmodels.io import atomic_write_text  # noqa: E402
-from clvmodels.models.hierarchical_beta_geo import HierarchicalBetaGeo  # noqa: E402
 
 NAMES = ("r", "alpha", "a", "b")
 RESULTS = Path(__file__).resolve().parent / "results" / "hierarchical.md"

@@ -142,7 +142,7 @@ def fmt(values) -> str:
 
 def bench_purchase(name, model_cls, fitter_cls, module, summary, lifetimes_n, lines, ratios):
     x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    names = list(model_cls.param_names)
+    names = list(model_cls.family_class.param_names)
 
     def loglik(params) -> float:
         return float(module.log_likelihood(*np.asarray(params, float), x, t_x, T).sum())
@@ -261,7 +261,7 @@ def bench_gamma_gamma(summary, lines, ratios):
     fitter, lt_seconds = timed(GammaGammaFitter().fit, rep["frequency"], rep["monetary_value"])
     names = ["p", "q", "v"]
     lt_params = fitter.params_[names].to_numpy()
-    from clvmodels.models import gamma_gamma as ggm
+    from clvmodels.families import gamma_gamma as ggm
 
     def loglik(params):
         return float(
@@ -306,7 +306,8 @@ def bench_gamma_gamma(summary, lines, ratios):
 def run(n: int, lifetimes_n: int) -> str:
     from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter
 
-    from clvmodels.models import beta_geo, modified_beta_geo
+    from clvmodels.families import bg_nbd as beta_geo
+    from clvmodels.families import mbg_nbd as modified_beta_geo
 
     warnings.simplefilter("ignore")
     summary, sim_seconds = timed(simulate, n)

@@ -21,16 +21,14 @@ Each summary simulator returns **one** DataFrame indexed by ``customer_id`` (0..
 parameters used. Time 0 of every customer is the first purchase (which is not counted in
 ``frequency``), so ``T`` may be a scalar or one value per customer (cohorts of different ages).
 
-How the histories are drawn exactly without loops
--------------------------------------------------
-Purchases of an active customer form a Poisson process of rate ``lambda``. Let ``N`` be the
-number of events of the *unstopped* process in (0, T] (Poisson(lambda T)) and ``J`` the number
-of purchases after which the customer drops out (geometric for BG/NBD). The observed count is
-``x = min(N, J)`` and, given N events in (0, T], their times are N uniform order statistics on
-(0, T), so the time of the x-th one is ``recency = T * Beta(x, N - x + 1)``. The customer is
-alive at T when ``N < J``; by independent increments the holdout continues with
-``min(Poisson(lambda t), J - N)`` more purchases. For Pareto/NBD the lifetime ``tau`` is
-exponential and the purchases are Poisson on (0, min(tau, T)].
+The generative process of each model is its family's ``simulate`` (for example
+:meth:`clvmodels.families.bg_nbd.BetaGeoNBDFamily.simulate`), looked up through
+:mod:`clvmodels.registry`; the functions here check the arguments and build the frame. The same
+process drives :func:`frequency_predictive_check`, the prior and posterior predictive check of
+the calibration frequency. Histories are drawn exactly without loops: with ``N`` the events of
+the *unstopped* purchase process in (0, T] and ``J`` the purchase after which the customer drops
+out, ``x = min(N, J)`` and, given N, the x-th event time is ``T * Beta(x, N - x + 1)`` (uniform
+order statistics).
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 
-from clvmodels import units
+from clvmodels import registry, units
 from clvmodels.errors import InputError
 
 __all__ = [
@@ -55,9 +53,8 @@ __all__ = [
     "expected_frequency_beta_geo",
     "expected_frequency_modified_beta_geo",
     "expected_frequency_pareto_nbd",
+    "frequency_predictive_check",
 ]
-
-_NEVER = np.iinfo(np.int64).max // 4  # "never drops out" for p that underflows to 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,14 +97,12 @@ def _holdout(holdout, time_unit: str) -> float | None:
     return float(units.to_unit(holdout, time_unit))
 
 
-def _recency(rng: np.random.Generator, x: np.ndarray, n_events: np.ndarray, span) -> np.ndarray:
-    """Time of the x-th of ``n_events`` uniform points on (0, span): span * Beta(x, n - x + 1)."""
-    out = np.zeros(len(x), dtype=float)
-    pos = x > 0
-    if pos.any():
-        span = np.broadcast_to(np.asarray(span, dtype=float), x.shape)
-        out[pos] = span[pos] * rng.beta(x[pos], n_events[pos] - x[pos] + 1)
-    return out
+def _counts(column) -> np.ndarray:
+    """Purchase counts as floats; ValueError unless finite and non-negative."""
+    counts = np.asarray(column, dtype=float)
+    if (counts < 0).any() or not np.all(np.isfinite(counts)):
+        raise ValueError("frequency must be finite and non-negative")
+    return counts
 
 
 def _frame(columns: dict, time_unit: str, model: str, params: dict) -> pd.DataFrame:
@@ -118,52 +113,21 @@ def _frame(columns: dict, time_unit: str, model: str, params: dict) -> pd.DataFr
     return df
 
 
-def _geometric_dropouts(rng, p: np.ndarray, start_at_zero: bool) -> np.ndarray:
-    """Number of purchases after which the customer drops out.
-
-    BG/NBD: support {1, 2, ...} (no dropout right after the first purchase);
-    MBG/NBD: support {0, 1, ...} (may drop out right after the first purchase).
-    """
-    tiny = p < 1e-15
-    j = rng.geometric(np.where(tiny, 0.5, p)).astype(np.int64)
-    if start_at_zero:
-        j -= 1
-    j[tiny] = _NEVER
-    return j
+def _family(kind: str, cli_name: str):
+    """The family of the registry's ``kind`` model ``cli_name`` (e.g. "purchase", "bgnbd")."""
+    return registry.estimator_class(kind, cli_name).family_class()
 
 
-def _bg_family(n_customers, r, alpha, a, b, T, holdout, seed, time_unit, modified):
+def _simulate_purchases(
+    cli_name: str, label: str, n_customers, params: dict, T, holdout, seed, time_unit: str
+) -> pd.DataFrame:
+    """Check the arguments, draw from the family's ``simulate`` and build the frame."""
     n = _n(n_customers)
-    params = {
-        "r": _positive("r", r),
-        "alpha": _positive("alpha", alpha),
-        "a": _positive("a", a),
-        "b": _positive("b", b),
-    }
+    params = {name: _positive(name, value) for name, value in params.items()}
     ages = _ages(T, n, time_unit)
     t_hold = _holdout(holdout, time_unit)
-    rng = _rng(seed)
-    lam = rng.gamma(params["r"], 1.0 / params["alpha"], size=n)
-    p = rng.beta(params["a"], params["b"], size=n)
-    return _bg_history(rng, lam, p, ages, t_hold, time_unit, modified, params)
-
-
-def _bg_history(rng, lam, p, ages, t_hold, time_unit, modified, params, extra=None):
-    n_events = rng.poisson(lam * ages)
-    dropout_after = _geometric_dropouts(rng, p, start_at_zero=modified)
-    x = np.minimum(n_events, dropout_after)
-    alive = n_events < dropout_after
-    cols = {"frequency": x, "recency": _recency(rng, x, n_events, ages), "T": ages}
-    if t_hold is not None:
-        more = rng.poisson(lam * t_hold)
-        remaining = np.where(alive, dropout_after - n_events, 0)
-        cols["frequency_holdout"] = np.minimum(more, remaining)
-        cols["duration_holdout"] = np.full(len(x), t_hold)
-        cols["true_alive_holdout_end"] = more < remaining
-    cols.update(extra or {})
-    cols.update({"true_lambda": lam, "true_p": p, "true_alive": alive})
-    model = "modified_beta_geo" if modified else "beta_geo"
-    return _frame(cols, time_unit, model, params)
+    columns = _family("purchase", cli_name).simulate(params, ages, t_hold, _rng(seed))
+    return _frame(columns, time_unit, label, params)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +168,10 @@ def simulate_beta_geo(
     DataFrame indexed by ``customer_id``: ``frequency, recency, T`` [holdout columns] and the
     latent ``true_lambda``, ``true_p``, ``true_alive`` (active at T). See the module docstring.
     """
-    return _bg_family(n_customers, r, alpha, a, b, T, holdout, seed, time_unit, modified=False)
+    params = {"r": r, "alpha": alpha, "a": a, "b": b}
+    return _simulate_purchases(
+        "bgnbd", "beta_geo", n_customers, params, T, holdout, seed, time_unit
+    )
 
 
 def simulate_modified_beta_geo(
@@ -225,7 +192,10 @@ def simulate_modified_beta_geo(
     first purchase (with probability p_i), so the number of repeat purchases before dropout is
     geometric on {0, 1, ...}; customers with no repeat purchase may therefore be inactive.
     """
-    return _bg_family(n_customers, r, alpha, a, b, T, holdout, seed, time_unit, modified=True)
+    params = {"r": r, "alpha": alpha, "a": a, "b": b}
+    return _simulate_purchases(
+        "mbgnbd", "modified_beta_geo", n_customers, params, T, holdout, seed, time_unit
+    )
 
 
 def simulate_pareto_nbd(
@@ -250,30 +220,10 @@ def simulate_pareto_nbd(
     Latent columns: ``true_lambda``, ``true_mu``, ``true_lifetime`` (tau), ``true_alive``
     (tau > T). Other arguments as in :func:`simulate_beta_geo`.
     """
-    n = _n(n_customers)
-    params = {
-        "r": _positive("r", r),
-        "alpha": _positive("alpha", alpha),
-        "s": _positive("s", s),
-        "beta": _positive("beta", beta),
-    }
-    ages = _ages(T, n, time_unit)
-    t_hold = _holdout(holdout, time_unit)
-    rng = _rng(seed)
-    lam = rng.gamma(params["r"], 1.0 / params["alpha"], size=n)
-    mu = rng.gamma(params["s"], 1.0 / params["beta"], size=n)
-    with np.errstate(divide="ignore"):
-        tau = rng.standard_exponential(n) / mu  # mu underflowing to 0: tau = inf, never dies
-    active_span = np.minimum(tau, ages)
-    x = rng.poisson(lam * active_span)
-    cols = {"frequency": x, "recency": _recency(rng, x, x, active_span), "T": ages}
-    if t_hold is not None:
-        span = np.clip(tau - ages, 0.0, t_hold)
-        cols["frequency_holdout"] = rng.poisson(lam * span)
-        cols["duration_holdout"] = np.full(n, t_hold)
-        cols["true_alive_holdout_end"] = tau > ages + t_hold
-    cols.update({"true_lambda": lam, "true_mu": mu, "true_lifetime": tau, "true_alive": tau > ages})
-    return _frame(cols, time_unit, "pareto_nbd", params)
+    params = {"r": r, "alpha": alpha, "s": s, "beta": beta}
+    return _simulate_purchases(
+        "pareto", "pareto_nbd", n_customers, params, T, holdout, seed, time_unit
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,22 +269,12 @@ def simulate_gamma_gamma_spend(
             raise ValueError("frequency must be a 1-d array of repeat-purchase counts")
         out = pd.DataFrame({"frequency": x}, index=pd.RangeIndex(len(x), name="customer_id"))
         out.attrs["simulation"] = {}
-    rng = _rng(seed)
-    nu = rng.gamma(params["q"], 1.0 / params["v"], size=len(out))
-
-    def mean_spend(counts):
-        counts = np.asarray(counts, dtype=float)
-        if (counts < 0).any() or not np.all(np.isfinite(counts)):
-            raise ValueError("frequency must be finite and non-negative")
-        m = np.zeros(len(counts))
-        pos = counts > 0
-        m[pos] = rng.gamma(params["p"] * counts[pos], 1.0 / (counts[pos] * nu[pos]))
-        return m
-
-    out["monetary_value"] = mean_spend(out["frequency"].to_numpy())
-    if "frequency_holdout" in out.columns:
-        out["monetary_value_holdout"] = mean_spend(out["frequency_holdout"].to_numpy())
-    out["true_mean_spend"] = params["p"] / nu
+    counts = {c: _counts(out[c]) for c in ("frequency", "frequency_holdout") if c in out.columns}
+    columns = _family("spend", "gamma-gamma").simulate(
+        params, counts["frequency"], _rng(seed), frequency_holdout=counts.get("frequency_holdout")
+    )
+    for name, values in columns.items():
+        out[name] = values
     sim = dict(out.attrs.get("simulation", {}))
     sim["spend"] = {"model": "gamma_gamma", **params}
     out.attrs["simulation"] = sim
@@ -344,10 +284,6 @@ def simulate_gamma_gamma_spend(
 # --------------------------------------------------------------------------------------------
 # grouped populations
 # --------------------------------------------------------------------------------------------
-_BG_NAMES = ("r", "alpha", "a", "b")
-_GG_NAMES = ("p", "q", "v")
-
-
 def draw_group_params(
     groups,
     population: Mapping[str, float],
@@ -419,8 +355,11 @@ def simulate_grouped_beta_geo(
     latent columns of :func:`simulate_beta_geo` (and of :func:`simulate_gamma_gamma_spend`).
     ``attrs["group_params"]`` holds the true per-group parameters as a dict of dicts.
     """
-    table = _group_table(group_params, _BG_NAMES, "group_params")
-    spend = None if spend_params is None else _group_table(spend_params, _GG_NAMES, "spend_params")
+    family = _family("purchase", "mbgnbd" if modified else "bgnbd")
+    spend_family = _family("spend", "gamma-gamma")
+    bg_names, gg_names = family.param_names, spend_family.param_names
+    table = _group_table(group_params, bg_names, "group_params")
+    spend = None if spend_params is None else _group_table(spend_params, gg_names, "spend_params")
     groups = list(group_sizes)
     for g in groups:
         if g not in table.index:
@@ -438,38 +377,29 @@ def simulate_grouped_beta_geo(
         values = np.array([_positive(name, tab.loc[g, name]) for g in groups])
         return values[code]
 
-    r, alpha, a, b = (per_customer(table, k) for k in _BG_NAMES)
-    lam = rng.gamma(r, 1.0 / alpha)
-    p = rng.beta(a, b)
+    params = {k: per_customer(table, k) for k in bg_names}
     group_col = np.asarray(groups, dtype=object)[code]
     try:
         group_col = group_col.astype(np.asarray(groups).dtype)
     except (TypeError, ValueError):  # pragma: no cover - mixed-type group labels
         pass
-    df = _bg_history(rng, lam, p, ages, t_hold, time_unit, modified, {}, extra={})
+    df = _frame(family.simulate(params, ages, t_hold, rng), time_unit, "", {})
     df.insert(0, "group", group_col)
     if spend is not None:
-        pp, qq, vv = (per_customer(spend, k) for k in _GG_NAMES)
-        nu = rng.gamma(qq, 1.0 / vv)
-        for src, dst in (
-            ("frequency", "monetary_value"),
-            ("frequency_holdout", "monetary_value_holdout"),
-        ):
-            if src not in df.columns:
-                continue
-            x = df[src].to_numpy(dtype=float)
-            m = np.zeros(n)
-            pos = x > 0
-            m[pos] = rng.gamma(pp[pos] * x[pos], 1.0 / (x[pos] * nu[pos]))
-            df[dst] = m
-        df["true_mean_spend"] = pp / nu
+        spend_params = {k: per_customer(spend, k) for k in gg_names}
+        holdout_counts = df["frequency_holdout"] if "frequency_holdout" in df.columns else None
+        columns = spend_family.simulate(
+            spend_params, df["frequency"], rng, frequency_holdout=holdout_counts
+        )
+        for name, values in columns.items():
+            df[name] = values
     df.attrs["simulation"] = {
         "model": ("modified_" if modified else "") + "beta_geo",
         "grouped": True,
     }
     df.attrs["group_params"] = {
-        str(g): {k: float(table.loc[g, k]) for k in _BG_NAMES}
-        | ({} if spend is None else {k: float(spend.loc[g, k]) for k in _GG_NAMES})
+        str(g): {k: float(table.loc[g, k]) for k in bg_names}
+        | ({} if spend is None else {k: float(spend.loc[g, k]) for k in gg_names})
         for g in groups
     }
     return df
@@ -574,30 +504,84 @@ def simulate_transactions(
 
 
 # --------------------------------------------------------------------------------------------
-# closed forms used to check the simulators
+# closed forms used to check the simulators: the families' E[X(t)] of a new customer
 # --------------------------------------------------------------------------------------------
+def _new_customer_expectation(cli_name: str, t, params: dict) -> np.ndarray:
+    family = _family("purchase", cli_name)
+    return family.expected_purchases_new_customer(params, np.asarray(t, dtype=float))
+
+
 def expected_frequency_beta_geo(t, r, alpha, a, b):
     """E[X(t)] of BG/NBD (Fader, Hardie & Lee 2005, eq. 9):
-    (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]."""
-    from scipy.special import hyp2f1
-
-    t = np.asarray(t, dtype=float)
-    z = t / (alpha + t)
-    return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+    (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]; the BG/NBD family's
+    :meth:`~clvmodels.families.base.PurchaseFamily.expected_purchases_new_customer`."""
+    return _new_customer_expectation("bgnbd", t, {"r": r, "alpha": alpha, "a": a, "b": b})
 
 
 def expected_frequency_modified_beta_geo(t, r, alpha, a, b):
     """E[X(t)] of MBG/NBD (Batislam, Denizel & Filiztekin 2007, the expected number of
-    transactions in (0, t]): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))]."""
-    from scipy.special import hyp2f1
-
-    t = np.asarray(t, dtype=float)
-    z = t / (alpha + t)
-    return b / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b + 1, a + b, z))
+    transactions in (0, t]): b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t))];
+    the MBG/NBD family's ``expected_purchases_new_customer``."""
+    return _new_customer_expectation("mbgnbd", t, {"r": r, "alpha": alpha, "a": a, "b": b})
 
 
 def expected_frequency_pareto_nbd(t, r, alpha, s, beta):
     """E[X(t)] of Pareto/NBD (Schmittlein, Morrison & Colombo 1987, eq. 17):
-    r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]."""
-    t = np.asarray(t, dtype=float)
-    return r * beta / (alpha * (s - 1)) * (1 - (beta / (beta + t)) ** (s - 1))
+    r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]; the Pareto/NBD family's
+    ``expected_purchases_new_customer``."""
+    return _new_customer_expectation("pareto", t, {"r": r, "alpha": alpha, "s": s, "beta": beta})
+
+
+# --------------------------------------------------------------------------------------------
+# predictive check of the calibration frequency
+# --------------------------------------------------------------------------------------------
+def frequency_predictive_check(
+    family,
+    params,
+    summary: pd.DataFrame,
+    *,
+    groups=None,
+    max_frequency: int = 7,
+    interval: float = 0.9,
+    seed=None,
+) -> pd.DataFrame:
+    """Simulated against observed histogram of the calibration ``frequency``.
+
+    For each row of ``params`` (the family's parameter mapping, arrays of shape
+    ``(n_draws, 1)`` or ``(n_draws, n_customers)``: posterior or prior draws, or the
+    sampling distribution of an MLE), every customer of ``summary`` is drawn afresh from the
+    family's generative process (``family.simulate``) over their own age ``T``, and the
+    customers with 0, 1, ..., ``max_frequency`` (the last bin: "or more") repeat purchases are
+    counted. ``groups``: optional labels, one per customer, for one histogram per group
+    (``"(all)"`` otherwise).
+
+    Returns a DataFrame indexed by (group, frequency bin), groups in order of appearance, with
+    the ``observed`` count and the ``simulated_mean``, ``simulated_lower`` and
+    ``simulated_upper`` (central ``interval``) of the simulated counts.
+    """
+    rng = _rng(seed)
+    T = summary["T"].to_numpy(dtype=float)
+    simulated = np.asarray(family.simulate(params, T, None, rng)["frequency"])
+    simulated = np.broadcast_to(simulated, np.broadcast_shapes(simulated.shape, (1, len(T))))
+    n_bins = int(max_frequency) + 1
+    bins = np.minimum(simulated, max_frequency).astype(np.int64)
+    observed_bins = np.minimum(summary["frequency"].to_numpy(), max_frequency).astype(np.int64)
+    labels = np.full(len(summary), "(all)", dtype=object) if groups is None else np.asarray(groups)
+    lo_q, hi_q = 0.5 - interval / 2, 0.5 + interval / 2
+    rows = []
+    for label in pd.unique(labels):
+        mask = labels == label
+        per_draw = np.stack([np.bincount(row, minlength=n_bins) for row in bins[:, mask]])
+        observed = np.bincount(observed_bins[mask], minlength=n_bins)
+        for k in range(n_bins):
+            rows.append(
+                {
+                    "group": label,
+                    "frequency": k,
+                    "observed": int(observed[k]),
+                    "simulated_mean": float(per_draw[:, k].mean()),
+                    "simulated_lower": float(np.quantile(per_draw[:, k], lo_q)),
+                    "simulated_upper": float(np.quantile(per_draw[:, k], hi_q)),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["group", "frequency"])

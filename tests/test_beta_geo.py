@@ -11,8 +11,10 @@ from scipy import stats
 
 import clvmodels as clv
 from clvmodels.errors import InputError, NotFittedError, TimeUnitError
-from clvmodels.models import beta_geo as bgm
-from clvmodels.models.beta_geo import BetaGeo
+from clvmodels.families import bg_nbd as bgm
+from clvmodels.registry import BetaGeo
+
+FAMILY = bgm.BetaGeoNBDFamily()
 
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 
@@ -91,11 +93,11 @@ def test_summary_table_and_standard_errors(fitted):
     assert (table["estimate"] < table["upper_95%"]).all()
     # the covariance is the inverse of the observed information: check it against a Hessian
     # of the log-likelihood computed from function values only
-    data, counts = fitted._data_, fitted._counts_
+    rows = fitted.rows_
     lp = np.log(fitted.params_.to_numpy())
 
     def f(v):
-        return fitted._negative_log_likelihood(v, data, counts)[0]
+        return fitted.family_.negative_log_likelihood(v, rows)[0]
 
     h = 1e-4
     hess = np.empty((4, 4))
@@ -165,23 +167,23 @@ def test_math_matches_lifetimes_at_identical_params(cdnow):
     )
     p = _params(0.35, 3.1, 0.6, 1.9)
     for t in (1.0, 39.0, 400.0):
-        ours = BetaGeo._math_expected_purchases(p, x, t_x, T, t)[0]
+        ours = FAMILY.expected_purchases(p, x, t_x, T, t)[0]
         theirs = lf.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T)
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
     np.testing.assert_allclose(
-        BetaGeo._math_probability_alive(p, x, t_x, T)[0],
+        FAMILY.probability_alive(p, x, t_x, T)[0],
         lf.conditional_probability_alive(x, t_x, T),
         rtol=1e-6,
     )
     ts = np.array([0.5, 10.0, 52.0, 520.0])
     np.testing.assert_allclose(
-        BetaGeo._math_expected_purchases_new_customer(p, ts)[0],
+        FAMILY.expected_purchases_new_customer(p, ts)[0],
         lf.expected_number_of_purchases_up_to_time(ts),
         rtol=1e-6,
     )
     # unconditional P(X(t) = k), FHL 2005 eq. (8) = our conditional one at x = t_x = T = 0
     for k in range(6):
-        ours = BetaGeo._math_purchase_probability(p, 0.0, 0.0, 0.0, 30.0, k)[0]
+        ours = FAMILY.purchase_probability(p, 0.0, 0.0, 0.0, 30.0, k)[0]
         theirs = lf.probability_of_n_purchases_up_to_time(30.0, k)
         assert np.ravel(ours)[0] == pytest.approx(float(theirs), rel=1e-6)
 
@@ -263,16 +265,16 @@ def test_sampler_mean_matches_expectation():
     grid = np.array([13.0, 26.0, 39.0])
     n = 40000
     big = {k: np.repeat(v, n, axis=0) for k, v in params.items()}
-    counts = BetaGeo._math_sample_future_purchases(big, x, t_x, T, grid, rng)
+    counts = FAMILY.sample_future_purchases(big, x, t_x, T, grid, rng)
     assert counts.shape == (n, 4, 3) and counts.dtype == np.int64
     assert (np.diff(counts, axis=-1) >= 0).all()
     for j, t in enumerate(grid):
-        expected = BetaGeo._math_expected_purchases(params, x, t_x, T, t)[0]
+        expected = FAMILY.expected_purchases(params, x, t_x, T, t)[0]
         mc = counts[..., j].mean(axis=0)
         se = counts[..., j].std(axis=0) / np.sqrt(n)
         assert np.all(np.abs(mc - expected) < 4.5 * se + 1e-3), (t, mc, expected)
     # the distribution matches purchase_probability too
-    p0 = BetaGeo._math_purchase_probability(params, x, t_x, T, 39.0, 0)[0]
+    p0 = FAMILY.purchase_probability(params, x, t_x, T, 39.0, 0)[0]
     np.testing.assert_allclose((counts[..., 2] == 0).mean(axis=0), p0, atol=0.01)
 
 
@@ -380,26 +382,42 @@ def test_fast_paths_match_the_direct_formulas(offset):
     # parameter draws (n_draws, 1) broadcast through the same paths
     names = ("r", "alpha", "a", "b")
     draws = {k: np.array([[v], [v * 1.1]]) for k, v in zip(names, (r, alpha, a, b), strict=True)}
-    out = BetaGeo._math_expected_purchases(draws, x, t_x, T, 30.0)
+    out = FAMILY.expected_purchases(draws, x, t_x, T, 30.0)
     assert out.shape == (2, n)
     np.testing.assert_allclose(out[0], expected, rtol=1e-12)
 
 
-def test_probability_alive_memo_compares_inputs_by_value():
-    from clvmodels.models import beta_geo
-
-    params = (0.24, 4.4, 0.79, 2.4)
-    x = np.array([0.0, 2.0, 5.0])
-    t_x = np.array([0.0, 10.0, 20.0])
-    T = np.array([30.0, 30.0, 30.0])
-    first = beta_geo.probability_alive(*params, x, t_x, T)
-    assert not first.flags.writeable  # the remembered result cannot be altered by a caller
-    t_x[1] = 29.0  # changed in place: the memo must not hand back the stale result
-    second = beta_geo.probability_alive(*params, x, t_x, T)
-    fresh = beta_geo._probability_alive_formula(
-        *(np.asarray(v, float) for v in (*params, x, t_x, T))
+def test_precomputed_probability_alive_gives_identical_results():
+    """P(alive) is not remembered by the family: a caller that evaluates several horizons
+    computes it once and passes it on, and gets exactly what the family computes inside."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 12, 2000).astype(float)
+    T = rng.integers(1, 300, 2000).astype(float)
+    t_x = np.where(x > 0, np.floor(rng.random(2000) * T), 0.0)
+    params = {k: np.array([[v], [1.2 * v]]) for k, v in PUBLISHED.items()}
+    p_alive = FAMILY.probability_alive(params, x, t_x, T)
+    assert p_alive.shape == (2, 2000)
+    for t in (1.0, 39.0):
+        np.testing.assert_array_equal(
+            FAMILY.expected_purchases(params, x, t_x, T, t, p_alive=p_alive),
+            FAMILY.expected_purchases(params, x, t_x, T, t),
+        )
+        for k in (0, 2):
+            np.testing.assert_array_equal(
+                FAMILY.purchase_probability(params, x, t_x, T, t, k, p_alive=p_alive),
+                FAMILY.purchase_probability(params, x, t_x, T, t, k),
+            )
+    np.testing.assert_array_equal(
+        FAMILY.discounted_expected_residual_transactions(params, x, t_x, T, 0.01, p_alive=p_alive),
+        FAMILY.discounted_expected_residual_transactions(params, x, t_x, T, 0.01),
     )
-    np.testing.assert_allclose(second, fresh, rtol=1e-14)
-    assert second[1] > first[1]  # a later last purchase: more likely alive
-    again = beta_geo.probability_alive(*params, x.copy(), t_x.copy(), T.copy())
-    assert again is second  # equal values: the remembered array
+    grid = np.array([13.0, 26.0])
+    np.testing.assert_array_equal(
+        FAMILY.sample_future_purchases(params, x, t_x, T, grid, np.random.default_rng(1), p_alive),
+        FAMILY.sample_future_purchases(params, x, t_x, T, grid, np.random.default_rng(1)),
+    )
+    # nothing is remembered between calls: an input changed in place gives a fresh answer
+    before = FAMILY.probability_alive(params, x, t_x, T)
+    t_x[x > 0] = T[x > 0]
+    after = FAMILY.probability_alive(params, x, t_x, T)
+    assert np.all(after[:, x > 0] >= before[:, x > 0]) and np.any(after > before)

@@ -12,8 +12,8 @@ from scipy import stats
 
 import clvmodels as clv
 from clvmodels.errors import InputError, ModelAssumptionWarning
-from clvmodels.models import gamma_gamma as ggm
-from clvmodels.models.gamma_gamma import GammaGamma
+from clvmodels.families import gamma_gamma as ggm
+from clvmodels.registry import GammaGamma
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +130,10 @@ def test_spend_sampler_mean(fitted):
     x = np.array([0.0, 2.0, 10.0])
     m = np.array([0.0, 22.35, 40.0])
     counts = np.broadcast_to(np.array([0, 1, 3]), (n, 3, 3))
-    spend = GammaGamma._math_sample_future_spend(params, x, m, counts, rng)
+    spend = fitted.family_.sample_future_spend(params, x, m, counts, rng)
     assert spend.shape == (n, 3, 3)
     assert (spend[..., 0] == 0).all()
-    expected = fitted._math_expected_spend({k: v[:1] for k, v in params.items()}, x, m)[0]
+    expected = fitted.family_.expected_spend({k: v[:1] for k, v in params.items()}, x, m)[0]
     for j, k in ((1, 1), (2, 3)):
         mc = spend[..., j].mean(axis=0)
         se = spend[..., j].std(axis=0) / np.sqrt(n)

@@ -16,13 +16,14 @@ import pytest
 import clvmodels as clv
 from clvmodels import simulate
 from clvmodels.errors import ConvergenceWarning, InputError, TimeUnitError
-from clvmodels.models import bayesian
-from clvmodels.models.beta_geo import BetaGeo, log_likelihood
-from clvmodels.models.hierarchical_beta_geo import (
+from clvmodels.estimators.bayes import bayesian
+from clvmodels.estimators.bayes.hierarchical_beta_geo import (
     HierarchicalBetaGeo,
     bgnbd_log_likelihood_pt,
     compress_bgnbd,
 )
+from clvmodels.families.bg_nbd import BetaGeoNBDFamily, log_likelihood
+from clvmodels.registry import BetaGeo
 
 DATA = Path(__file__).parents[1] / "../shared/data"
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW sample
@@ -159,7 +160,7 @@ def test_fused_op_cached_on_disk_only_for_small_data():
     import pytensor.tensor as pt
     from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
 
-    from clvmodels.models import hierarchical_beta_geo as hbg
+    from clvmodels.estimators.bayes.fused_bgnbd import BGNBDLogLikelihood
 
     inputs = [pt.dvector(k) for k in NAMES]
     keys = []
@@ -167,19 +168,39 @@ def test_fused_op_cached_on_disk_only_for_small_data():
         x = np.arange(n, dtype=float) % 7
         data = compress_bgnbd(np.arange(n) % 3, x, x / 2, x + np.arange(n) + 1.0)  # n rows
         node = bgnbd_log_likelihood_pt(*inputs, data).owner
-        assert isinstance(node.op, type(hbg._loglik_op()))
+        assert isinstance(node.op, BGNBDLogLikelihood)
         keys.append(numba_funcify_and_cache_key(node.op, node=node)[1])
     assert keys[0] is not None and keys[1] is None
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_numba_kernel_matches_numpy_twin(grouped_data, shuffle):
-    """The rising-factorial numba kernel equals the gamma/digamma numpy twin and FHL 2005
-    eq. (6) per customer, value and gradient, also with the (group, x) pairs out of order and
-    with very frequent buyers (x up to 5,000)."""
-    import numba
+def test_each_model_builds_its_own_op_and_they_share_the_cache_key():
+    """No module-level Op: every likelihood gets a fresh instance; instances are equal (no
+    properties), so pytensor merges them and their disk-cache keys agree."""
+    import pytensor.tensor as pt
+    from pytensor.graph.op import Op
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
 
-    from clvmodels.models import hierarchical_beta_geo as hbg
+    from clvmodels.estimators.bayes import fused_bgnbd, hierarchical_beta_geo
+
+    x = np.array([0.0, 1.0, 3.0])
+    data = compress_bgnbd(np.zeros(3, int), x, x, x + 2.0)
+    inputs = [pt.dvector(k) for k in NAMES]
+    nodes = [bgnbd_log_likelihood_pt(*inputs, data).owner for _ in range(2)]
+    assert nodes[0].op is not nodes[1].op and nodes[0].op == nodes[1].op
+    keys = [numba_funcify_and_cache_key(node.op, node=node)[1] for node in nodes]
+    assert keys[0] is not None and keys[0] == keys[1]
+    for module in (fused_bgnbd, hierarchical_beta_geo):
+        ops = [v for v in vars(module).values() if isinstance(v, Op)]
+        assert not ops, (module.__name__, ops)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fast_kernel_matches_the_family(grouped_data, shuffle):
+    """The rising-factorial numba kernel equals the BG/NBD family: its value the sum of FHL
+    2005 eq. (6) per customer (``log_likelihood``), its gradient per group the family's
+    analytic gradient (``negative_log_likelihood`` on the group's rows), also with the
+    (group, x) pairs out of order and with very frequent buyers (x up to 5,000)."""
+    from clvmodels.estimators.bayes.fused_bgnbd import KERNEL_DATA, KERNEL_INDEX, fast_kernel
 
     df, _, _ = grouped_data
     codes = pd.Index(sorted(df["group"].unique())).get_indexer(df["group"])
@@ -192,17 +213,23 @@ def test_numba_kernel_matches_numpy_twin(grouped_data, shuffle):
         for key in ("gx_group", "gx_x", "gx_w"):
             data[key] = data[key][order]
         data["pos_gx"] = np.argsort(order)[data["pos_gx"]]
-    args = [
-        np.asarray(data[k], np.int64 if k in hbg._KERNEL_INDEX else float) for k in hbg._KERNEL_DATA
-    ]
+    args = [np.asarray(data[k], np.int64 if k in KERNEL_INDEX else float) for k in KERNEL_DATA]
     rng = np.random.default_rng(2)
     theta = [np.exp(rng.normal(np.log(PUBLISHED[k]), 0.3, 8)) for k in NAMES]
-    fast = numba.njit(hbg._bgnbd_kernel)(*theta, *args)
-    slow = hbg._bgnbd_numpy(*theta, *args)
-    for a, b in zip(fast, slow, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10)
+    total, *grad = fast_kernel(*theta, *args)
     expected = log_likelihood(*(t[codes] for t in theta), x, t_x, T).sum()
-    assert fast[0] == pytest.approx(expected, rel=1e-12)
+    assert total == pytest.approx(expected, rel=1e-12)
+    family = BetaGeoNBDFamily()
+    summary = pd.DataFrame({"frequency": x, "recency": t_x, "T": T})
+    for g in range(8):
+        rows = family.fit_rows(summary[codes == g])
+        log_theta = np.log([t[g] for t in theta])
+        value, grad_log = family.negative_log_likelihood(log_theta, rows)
+        per_group = log_likelihood(*(t[g] for t in theta), *(rows[c] for c in family.fit_columns))
+        assert -value == pytest.approx(rows.counts @ per_group, rel=1e-12)
+        # d/d theta = (d/d log theta) / theta
+        kernel_grad = np.array([gr[g] for gr in grad])
+        np.testing.assert_allclose(kernel_grad, -grad_log / np.exp(log_theta), rtol=1e-9)
 
 
 # --------------------------------------------------------------------------------------------

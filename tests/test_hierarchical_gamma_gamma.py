@@ -10,13 +10,14 @@ import pytest
 import clvmodels as clv
 from clvmodels import simulate
 from clvmodels.errors import InputError
-from clvmodels.models import bayesian
-from clvmodels.models.gamma_gamma import GammaGamma, log_likelihood
-from clvmodels.models.hierarchical_gamma_gamma import (
+from clvmodels.estimators.bayes import bayesian
+from clvmodels.estimators.bayes.hierarchical_gamma_gamma import (
     HierarchicalGammaGamma,
     compress_gamma_gamma,
     gamma_gamma_log_likelihood_pt,
 )
+from clvmodels.families.gamma_gamma import log_likelihood
+from clvmodels.registry import GammaGamma
 
 NAMES = ("p", "q", "v")
 MLE_CDNOW = {"p": 6.25, "q": 3.74, "v": 15.45}  # GammaGamma on the CDNOW sample (FH 2013)

@@ -15,9 +15,9 @@ import pytest
 
 import clvmodels as clv
 from clvmodels import simulate
-from clvmodels.models import bayesian
-from clvmodels.models.beta_geo import BetaGeo
-from clvmodels.models.hierarchical_beta_geo import HierarchicalBetaGeo
+from clvmodels.estimators.bayes import bayesian
+from clvmodels.estimators.bayes.hierarchical_beta_geo import HierarchicalBetaGeo
+from clvmodels.registry import BetaGeo
 
 NAMES = ("r", "alpha", "a", "b")
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW sample
@@ -49,12 +49,13 @@ def simulate_with_covariates(sizes: dict[str, int], seed: int) -> pd.DataFrame:
     """BG/NBD customers whose parameters follow the model's covariate story.
 
     Per customer: ``alpha_i = alpha_g exp(-z_rate_i beta_purchase)``, ``a_i = a_g
-    exp(z_churn_i beta_dropout)``; ``lambda_i ~ Gamma(r_g, alpha_i)``, ``p_i ~ Beta(a_i, b_g)``;
-    ``N ~ Poisson(lambda_i T_i)`` purchases of the unstopped process, dropout after purchase
-    ``J ~ Geometric(p_i)`` (FHL 2005), ``x = min(N, J)`` and ``t_x`` the x-th of the N uniform
-    purchase times. ``z_rate`` is standard normal (a continuous covariate: every customer is a
-    cell of its own), ``z_churn`` is a centred 0/1 flag.
+    exp(z_churn_i beta_dropout)``, and the BG/NBD story of FHL 2005 at these parameters (the
+    family's ``simulate``: ``lambda_i ~ Gamma(r_g, alpha_i)``, ``p_i ~ Beta(a_i, b_g)``, ``x =
+    min(N, J)`` with N the purchases of the unstopped process and J ~ Geometric(p_i) the purchase
+    after which the customer drops out). ``z_rate`` is standard normal (a continuous covariate:
+    every customer is a cell of its own), ``z_churn`` is a centred 0/1 flag.
     """
+    family = BetaGeo.family_class()
     rng = np.random.default_rng(seed)
     frames = []
     for g, n in sizes.items():
@@ -62,13 +63,14 @@ def simulate_with_covariates(sizes: dict[str, int], seed: int) -> pd.DataFrame:
         z_rate = rng.standard_normal(n)
         z_churn = rng.binomial(1, 0.5, n) - 0.5
         T = rng.integers(26 * 7, 52 * 7 + 1, n) / 7.0
-        lam = rng.gamma(p["r"], 1.0 / (p["alpha"] * np.exp(-BETA_PURCHASE * z_rate)))
-        q = rng.beta(p["a"] * np.exp(BETA_DROPOUT * z_churn), p["b"])
-        n_events = rng.poisson(lam * T)
-        x = np.minimum(n_events, rng.geometric(q))
-        t_x = np.zeros(n)
-        pos = x > 0
-        t_x[pos] = T[pos] * rng.beta(x[pos], n_events[pos] - x[pos] + 1)
+        params = {
+            "r": p["r"],
+            "alpha": p["alpha"] * np.exp(-BETA_PURCHASE * z_rate),
+            "a": p["a"] * np.exp(BETA_DROPOUT * z_churn),
+            "b": p["b"],
+        }
+        drawn = family.simulate(params, T, None, rng)
+        x, t_x = drawn["frequency"], drawn["recency"]
         frames.append(
             pd.DataFrame(
                 {
@@ -116,8 +118,11 @@ def test_covariate_cells_likelihood_matches_numpy(cov_data):
     import pytensor
     import pytensor.tensor as pt
 
-    from clvmodels.models.beta_geo import log_likelihood
-    from clvmodels.models.hierarchical_beta_geo import bgnbd_log_likelihood_pt, compress_bgnbd
+    from clvmodels.estimators.bayes.hierarchical_beta_geo import (
+        bgnbd_log_likelihood_pt,
+        compress_bgnbd,
+    )
+    from clvmodels.families.bg_nbd import log_likelihood
 
     df = cov_data.assign(z_flag=(cov_data["z_rate"] > 0).astype(float))
     codes = pd.Index(list(COV_GROUPS)).get_indexer(df["group"])
@@ -301,13 +306,13 @@ def numpyro_fit(small_grouped):
 
 
 def test_auto_sampler_is_nutpie_without_gpu(nutpie_fit, monkeypatch):
-    has_gpu = bayesian._jax_gpu()
+    has_gpu = bayesian.jax_gpu()
     assert bayesian.resolve_sampler("auto") == ("numpyro" if has_gpu else "nutpie")
     if not has_gpu:
         assert nutpie_fit.sampler_ == "nutpie" == nutpie_fit.fit_settings_["sampler"]
-    monkeypatch.setattr(bayesian, "_jax_gpu", lambda: True)
+    monkeypatch.setattr(bayesian, "jax_gpu", lambda: True)
     assert bayesian.resolve_sampler("auto") == "numpyro"
-    monkeypatch.setattr(bayesian, "_jax_gpu", lambda: False)
+    monkeypatch.setattr(bayesian, "jax_gpu", lambda: False)
     assert bayesian.resolve_sampler("auto") == "nutpie"
 
 
@@ -331,8 +336,11 @@ def test_unfused_likelihood_compiles_to_jax(small_grouped):
     import pytensor
     import pytensor.tensor as pt
 
-    from clvmodels.models.beta_geo import log_likelihood
-    from clvmodels.models.hierarchical_beta_geo import bgnbd_log_likelihood_pt, compress_bgnbd
+    from clvmodels.estimators.bayes.hierarchical_beta_geo import (
+        bgnbd_log_likelihood_pt,
+        compress_bgnbd,
+    )
+    from clvmodels.families.bg_nbd import log_likelihood
 
     df = small_grouped
     codes = pd.Index(sorted(df["group"].unique())).get_indexer(df["group"])

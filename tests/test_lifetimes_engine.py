@@ -15,11 +15,8 @@ from lifetimes import (
 
 import clvmodels as clv
 from clvmodels.errors import TimeUnitError
-from clvmodels.models.beta_geo import BetaGeo
-from clvmodels.models.gamma_gamma import GammaGamma
-from clvmodels.models.lifetimes_engine import from_lifetimes
-from clvmodels.models.modified_beta_geo import ModifiedBetaGeo
-from clvmodels.models.pareto_nbd import ParetoNBD
+from clvmodels.estimators.lifetimes_engine import from_lifetimes
+from clvmodels.registry import BetaGeo, GammaGamma, ModifiedBetaGeo, ParetoNBD
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 
@@ -122,7 +119,8 @@ def test_from_lifetimes_purchase_models(fitter_cls, model_cls, cdnow):
     assert model.time_unit_ == "W"
     assert model.lifetimes_fitter_ is fitter
     np.testing.assert_array_equal(
-        model.params_.to_numpy(), fitter.params_[list(model_cls.param_names)].to_numpy()
+        model.params_.to_numpy(),
+        fitter.params_[list(model_cls.family_class.param_names)].to_numpy(),
     )
     np.testing.assert_allclose(
         model.expected_purchases(cdnow, 39).to_numpy(),

@@ -8,8 +8,10 @@ import pytest
 from scipy import stats
 
 import clvmodels as clv
-from clvmodels.models import modified_beta_geo as mbm
-from clvmodels.models.modified_beta_geo import ModifiedBetaGeo
+from clvmodels.families import mbg_nbd as mbm
+from clvmodels.registry import ModifiedBetaGeo
+
+FAMILY = mbm.ModifiedBetaGeoNBDFamily()
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +75,23 @@ def test_math_matches_lifetimes_at_identical_params(cdnow):
     x, t_x, T = (cdnow[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     for t in (1.0, 39.0, 300.0):
         np.testing.assert_allclose(
-            ModifiedBetaGeo._math_expected_purchases(p, x, t_x, T, t)[0],
+            FAMILY.expected_purchases(p, x, t_x, T, t)[0],
             lf.conditional_expected_number_of_purchases_up_to_time(t, x, t_x, T),
             rtol=1e-6,
         )
     np.testing.assert_allclose(
-        ModifiedBetaGeo._math_probability_alive(p, x, t_x, T)[0],
+        FAMILY.probability_alive(p, x, t_x, T)[0],
         lf.conditional_probability_alive(x, t_x, T),
         rtol=1e-6,
     )
     ts = np.array([0.1429, 1.0, 3.0, 31.8571, 78.0, 500.0])
     np.testing.assert_allclose(
-        ModifiedBetaGeo._math_expected_purchases_new_customer(p, ts)[0],
+        FAMILY.expected_purchases_new_customer(p, ts)[0],
         lf.expected_number_of_purchases_up_to_time(ts),
         rtol=1e-6,
     )
     for k in range(6):
-        ours = np.ravel(ModifiedBetaGeo._math_purchase_probability(p, 0.0, 0.0, 0.0, 30.0, k))[0]
+        ours = np.ravel(FAMILY.purchase_probability(p, 0.0, 0.0, 0.0, 30.0, k))[0]
         assert ours == pytest.approx(
             float(lf.probability_of_n_purchases_up_to_time(30.0, k)), rel=1e-6
         )
@@ -114,11 +116,11 @@ def test_sampler_mean_matches_expectation(fitted):
     t_x = np.array([0.0, 30.43, 20.0])
     T = np.array([38.86, 38.86, 38.86])
     grid = np.array([10.0, 39.0, 104.0])
-    counts = ModifiedBetaGeo._math_sample_future_purchases(params, x, t_x, T, grid, rng)
+    counts = FAMILY.sample_future_purchases(params, x, t_x, T, grid, rng)
     assert counts.shape == (n, 3, 3)
     one = {k: v[:1] for k, v in params.items()}
     for j, t in enumerate(grid):
-        expected = ModifiedBetaGeo._math_expected_purchases(one, x, t_x, T, t)[0]
+        expected = FAMILY.expected_purchases(one, x, t_x, T, t)[0]
         se = counts[..., j].std(axis=0) / np.sqrt(n)
         assert np.all(np.abs(counts[..., j].mean(axis=0) - expected) < 4.5 * se + 1e-3)
     summary = pd.DataFrame(
@@ -127,9 +129,7 @@ def test_sampler_mean_matches_expectation(fitted):
     summary.attrs["time_unit"] = "W"
     draws = fitted.conditional_latent_draws(summary, n=20000, seed=1)
     frac = draws.groupby("customer_id")["alive"].mean().to_numpy()
-    np.testing.assert_allclose(
-        frac, ModifiedBetaGeo._math_probability_alive(one, x, t_x, T)[0], atol=0.015
-    )
+    np.testing.assert_allclose(frac, FAMILY.probability_alive(one, x, t_x, T)[0], atol=0.015)
 
 
 def test_lifetimes_engine(fitted, cdnow):

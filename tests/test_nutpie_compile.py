@@ -1,4 +1,4 @@
-"""The nutpie entry points of clvmodels.models.nutpie_compile: same log density, gradient and
+"""The nutpie entry points of clvmodels.estimators.bayes.nutpie_compile: same log density, gradient and
 return codes as the model, cached on disk when pytensor caches the model function, and the
 fallbacks (uncacheable graphs, shared variables) still correct."""
 
@@ -13,7 +13,7 @@ pm = pytest.importorskip("pymc")
 nutpie = pytest.importorskip("nutpie")
 pt = pytest.importorskip("pytensor.tensor")
 
-from clvmodels.models import nutpie_compile  # noqa: E402
+from clvmodels.estimators.bayes import nutpie_compile  # noqa: E402
 
 POINT = np.array([0.3, -1.2, 2.0])
 
@@ -113,7 +113,10 @@ def test_custom_ops_count_as_raising_unless_declared():
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
 
-    from clvmodels.models.hierarchical_beta_geo import bgnbd_log_likelihood_pt, compress_bgnbd
+    from clvmodels.estimators.bayes.hierarchical_beta_geo import (
+        bgnbd_log_likelihood_pt,
+        compress_bgnbd,
+    )
 
     class Doubling(Op):
         __props__ = ()

@@ -13,8 +13,10 @@ from scipy import stats
 
 import clvmodels as clv
 from clvmodels.errors import NotFittedError, TimeUnitError
-from clvmodels.models import pareto_nbd as pn
-from clvmodels.models.pareto_nbd import ParetoNBD
+from clvmodels.families import pareto_nbd as pn
+from clvmodels.registry import ParetoNBD
+
+FAMILY = pn.ParetoNBDFamily()
 
 # Fader, Hardie & Lee (2005), "A Note on Implementing the Pareto/NBD Model in MATLAB": CDNOW,
 # 39-week calibration, weeks
@@ -380,7 +382,7 @@ def test_sampler_mean_matches_expectation():
     T = np.array([39.0, 39.0, 39.0, 39.0])
     p = (0.55, 10.6, 0.61, 11.7)
     grid = np.array([5.0, 20.0, 39.0])
-    draws = ParetoNBD._math_sample_future_purchases(_params(*p, 20000), x, t_x, T, grid, rng)
+    draws = FAMILY.sample_future_purchases(_params(*p, 20000), x, t_x, T, grid, rng)
     assert draws.shape == (20000, 4, 3)
     assert np.issubdtype(draws.dtype, np.integer)
     assert np.all(np.diff(draws, axis=-1) >= 0)

@@ -14,8 +14,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clvmodels.models import pareto_nbd as pn
-from clvmodels.models.pareto_nbd import ParetoNBD
+from clvmodels.families import pareto_nbd as pn
+
+FAMILY = pn.ParetoNBDFamily()
 
 positive = st.floats(min_value=-3.0, max_value=3.0).map(lambda v: float(10.0**v))
 params = st.tuples(positive, positive, positive, positive)
@@ -124,7 +125,7 @@ def test_sampler_counts_are_valid(values, data, seed):
     rng = np.random.default_rng(seed)
     p = {k: np.full((5, 1), v) for k, v in zip(pn.PARAM_NAMES, values, strict=True)}
     grid = np.array([0.0, 1.0, 10.0, 100.0])
-    counts = ParetoNBD._math_sample_future_purchases(p, x, t_x, T, grid, rng)
+    counts = FAMILY.sample_future_purchases(p, x, t_x, T, grid, rng)
     assert counts.shape == (5, len(x), 4)
     assert np.all(counts >= 0) and np.all(counts[..., 0] == 0)
     assert np.all(np.diff(counts, axis=-1) >= 0)

@@ -12,16 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clvmodels.models import beta_geo, modified_beta_geo, pareto_nbd
-from clvmodels.models.beta_geo import BetaGeo
-from clvmodels.models.modified_beta_geo import ModifiedBetaGeo
-from clvmodels.models.pareto_nbd import ParetoNBD
+from clvmodels.families.bg_nbd import BetaGeoNBDFamily
+from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
+from clvmodels.families.pareto_nbd import ParetoNBDFamily
 
-MODELS = [
-    (BetaGeo, beta_geo.log_likelihood),
-    (ModifiedBetaGeo, modified_beta_geo.log_likelihood),
-    (ParetoNBD, pareto_nbd.log_likelihood),
-]
+FAMILIES = [BetaGeoNBDFamily(), ModifiedBetaGeoNBDFamily(), ParetoNBDFamily()]
 
 positive = st.floats(min_value=-3.0, max_value=3.0).map(lambda v: float(10.0**v))
 horizons = st.lists(st.floats(min_value=0.0, max_value=1e4), min_size=2, max_size=5)
@@ -38,8 +33,8 @@ def customers(draw):
     return x, t_x, T
 
 
-def _params(cls, values):
-    return {name: np.array([[v]]) for name, v in zip(cls.param_names, values, strict=True)}
+def _params(family, values):
+    return {name: np.array([[v]]) for name, v in zip(family.param_names, values, strict=True)}
 
 
 PROPERTY_SETTINGS = settings(
@@ -50,32 +45,32 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-@pytest.mark.parametrize(("cls", "log_likelihood"), MODELS, ids=[m[0].__name__ for m in MODELS])
+@pytest.mark.parametrize("family", FAMILIES, ids=[f.name for f in FAMILIES])
 @PROPERTY_SETTINGS
 @given(values=st.tuples(positive, positive, positive, positive), data=customers(), ts=horizons)
-def test_predictions_are_well_behaved(cls, log_likelihood, values, data, ts):
+def test_predictions_are_well_behaved(family, values, data, ts):
     x, t_x, T = data
-    params = _params(cls, values)
+    params = _params(family, values)
     with np.errstate(all="ignore"):
-        ll = log_likelihood(*values, x, t_x, T)
+        ll = family.log_likelihood(params, {"frequency": x, "recency": t_x, "T": T})
     assert np.all(np.isfinite(ll)), ll
 
-    alive = np.asarray(cls._math_probability_alive(params, x, t_x, T))
+    alive = np.asarray(family.probability_alive(params, x, t_x, T))
     assert np.all(np.isfinite(alive)) and np.all((alive >= 0) & (alive <= 1)), alive
 
     previous = np.zeros_like(x)
     for t in sorted(ts):
-        e = np.asarray(cls._math_expected_purchases(params, x, t_x, T, t))[0]
+        e = np.asarray(family.expected_purchases(params, x, t_x, T, t))[0]
         assert np.all(np.isfinite(e)) and np.all(e >= 0), (t, e)
         assert np.all(e >= previous * (1 - 1e-7) - 1e-10), (t, e, previous)
         previous = e
 
-    new = np.asarray(cls._math_expected_purchases_new_customer(params, np.array(sorted(ts))))[0]
+    new = np.asarray(family.expected_purchases_new_customer(params, np.array(sorted(ts))))[0]
     assert np.all(np.isfinite(new)) and np.all(new >= 0)
     assert np.all(np.diff(new) >= -1e-7 * np.abs(new[1:]) - 1e-10), new
 
 
-@pytest.mark.parametrize(("cls", "log_likelihood"), MODELS, ids=[m[0].__name__ for m in MODELS])
+@pytest.mark.parametrize("family", FAMILIES, ids=[f.name for f in FAMILIES])
 @PROPERTY_SETTINGS
 @given(
     values=st.tuples(positive, positive, positive, positive),
@@ -83,18 +78,18 @@ def test_predictions_are_well_behaved(cls, log_likelihood, values, data, ts):
     t=st.floats(0.0, 1e3),
     k=st.integers(0, 50),
 )
-def test_purchase_probability_in_unit_interval(cls, log_likelihood, values, data, t, k):
+def test_purchase_probability_in_unit_interval(family, values, data, t, k):
     x, t_x, T = data
-    prob = np.asarray(cls._math_purchase_probability(_params(cls, values), x, t_x, T, t, k))
+    prob = np.asarray(family.purchase_probability(_params(family, values), x, t_x, T, t, k))
     assert np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1)), prob
 
 
-@pytest.mark.parametrize("cls", [BetaGeo, ModifiedBetaGeo], ids=["BetaGeo", "ModifiedBetaGeo"])
+@pytest.mark.parametrize("family", FAMILIES[:2], ids=[f.name for f in FAMILIES[:2]])
 @PROPERTY_SETTINGS
 @given(values=st.tuples(positive, positive, positive, positive), data=customers())
-def test_gradient_is_finite(cls, values, data):
+def test_gradient_is_finite(family, values, data):
     x, t_x, T = data
-    module = beta_geo if cls is BetaGeo else modified_beta_geo
+    rows = family.make_rows({"frequency": x, "recency": t_x, "T": T}, np.ones_like(x))
     with np.errstate(all="ignore"):
-        value, grad = module.negative_log_likelihood(np.log(values), x, t_x, T, np.ones_like(x))
+        value, grad = family.negative_log_likelihood(np.log(values), rows)
     assert np.isfinite(value) and np.all(np.isfinite(grad)), (value, grad)

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from clvmodels import simulate as sim
-from clvmodels.models.base import validate_summary
+from clvmodels.validation import validate_summary
 
 BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # CDNOW BG/NBD (FHL 2005)
 PNBD = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}  # CDNOW Pareto/NBD
@@ -213,3 +213,95 @@ def test_transactions_summarise_back_to_the_truth():
     hour = 1 / (24 * 7)
     assert (np.abs(s.recency - truth.recency)[same] <= hour + 1e-9).all()
     assert (np.abs(s["T"] - truth["T"]) <= hour + 1e-9).all()
+
+
+# --------------------------------------------------------------------------------------------
+# one generative process: the family's
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fn", "cli_name", "params"),
+    [
+        (sim.simulate_beta_geo, "bgnbd", BG),
+        (sim.simulate_modified_beta_geo, "mbgnbd", BG),
+        (sim.simulate_pareto_nbd, "pareto", PNBD),
+    ],
+)
+def test_simulators_draw_from_the_family(fn, cli_name, params):
+    """The simulators are thin wrappers around the family's ``simulate``: the same seed gives
+    the same customers, and parameter draws (rows) broadcast against the customers."""
+    from clvmodels import registry
+
+    family = registry.estimator_class("purchase", cli_name).family_class()
+    T = np.linspace(1.0, 80.0, 500)
+    df = fn(500, **params, T=T, holdout=26.0, seed=4)
+    drawn = family.simulate(params, T, 26.0, np.random.default_rng(4))
+    assert list(df.columns) == list(drawn)
+    for name, values in drawn.items():
+        np.testing.assert_array_equal(df[name].to_numpy(), values, err_msg=name)
+    # two parameter draws x 500 customers
+    rows = {k: np.array([[v], [2 * v]]) for k, v in params.items()}
+    two = family.simulate(rows, T, None, np.random.default_rng(5))
+    assert two["frequency"].shape == two["recency"].shape == (2, 500)
+    assert (two["recency"] <= two["T"]).all() and (two["frequency"] >= 0).all()
+
+
+def test_gamma_gamma_spend_draws_from_the_family():
+    from clvmodels import registry
+
+    family = registry.estimator_class("spend", "gamma-gamma").family_class()
+    base = sim.simulate_beta_geo(400, **BG, T=52.0, holdout=26.0, seed=6)
+    df = sim.simulate_gamma_gamma_spend(base, **GG, seed=7)
+    drawn = family.simulate(
+        GG, base["frequency"], np.random.default_rng(7), frequency_holdout=base["frequency_holdout"]
+    )
+    for name, values in drawn.items():
+        np.testing.assert_array_equal(df[name].to_numpy(), values, err_msg=name)
+
+
+def test_expected_frequency_is_the_familys_new_customer_expectation():
+    """The closed forms used to check the simulators are the families' E[X(t)] (FHL 2005
+    eq. (9); BDF 2007; SMC 1987 eq. (17)), here against their printed formulas."""
+    from scipy.special import hyp2f1
+
+    t = np.array([0.5, 10.0, 52.0, 300.0])
+    r, alpha, a, b = BG.values()
+    z = t / (alpha + t)
+    bg = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+    mbg = b / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b + 1, a + b, z))
+    r, alpha, s, beta = PNBD.values()
+    pnbd = r * beta / (alpha * (s - 1)) * (1 - (beta / (beta + t)) ** (s - 1))
+    np.testing.assert_allclose(sim.expected_frequency_beta_geo(t, **BG), bg, rtol=1e-10)
+    np.testing.assert_allclose(sim.expected_frequency_modified_beta_geo(t, **BG), mbg, rtol=1e-10)
+    np.testing.assert_allclose(sim.expected_frequency_pareto_nbd(t, **PNBD), pnbd, rtol=1e-10)
+
+
+def test_frequency_predictive_check_of_a_fitted_model():
+    """The predictive check of any purchase model: the family's generative process at parameter
+    draws (here the asymptotic draws of an MLE), per group, against the observed histogram."""
+    import clvmodels as clv
+
+    df = sim.simulate_beta_geo(3000, **BG, T=np.linspace(20.0, 60.0, 3000), seed=8)
+    summary = df[["frequency", "recency", "T"]].copy()
+    summary.attrs["time_unit"] = "W"
+    model = clv.BetaGeo().fit(summary)
+    params = model.customer_params(summary, model.param_draws(60, seed=0))
+    groups = np.where(summary.index % 2 == 0, "even", "odd")
+    table = sim.frequency_predictive_check(
+        model.family_, params, summary, groups=groups, max_frequency=5, seed=1
+    )
+    assert list(table.index.get_level_values(0).unique()) == ["even", "odd"]
+    assert table.loc["even", "observed"].sum() == 1500 == table.loc["odd", "observed"].sum()
+    assert (table["simulated_lower"] <= table["simulated_mean"]).all()
+    assert (table["simulated_mean"] <= table["simulated_upper"]).all()
+    # the fitted model reproduces the histogram it was fitted on (within its 90% range, a
+    # little slack for the 12 bins checked at once)
+    inside = (table["simulated_lower"] * 0.9 - 3 <= table["observed"]) & (
+        table["observed"] <= table["simulated_upper"] * 1.1 + 3
+    )
+    assert inside.all(), table
+    again = sim.frequency_predictive_check(
+        model.family_, params, summary, groups=groups, max_frequency=5, seed=1
+    )
+    pd.testing.assert_frame_equal(table, again)
+    whole = sim.frequency_predictive_check(model.family_, model.customer_params(summary), summary)
+    assert list(whole.index.get_level_values(0).unique()) == ["(all)"]

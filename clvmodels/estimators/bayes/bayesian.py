@@ -51,7 +51,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from clvmodels import units
 from clvmodels.errors import (
     ConvergenceWarning,
     InputError,
@@ -60,7 +59,8 @@ from clvmodels.errors import (
     check_columns,
     describe_rows,
 )
-from clvmodels.models.base import BaseModel, summary_time_unit
+from clvmodels.estimators.mle import FittedModel, draws_as_params
+from clvmodels.validation import summary_time_unit
 
 NEW_GROUP = "__new__"
 """Group label of the population-predictive ("new group") columns of :meth:`param_draws`."""
@@ -75,19 +75,20 @@ AUTO_CENTERED_MIN_GROUP = 2000
 ESS_PER_CHAIN_MIN = 100
 
 
-def _have(module: str) -> bool:
+def have_module(module: str) -> bool:
+    """Whether ``module`` can be imported here (without importing it)."""
     return importlib.util.find_spec(module) is not None
 
 
 def available_samplers() -> list[str]:
     """The NUTS back-ends importable here, fastest first on this machine."""
     out = []
-    if _jax_gpu():
+    if jax_gpu():
         out.append("numpyro")
-    if _have("nutpie"):
+    if have_module("nutpie"):
         out.append("nutpie")
     out.append("pymc")
-    if "numpyro" not in out and _have("jax") and _have("numpyro"):
+    if "numpyro" not in out and have_module("jax") and have_module("numpyro"):
         out.append("numpyro")
     return out
 
@@ -98,13 +99,14 @@ def _jax_accelerator_plugin() -> bool:
     one (jax >= 0.4.30) JAX runs on the CPU only, which is known without importing jax."""
     import pkgutil
 
-    if _have("jax_plugins"):
+    if have_module("jax_plugins"):
         return True
     return any(m.name.startswith(("jax_cuda", "jax_rocm")) for m in pkgutil.iter_modules())
 
 
-def _jax_gpu() -> bool:
-    if not (_have("jax") and _have("numpyro")):
+def jax_gpu() -> bool:
+    """Whether JAX (with numpyro) is installed and runs on a GPU here."""
+    if not (have_module("jax") and have_module("numpyro")):
         return False
     if "jax" not in sys.modules and not _jax_accelerator_plugin():
         return False  # importing jax only to learn this takes ~1 s
@@ -124,7 +126,7 @@ def _jax_chain_method(chains: int) -> str:
 
     if jax.local_device_count() >= chains:
         return "parallel"
-    return "vectorized" if _jax_gpu() else "sequential"
+    return "vectorized" if jax_gpu() else "sequential"
 
 
 def resolve_sampler(sampler: str) -> str:
@@ -137,9 +139,9 @@ def resolve_sampler(sampler: str) -> str:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     if sampler == "auto":
         return available_samplers()[0]
-    if sampler == "nutpie" and not _have("nutpie"):
+    if sampler == "nutpie" and not have_module("nutpie"):
         raise ImportError("sampler='nutpie' needs nutpie: pip install 'clvmodels[bayes]'")
-    if sampler == "numpyro" and not (_have("jax") and _have("numpyro")):
+    if sampler == "numpyro" and not (have_module("jax") and have_module("numpyro")):
         raise ImportError(
             "sampler='numpyro' needs jax and numpyro: pip install 'clvmodels[gpu]' "
             "(and a CUDA build of jax for a GPU)"
@@ -234,10 +236,16 @@ def _frame_index_codes(values: pd.Series, groups: list) -> np.ndarray:
     return pd.Index(groups).get_indexer(pd.Index(values))
 
 
-class BayesianModel(BaseModel):
+class BayesianModel(FittedModel):
     """Shared machinery of :class:`HierarchicalBetaGeo` and :class:`HierarchicalGammaGamma`.
 
-    Subclasses define ``param_names``, ``_default_priors`` (log-scale prior per parameter),
+    A fitted model offers the surface of every fitted model
+    (:class:`~clvmodels.estimators.mle.FittedModel`): ``family_`` (an instance of the
+    subclass's ``family_class``, whose math gives every prediction), ``params_``,
+    ``time_unit_``, ``point_draws()``, ``param_draws(n, seed)``, ``customer_params(summary,
+    draws)``, ``check_fitted()``, ``check_unit()``, ``to_model_time()`` and ``kind``.
+
+    Subclasses define ``family_class``, ``_default_priors`` (log-scale prior per parameter),
     ``_validate(summary)``, ``_prepare_data(summary, group_codes)`` (compressed arrays) and
     ``_build_model(data, coords)`` (a ``pm.Model`` whose posterior has a Deterministic per
     parameter, dims ``("group",)`` when hierarchical), plus ``_extra_draw_columns`` for
@@ -245,7 +253,6 @@ class BayesianModel(BaseModel):
     """
 
     _default_priors: ClassVar[dict[str, dict[str, float | None]]] = {}
-    _requires_time_unit: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -389,11 +396,12 @@ class BayesianModel(BaseModel):
                 )
         summary = self._validate(summary)
         unit = summary_time_unit(summary)
-        if unit is None and self._requires_time_unit:
+        if unit is None and self.kind == "purchase":
             raise TimeUnitError(
                 "the summary has no time unit; build it with clvmodels.rfm_summary(..., "
                 "time_unit='W') or set summary.attrs['time_unit'] (e.g. 'D', 'W', 'M')"
             )
+        self.family_ = self.family_class()
         self.time_unit_ = unit
         codes = self._group_codes(summary, fitting=True)
         self._group_sizes_ = (
@@ -468,7 +476,7 @@ class BayesianModel(BaseModel):
             import nutpie
             from threadpoolctl import threadpool_limits
 
-            from clvmodels.models.nutpie_compile import compile_for_nutpie
+            from clvmodels.estimators.bayes.nutpie_compile import compile_for_nutpie
 
             compiled = compile_for_nutpie(model)
             # the chains already run one per core; a multi-threaded BLAS (OpenBLAS threads the
@@ -528,7 +536,7 @@ class BayesianModel(BaseModel):
         """
         import arviz as az
 
-        self._check_fitted()
+        self.check_fitted()
         post = self.idata_.posterior
         names = [n for n in self._free_var_names() if n in post]
         n_chains = post.sizes["chain"]
@@ -647,7 +655,7 @@ class BayesianModel(BaseModel):
         Draws are picked at random from the pooled chains, without replacement when ``n`` is at
         most the number of posterior samples.
         """
-        self._check_fitted()
+        self.check_fitted()
         n = int(n)
         if n < 1:
             raise ValueError(f"n must be a positive number of draws, got {n!r}")
@@ -659,7 +667,7 @@ class BayesianModel(BaseModel):
 
     def point_draws(self) -> pd.DataFrame:
         """One row with the columns of :meth:`param_draws`: posterior means per group."""
-        self._check_fitted()
+        self.check_fitted()
         total = self.n_samples_
         frame = self._draws_frame(np.arange(total), None)
         return frame.mean(axis=0).to_frame().T
@@ -672,10 +680,10 @@ class BayesianModel(BaseModel):
         Grouped: a customer takes its group's column of ``draws``; a group unseen in fitting
         takes the ``NEW_GROUP`` (population) column. Ungrouped: ``(n_draws, 1)`` arrays.
         """
-        self._check_fitted()
+        self.check_fitted()
         draws = self.point_draws() if draws is None else draws
         if self.groups_ is None:
-            return {name: draws[name].to_numpy(dtype=float)[:, None] for name in self.param_names}
+            return draws_as_params(draws, self.param_names)
         codes = self._group_codes(summary, fitting=False)
         codes = np.where(codes < 0, len(self.groups_), codes)
         out = {}
@@ -702,7 +710,7 @@ class BayesianModel(BaseModel):
         """
         import arviz as az
 
-        self._check_fitted()
+        self.check_fitted()
         post = self.idata_.posterior
         rows = []
         for name in list(self.param_names) + self._coefficient_names():
@@ -753,7 +761,7 @@ class BayesianModel(BaseModel):
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``<path>/settings.json`` and ``<path>/posterior.nc`` (a directory; no pickle)."""
-        self._check_fitted()
+        self.check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -798,6 +806,7 @@ class BayesianModel(BaseModel):
         if payload.get("class") != cls.__name__:
             raise ModelFileError(f"{path} holds a {payload.get('class')!r}, not a {cls.__name__}")
         model = cls(**payload["settings"])
+        model.family_ = cls.family_class()
         model.time_unit_ = payload["time_unit"]
         model.groups_ = payload["groups"]
         model._group_sizes_ = (
@@ -820,12 +829,6 @@ class BayesianModel(BaseModel):
         model._set_point_estimate()
         model.diagnostics_ = model.diagnose(warn=False)
         return model
-
-    # ------------------------------------------------------------------------------------------
-    # unit handling shared with the MLE models
-    # ------------------------------------------------------------------------------------------
-    def _check_unit(self, summary: pd.DataFrame, what: str = "summary") -> None:
-        units.require_same_unit(self.time_unit_, summary_time_unit(summary), what)
 
 
 def _plain(value):
@@ -878,7 +881,7 @@ def _variational(model, method: str, draws: int, chains: int, seed, progressbar:
     n_draws = int(draws) * int(chains)
     with model:
         if method == "pathfinder":
-            if not _have("pymc_extras"):
+            if not have_module("pymc_extras"):
                 raise ImportError("method='pathfinder' needs pymc-extras: pip install pymc-extras")
             import pymc_extras as pmx
 

@@ -5,16 +5,17 @@ Model
 Within group ``g`` the BG/NBD of Fader, Hardie & Lee (2005), "Counting Your Customers the Easy
 Way", *Marketing Science* 24(2) ("FHL 2005"), holds with the group's own ``(r_g, alpha_g, a_g,
 b_g)``; the group values come from a log-normal population distribution (non-centred by default,
-see :mod:`clvmodels.models.bayesian`). Each customer's purchase rate ``lambda ~ Gamma(r, alpha)``
-and dropout probability ``p ~ Beta(a, b)`` are integrated out analytically: a customer with
-``x`` repeat purchases, the last at ``t_x``, observed for ``T``, contributes the marginal
-likelihood of FHL 2005 eq. (6)::
+see :mod:`clvmodels.estimators.bayes.bayesian`). Each customer's purchase rate
+``lambda ~ Gamma(r, alpha)`` and dropout probability ``p ~ Beta(a, b)`` are integrated out
+analytically: a customer with ``x`` repeat purchases, the last at ``t_x``, observed for ``T``,
+contributes the marginal likelihood of FHL 2005 eq. (6)::
 
     L = B(a, b+x)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))
         + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
 
 so no per-customer latent variable is sampled and the cost is linear in the number of *distinct*
-rows. In log space, as in :func:`clvmodels.models.beta_geo.log_likelihood`::
+rows. In log space, as in :func:`clvmodels.families.bg_nbd.log_likelihood` (the model's math,
+written once; this module adds the hierarchy and the compressed evaluation for PyMC)::
 
     log L = log G(r+x) - log G(r) + r log alpha + log B(a, b+x) - log B(a, b)
             - (r+x) log(alpha+T) + [x > 0] softplus(d),
@@ -28,10 +29,10 @@ covariates the same holds per distinct (group, covariate values) cell (see
 customer a cell.
 
 Evaluation: PyMC sees one Op returning the total and its gradient, computed in one pass by a
-numba kernel (:func:`_bgnbd_kernel`; frequencies are whole numbers, so the gamma-function ratios
-are rising factorials and no special function is needed) or its numpy twin (:func:`_bgnbd_numpy`,
-scipy's gamma and digamma functions) on the other back-ends. The same likelihood written as plain
-pytensor operations (``fused=False``) is what JAX (numpyro) compiles.
+fast numba kernel (:mod:`clvmodels.estimators.bayes.fused_bgnbd`; frequencies are whole numbers,
+so the gamma-function ratios are rising factorials and no special function is needed), checked
+in the tests against the family's log-likelihood and gradient. The same likelihood written as
+plain pytensor operations (``fused=False``) is what JAX (numpyro) compiles.
 
 Covariates (optional): numeric customer columns ``z`` shift the log purchase rate and the log
 dropout odds, ``alpha_i = alpha_g exp(-z_i' beta_purchase)`` (so ``E[lambda_i] = r/alpha_g *
@@ -52,7 +53,8 @@ b          0                                                        2           
 =========  =====================================================  ==========  ===============
 
 ``group_sigma`` is the scale of the half-normal prior of the between-group sd of ``log theta``.
-Predictions reuse the numpy math of :class:`clvmodels.models.beta_geo.BetaGeo`.
+Predictions are those of the BG/NBD family (:class:`clvmodels.families.bg_nbd.BetaGeoNBDFamily`)
+at each customer's parameters.
 """
 
 from __future__ import annotations
@@ -63,14 +65,16 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.errors import InputError, check_columns, describe_rows
-from clvmodels.models.base import (
-    PurchaseModel,
-    compress_rows,
-    summary_arrays,
-    validate_summary,
+from clvmodels.estimators.bayes.bayesian import (
+    NEW_GROUP,
+    BayesianModel,
+    have_module,
+    log_normal_pair,
 )
-from clvmodels.models.bayesian import NEW_GROUP, BayesianModel, log_normal_pair
-from clvmodels.models.beta_geo import BetaGeo
+from clvmodels.families.bg_nbd import BetaGeoNBDFamily
+from clvmodels.optimize import compress_rows
+from clvmodels.simulate import frequency_predictive_check
+from clvmodels.validation import summary_arrays, validate_summary
 
 __all__ = ["HierarchicalBetaGeo", "bgnbd_log_likelihood_pt", "compress_bgnbd"]
 
@@ -128,266 +132,6 @@ def compress_bgnbd(codes, x, t_x, T, Z=None) -> dict[str, Any]:
     return data
 
 
-# fields of compress_bgnbd the fused likelihood reads, in the kernel's argument order
-_KERNEL_DATA = (
-    "gx_group",
-    "gx_x",
-    "gx_w",
-    "tau_group",
-    "tau",
-    "zero_tau_w",
-    "pos_gx",
-    "pos_T",
-    "pos_tx",
-    "pos_w",
-)
-_KERNEL_INDEX = frozenset({"gx_group", "tau_group", "pos_gx", "pos_T", "pos_tx"})
-
-
-def _bgnbd_kernel(
-    r, alpha, a, b, gx_group, gx_x, gx_w, tau_group, tau, zero_tau_w, pos_gx, pos_T, pos_tx, pos_w
-):
-    """Compressed BG/NBD log-likelihood (FHL 2005 eq. (6)) and its gradient in one pass.
-
-    ``r, alpha, a, b`` hold one value per group (or covariate cell); the other arguments are the
-    tables of :func:`compress_bgnbd`. Returns ``(total, d/dr, d/dalpha, d/da, d/db)``. Plain
-    loops for numba (the numpy twin is :func:`_bgnbd_numpy`); no special function is needed:
-
-    * frequencies are whole numbers, so the gamma and beta function ratios of eq. (6) are
-      rising factorials, ``log G(y+x) - log G(y) = sum_{j<x} log(y+j)`` with derivative
-      ``sum_{j<x} 1/(y+j)`` (= digamma(y+x) - digamma(y)). The (group, x) pairs come sorted, so
-      one running sum per group serves all its frequencies (cost: the group's largest x).
-      Per pair: ``[log G(r+x) - log G(r)] + r log alpha + [log G(b+x) - log G(b)]
-      - [log G(a+b+x) - log G(a+b)]`` (``log B(a, b+x) - log B(a, b)`` with ``log G(a)``
-      cancelled);
-    * non-repeaters add ``-r log(alpha+T)`` once per distinct (group, T);
-    * each repeat-buyer row adds ``softplus(d) - (r+x) log(alpha+T)`` with the log-odds
-      ``d = log a - log(b+x-1) + (r+x) (log(alpha+T) - log(alpha+t_x))`` of "dropped out after
-      the last purchase" against "alive"; with ``s = sigmoid(d)``: ``dd/d(r+x) = log(alpha+T)
-      - log(alpha+t_x)``, ``d softplus(d) = s dd``.
-    """
-    n_gx = gx_x.shape[0]
-    n_tau = tau.shape[0]
-    g_r = np.zeros(r.shape[0])
-    g_alpha = np.zeros(r.shape[0])
-    g_a = np.zeros(r.shape[0])
-    g_b = np.zeros(r.shape[0])
-    rx = np.empty(n_gx)  # r + x per (group, x)
-    log_ab = np.empty(n_gx)  # log a - log(b + x - 1)
-    g_rx = np.zeros(n_gx)
-    g_ab = np.zeros(n_gx)
-    total = 0.0
-    group = -1
-    j = 0
-    lf_r = lf_b = lf_ab = df_r = df_b = df_ab = 0.0
-    for k in range(n_gx):
-        g = gx_group[k]
-        x = gx_x[k]
-        if g != group or x < j:  # restart the running rising-factorial sums (new group)
-            group = g
-            j = 0
-            lf_r = lf_b = lf_ab = df_r = df_b = df_ab = 0.0
-        rg, bg, abg = r[g], b[g], a[g] + b[g]
-        while j < x:
-            lf_r += np.log(rg + j)
-            lf_b += np.log(bg + j)
-            lf_ab += np.log(abg + j)
-            df_r += 1.0 / (rg + j)
-            df_b += 1.0 / (bg + j)
-            df_ab += 1.0 / (abg + j)
-            j += 1
-        w = gx_w[k]
-        log_alpha = np.log(alpha[g])
-        total += w * (lf_r + rg * log_alpha + lf_b - lf_ab)
-        g_r[g] += w * (df_r + log_alpha)
-        g_alpha[g] += w * rg / alpha[g]
-        g_a[g] -= w * df_ab
-        g_b[g] += w * (df_b - df_ab)
-        rx[k] = rg + x
-        log_ab[k] = np.log(a[g]) - np.log(bg + max(x, 1.0) - 1.0)
-    log_at = np.empty(n_tau)  # log(alpha + tau) per (group, time)
-    g_at = np.zeros(n_tau)
-    for t in range(n_tau):
-        g = tau_group[t]
-        log_at[t] = np.log(alpha[g] + tau[t])
-        w = zero_tau_w[t]
-        if w != 0.0:
-            total -= w * r[g] * log_at[t]
-            g_r[g] -= w * log_at[t]
-            g_at[t] -= w * r[g]
-    for i in range(pos_gx.shape[0]):
-        k = pos_gx[i]
-        lt = log_at[pos_T[i]]
-        ltx = log_at[pos_tx[i]]
-        rxk = rx[k]
-        d = log_ab[k] + rxk * (lt - ltx)
-        e = np.exp(-abs(d))
-        if d >= 0.0:
-            softplus = d + np.log1p(e)
-            sig = 1.0 / (1.0 + e)
-        else:
-            softplus = np.log1p(e)
-            sig = e / (1.0 + e)
-        w = pos_w[i]
-        total += w * (softplus - rxk * lt)
-        g_rx[k] += w * (sig * (lt - ltx) - lt)
-        g_ab[k] += w * sig
-        g_at[pos_T[i]] -= w * rxk * (1.0 - sig)
-        g_at[pos_tx[i]] -= w * rxk * sig
-    for k in range(n_gx):  # chain rule from the tables back to (r, a, b) and alpha
-        g = gx_group[k]
-        g_r[g] += g_rx[k]
-        g_a[g] += g_ab[k] / a[g]
-        g_b[g] -= g_ab[k] / (b[g] + max(gx_x[k], 1.0) - 1.0)
-    for t in range(n_tau):
-        g_alpha[tau_group[t]] += g_at[t] / (alpha[tau_group[t]] + tau[t])
-    return total, g_r, g_alpha, g_a, g_b
-
-
-def _bgnbd_numpy(
-    r, alpha, a, b, gx_group, gx_x, gx_w, tau_group, tau, zero_tau_w, pos_gx, pos_T, pos_tx, pos_w
-):
-    """Vectorised twin of :func:`_bgnbd_kernel` (the Python / C back-ends: PyMC's NUTS,
-    ADVI), written with scipy's gamma and digamma functions instead of rising factorials."""
-    from scipy.special import digamma, gammaln
-
-    n = r.shape[0]
-    g, x = gx_group, gx_x
-    rg, ag, bg, alg = r[g], a[g], b[g], alpha[g]
-    abg = ag + bg
-    per_gx = (
-        gammaln(rg + x)
-        - gammaln(rg)
-        + rg * np.log(alg)
-        + gammaln(bg + x)
-        - gammaln(bg)
-        - gammaln(abg + x)
-        + gammaln(abg)
-    )
-    total = float(gx_w @ per_gx)
-    d_ab = digamma(abg + x) - digamma(abg)
-    g_r = np.bincount(g, gx_w * (digamma(rg + x) - digamma(rg) + np.log(alg)), minlength=n)
-    g_alpha = np.bincount(g, gx_w * rg / alg, minlength=n)
-    g_a = -np.bincount(g, gx_w * d_ab, minlength=n)
-    g_b = np.bincount(g, gx_w * (digamma(bg + x) - digamma(bg) - d_ab), minlength=n)
-    at = alpha[tau_group] + tau
-    log_at = np.log(at)
-    total -= float(zero_tau_w @ (r[tau_group] * log_at))
-    g_r -= np.bincount(tau_group, zero_tau_w * log_at, minlength=n)
-    g_at = -zero_tau_w * r[tau_group]
-    # repeat-buyer rows
-    b_x1 = bg + np.maximum(x, 1.0) - 1.0
-    rx, log_ab = rg + x, np.log(ag) - np.log(b_x1)
-    lt, ltx, rxk = log_at[pos_T], log_at[pos_tx], rx[pos_gx]
-    d = log_ab[pos_gx] + rxk * (lt - ltx)
-    sig = np.exp(-np.logaddexp(0.0, -d))
-    total += float(pos_w @ (np.logaddexp(0.0, d) - rxk * lt))
-    g_rx = np.bincount(pos_gx, pos_w * (sig * (lt - ltx) - lt), minlength=len(x))
-    g_ab = np.bincount(pos_gx, pos_w * sig, minlength=len(x))
-    g_at = (
-        g_at
-        - np.bincount(pos_T, pos_w * rxk * (1.0 - sig), minlength=len(tau))
-        - np.bincount(pos_tx, pos_w * rxk * sig, minlength=len(tau))
-    )
-    g_r += np.bincount(g, g_rx, minlength=n)
-    g_a += np.bincount(g, g_ab / ag, minlength=n)
-    g_b -= np.bincount(g, g_ab / b_x1, minlength=n)
-    g_alpha += np.bincount(tau_group, g_at / at, minlength=n)
-    return total, g_r, g_alpha, g_a, g_b
-
-
-_LOGLIK_OP = None
-CACHE_DATA_MAX_BYTES = 1 << 20
-"""Largest compressed data (bytes) whose compiled model function is cached on disk."""
-
-
-def _loglik_op():
-    """The pytensor Op of the fused likelihood (created once; numba dispatch registered).
-
-    Outputs ``(value, d/dr, d/dalpha, d/da, d/db)``; its gradient is the stored outputs, so
-    the log-density graph is a handful of nodes and no special function appears in it. The
-    numba kernel is cached on disk (keyed by its source), and so is the compiled model function
-    (which embeds the data) while the compressed data take at most ``CACHE_DATA_MAX_BYTES``:
-    refitting the same data in a later process skips the compilation.
-    """
-    global _LOGLIK_OP
-    if _LOGLIK_OP is not None:
-        return _LOGLIK_OP
-    import pytensor.tensor as pt
-    from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
-
-    class BGNBDLogLikelihood(Op):
-        __props__ = ()
-        never_raises = True  # non-finite values instead of exceptions (nutpie_compile.may_raise)
-
-        def make_node(self, r, alpha, a, b, *data):
-            params = [pt.as_tensor_variable(v) for v in (r, alpha, a, b)]
-            inputs = params + [pt.as_tensor_variable(v) for v in data]
-            outputs = [pt.dscalar(), *(pt.dvector() for _ in params)]
-            return Apply(self, inputs, outputs)
-
-        def perform(self, node, inputs, output_storage):
-            total, *grads = _bgnbd_numpy(*inputs)
-            output_storage[0][0] = np.asarray(total, dtype=np.float64)
-            for storage, grad in zip(output_storage[1:], grads, strict=True):
-                storage[0] = grad
-
-        def infer_shape(self, fgraph, node, shapes):
-            return [(), *shapes[:4]]
-
-        def L_op(self, inputs, outputs, output_grads):
-            gz = output_grads[0]
-            if not all(isinstance(og.type, DisconnectedType) for og in output_grads[1:]):
-                return [grad_not_implemented(self, k, v) for k, v in enumerate(inputs)]
-            return [gz * grad for grad in outputs[1:]] + [disconnected_type()] * len(_KERNEL_DATA)
-
-        def connection_pattern(self, node):
-            return [[True] * 5] * 4 + [[False] * 5] * len(_KERNEL_DATA)
-
-    try:  # the numba back-end (nutpie)
-        import hashlib
-        import inspect
-
-        import numba
-        from pytensor.graph.basic import Constant
-        from pytensor.link.numba.dispatch.basic import (
-            default_hash_key_from_props,
-            register_funcify_and_cache_key,
-        )
-
-        # numpy's error model: a division by zero (r or alpha underflowing to 0 at an extreme
-        # proposal) gives inf / nan, which the sampler rejects, instead of raising
-        options = {"cache": True, "error_model": "numpy"}
-        kernel = numba.njit(**options)(_bgnbd_kernel)
-        # source and options enter the cache key: a changed kernel never meets a stale entry
-        source = inspect.getsource(_bgnbd_kernel) + repr(sorted(options.items()))
-        version = hashlib.sha256(source.encode()).hexdigest()[:16]
-
-        @register_funcify_and_cache_key(BGNBDLogLikelihood)
-        def _funcify(op, node=None, **kwargs):
-            @numba.njit
-            def bgnbd_loglik(r, alpha, a, b, gx_g, gx_x, gx_w, tau_g, tau, zero_w, pg, pT, ptx, pw):
-                total, g_r, g_alpha, g_a, g_b = kernel(
-                    r, alpha, a, b, gx_g, gx_x, gx_w, tau_g, tau, zero_w, pg, pT, ptx, pw
-                )
-                return np.asarray(total), g_r, g_alpha, g_a, g_b
-
-            # the compiled model function embeds the data (graph constants): cached on disk
-            # only while that stays small, so large fits leave no large cache files behind
-            data_bytes = sum(
-                v.data.nbytes for v in (node.inputs if node else []) if isinstance(v, Constant)
-            )
-            if data_bytes > CACHE_DATA_MAX_BYTES:
-                return bgnbd_loglik, None
-            return bgnbd_loglik, default_hash_key_from_props(op, kernel=version)
-    except ImportError:  # pragma: no cover - numba ships with pytensor's numba back-end
-        pass
-    _LOGLIK_OP = BGNBDLogLikelihood()
-    return _LOGLIK_OP
-
-
 def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any], fused: bool = True):
     """Total BG/NBD log-likelihood (FHL 2005 eq. (6)) of compressed rows, as a pytensor scalar.
 
@@ -396,20 +140,27 @@ def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any], fused: bool = 
     evaluated once per distinct pair, ``log(alpha_g + tau)`` once per distinct (group, time);
     customers without repeat purchases reduce to ``-r log(alpha + T)`` summed per (group, T);
     each repeat-buyer row costs a softplus. ``fused=True`` evaluates the whole likelihood
-    and its gradient in one compiled pass (:func:`_bgnbd_kernel` on the numba back-end,
-    :func:`_bgnbd_numpy` elsewhere), so the model graph stays a handful of nodes (fast to
-    compile, cached on disk); ``fused=False`` writes it as plain pytensor operations (any
-    back-end, e.g. JAX for numpyro).
+    and its gradient in one compiled pass (a new
+    :class:`~clvmodels.estimators.bayes.fused_bgnbd.BGNBDLogLikelihood` Op running the fast
+    numba kernel), so the model graph stays a handful of nodes (fast to compile, cached on
+    disk); ``fused=False`` writes it as plain pytensor operations (any back-end, e.g. JAX for
+    numpyro).
     """
     import pytensor.tensor as pt
     from pytensor.tensor.special import betaln
 
     if fused:
+        from clvmodels.estimators.bayes.fused_bgnbd import (
+            KERNEL_DATA,
+            KERNEL_INDEX,
+            BGNBDLogLikelihood,
+        )
+
         arrays = [
-            np.asarray(data[name], np.int64 if name in _KERNEL_INDEX else np.float64)
-            for name in _KERNEL_DATA
+            np.asarray(data[name], np.int64 if name in KERNEL_INDEX else np.float64)
+            for name in KERNEL_DATA
         ]
-        value, *_ = _loglik_op()(r, alpha, a, b, *arrays)
+        value, *_ = BGNBDLogLikelihood()(r, alpha, a, b, *arrays)
         return value
     g = data["gx_group"]
     x = pt.as_tensor_variable(data["gx_x"])
@@ -464,8 +215,7 @@ class HierarchicalBetaGeo(BayesianModel):
     >>> draws = hb.param_draws(200, seed=0)   # (parameter, group) columns, for valuation
     """
 
-    kind: ClassVar[str] = "purchase"
-    param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    family_class: ClassVar[type[BetaGeoNBDFamily]] = BetaGeoNBDFamily
     _default_priors: ClassVar[dict[str, dict[str, float | None]]] = {
         "r": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
         "alpha": {"mu": None, "sigma": 2.0, "group_sigma": 1.0},
@@ -473,22 +223,6 @@ class HierarchicalBetaGeo(BayesianModel):
         "b": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
         "coefficients": {"mu": 0.0, "sigma": 1.0},
     }
-
-    # the numpy prediction math of the MLE model (FHL 2005 eqs. (9), (10); FHL 2008)
-    _math_expected_purchases = staticmethod(BetaGeo._math_expected_purchases)
-    _math_probability_alive = staticmethod(BetaGeo._math_probability_alive)
-    _math_expected_purchases_new_customer = staticmethod(
-        BetaGeo._math_expected_purchases_new_customer
-    )
-    _math_purchase_probability = staticmethod(BetaGeo._math_purchase_probability)
-    _math_sample_latent = staticmethod(BetaGeo._math_sample_latent)
-    _math_sample_future_purchases = staticmethod(BetaGeo._math_sample_future_purchases)
-
-    # the point-estimate prediction surface of the MLE purchase models
-    _prepare = PurchaseModel._prepare
-    expected_purchases = PurchaseModel.expected_purchases
-    probability_alive = PurchaseModel.probability_alive
-    purchase_probability = PurchaseModel.purchase_probability
 
     def __init__(
         self,
@@ -584,8 +318,9 @@ class HierarchicalBetaGeo(BayesianModel):
                     pm, first, second, pri, self.hierarchical_, self.centered_
                 )
             r, alpha, a, b = (pt.atleast_1d(pt.exp(logs[n])) for n in self.param_names)
-            # the JAX back-end (numpyro) needs the plain pytensor likelihood
-            fused = getattr(self, "sampler_", "nutpie") != "numpyro"
+            # the JAX back-end (numpyro) needs the plain pytensor likelihood, and the fused one
+            # runs a numba kernel
+            fused = getattr(self, "sampler_", "nutpie") != "numpyro" and have_module("numba")
             if "cell_group" not in data:
                 loglik = bgnbd_log_likelihood_pt(r, alpha, a, b, data, fused=fused)
             else:
@@ -613,6 +348,32 @@ class HierarchicalBetaGeo(BayesianModel):
                 )
             pm.Potential("bgnbd_loglik", loglik)
         return model
+
+    # ---- predictions at the posterior means (the family's math) ------------------------------
+    def _prepare(self, summary: pd.DataFrame):
+        self.check_fitted()
+        validate_summary(summary)
+        self.check_unit(summary)
+        return self.customer_params(summary), *summary_arrays(summary)
+
+    def expected_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
+        """E[X(T, T+t] | frequency, recency, T] at each customer's posterior-mean parameters
+        (FHL 2005 eq. (10)); ``t`` a number in the model's unit or a string such as "39W"."""
+        params, x, t_x, T = self._prepare(summary)
+        values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
+        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+        """P(the customer is still active at T | frequency, recency, T) (FHL 2008)."""
+        params, x, t_x, T = self._prepare(summary)
+        values = self.family_.probability_alive(params, x, t_x, T)
+        return pd.Series(np.asarray(values)[0], index=summary.index, name="probability_alive")
+
+    def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
+        """P(exactly ``k`` purchases in (T, T+t] | history)."""
+        params, x, t_x, T = self._prepare(summary)
+        values = self.family_.purchase_probability(params, x, t_x, T, self.to_model_time(t), k)
+        return pd.Series(np.asarray(values)[0], index=summary.index, name=f"p_{k}_purchases")
 
     # ---- per-customer parameters (groups and covariates) --------------------------------------
     def customer_params(self, summary, draws=None):
@@ -644,7 +405,7 @@ class HierarchicalBetaGeo(BayesianModel):
         ``group``: that group's parameters; default (or a group unseen in fitting) the typical
         group, ``params_``. Covariates are taken at 0.
         """
-        self._check_fitted()
+        self.check_fitted()
         point = self.point_draws()
         if self.groups_ is None:
             params = {n: point[n].to_numpy(float)[:, None] for n in self.param_names}
@@ -652,11 +413,11 @@ class HierarchicalBetaGeo(BayesianModel):
             label = group if group in self.groups_ else NEW_GROUP
             params = {n: point[(n, label)].to_numpy(float)[:, None] for n in self.param_names}
         t_model = (
-            np.asarray([self._to_model_time(v) for v in t], dtype=float)
+            np.asarray([self.to_model_time(v) for v in t], dtype=float)
             if np.ndim(t)
-            else self._to_model_time(t)
+            else self.to_model_time(t)
         )
-        values = np.asarray(self._math_expected_purchases_new_customer(params, t_model))[0]
+        values = np.asarray(self.family_.expected_purchases_new_customer(params, t_model))[0]
         return values if np.ndim(t) else float(np.ravel(values)[0])
 
     def predict_draws(
@@ -667,17 +428,17 @@ class HierarchicalBetaGeo(BayesianModel):
         ``quantity``: "expected_purchases" (needs ``t``) or "probability_alive". Each customer
         uses its own group's parameters in every draw.
         """
-        self._check_fitted()
+        self.check_fitted()
         validate_summary(summary)
-        self._check_unit(summary)
+        self.check_unit(summary)
         params = self.customer_params(summary, self.param_draws(n, seed=seed))
         x, t_x, T = summary_arrays(summary)
         if quantity == "expected_purchases":
             if t is None:
                 raise ValueError("quantity='expected_purchases' needs a horizon t")
-            values = self._math_expected_purchases(params, x, t_x, T, self._to_model_time(t))
+            values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
         elif quantity == "probability_alive":
-            values = self._math_probability_alive(params, x, t_x, T)
+            values = self.family_.probability_alive(params, x, t_x, T)
         else:
             raise ValueError(
                 f"quantity must be 'expected_purchases' or 'probability_alive', got {quantity!r}"
@@ -712,60 +473,35 @@ class HierarchicalBetaGeo(BayesianModel):
         """Simulated vs observed histogram of ``frequency`` per group.
 
         For each of ``n_draws`` parameter draws (posterior, or prior with ``kind="prior"``) every
-        customer's repeat-purchase count in (0, T] is simulated from the BG/NBD story: ``x =
-        min(N, J)`` with ``N ~ Poisson(lambda T)`` purchases of the unstopped process and ``J ~
-        Geometric(p)`` the purchase after which the customer drops out. Returns a DataFrame
-        indexed by (group, frequency bin ``0..max_frequency``, the last bin meaning "or more")
-        with the observed count and the simulated mean and ``interval`` range. Covariates are
-        ignored (taken at 0) in the prior check.
+        customer's repeat purchases in (0, T] are simulated from the BG/NBD story (the family's
+        ``simulate``, through :func:`clvmodels.simulate.frequency_predictive_check`). Returns a
+        DataFrame indexed by (group, frequency bin ``0..max_frequency``, the last bin meaning
+        "or more") with the observed count and the simulated mean and ``interval`` range.
+        Covariates are ignored (taken at 0) in the prior check.
         """
-        self._check_fitted()
+        self.check_fitted()
         validate_summary(summary)
-        self._check_unit(summary)
+        self.check_unit(summary)
         if kind not in ("posterior", "prior"):
             raise ValueError(f"kind must be 'posterior' or 'prior', got {kind!r}")
         rng = np.random.default_rng(seed)
-        x, _, T = summary_arrays(summary)
         codes = self._group_codes(summary, fitting=False)
         if kind == "posterior":
             params = self.customer_params(summary, self.param_draws(n_draws, seed=rng))
-            params = {k: np.broadcast_to(v, (n_draws, len(summary))) for k, v in params.items()}
         else:
             prior = self._prior_group_params(n_draws, rng)
             idx = np.where(codes < 0, 0, codes)
             params = {k: v[:, idx] for k, v in prior.items()}
-        lam = rng.gamma(params["r"], 1.0 / params["alpha"])
-        p = rng.beta(params["a"], params["b"])
-        n_events = rng.poisson(lam * T)
-        dropout = rng.geometric(np.clip(p, 1e-300, 1.0))
-        sim = np.minimum(n_events, dropout)
-        bins = np.minimum(sim, max_frequency)
-        obs_bins = np.minimum(x, max_frequency).astype(int)
-        labels = (
-            np.array(["(all)"], dtype=object)[np.zeros(len(summary), int)]
-            if self.groups_ is None
-            else summary[self.group].to_numpy()
+        groups = None if self.groups_ is None else summary[self.group].to_numpy()
+        return frequency_predictive_check(
+            self.family_,
+            params,
+            summary,
+            groups=groups,
+            max_frequency=max_frequency,
+            interval=interval,
+            seed=rng,
         )
-        rows = []
-        lo_q, hi_q = 0.5 - interval / 2, 0.5 + interval / 2
-        for label in pd.unique(labels):
-            mask = labels == label
-            counts = np.stack(
-                [np.bincount(bins[d, mask], minlength=max_frequency + 1) for d in range(n_draws)]
-            )
-            observed = np.bincount(obs_bins[mask], minlength=max_frequency + 1)
-            for k in range(max_frequency + 1):
-                rows.append(
-                    {
-                        "group": label,
-                        "frequency": k,
-                        "observed": int(observed[k]),
-                        "simulated_mean": float(counts[:, k].mean()),
-                        "simulated_lower": float(np.quantile(counts[:, k], lo_q)),
-                        "simulated_upper": float(np.quantile(counts[:, k], hi_q)),
-                    }
-                )
-        return pd.DataFrame(rows).set_index(["group", "frequency"])
 
     def plot_predictive_check(self, summary, kind: str = "posterior", ax=None, **kwargs):
         """Bar chart of :meth:`predictive_check`: observed bars, simulated mean and range."""

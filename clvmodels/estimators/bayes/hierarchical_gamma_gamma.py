@@ -3,17 +3,19 @@
 Within group ``g`` the Gamma-Gamma model of Colombo & Jiang (1999) and Fader, Hardie & Lee
 (2005), "RFM and CLV: Using Iso-Value Curves", *JMR* 42(4), holds with the group's own
 ``(p_g, q_g, v_g)``, drawn on the log scale from a population distribution (non-centred by
-default, see :mod:`clvmodels.models.bayesian`). The customer's latent spend rate ``nu ~
+default, see :mod:`clvmodels.estimators.bayes.bayesian`). The customer's latent spend rate ``nu ~
 Gamma(q, v)`` is integrated out: the mean spend ``m`` of ``x >= 1`` repeat transactions has the
 density of Fader & Hardie (2013), "The Gamma-Gamma Model of Monetary Value", eq. (3)::
 
     f(m | p, q, v, x) = G(p x + q) / (G(p x) G(q)) v^q m^(p x - 1) x^(p x) / (v + x m)^(p x + q)
 
 written here in pytensor, in log space, as in
-:func:`clvmodels.models.gamma_gamma.log_likelihood`. Customers without repeat purchases carry no
-information about spend and are left out of the fit (they get their group's population mean
-``p v / (q - 1)`` from :meth:`expected_spend`). The likelihood is evaluated on the distinct
-(group, x, m) rows with counts as weights; the gamma functions once per distinct (group, x).
+:func:`clvmodels.families.gamma_gamma.log_likelihood` (the model's math, written once; PyMC needs
+it as a pytensor graph, which the tests check against the family's). Customers without repeat
+purchases carry no information about spend and are left out of the fit (they get their group's
+population mean ``p v / (q - 1)`` from :meth:`expected_spend`). The likelihood is evaluated on
+the distinct (group, x, m) rows with counts as weights; the gamma functions once per distinct
+(group, x).
 
 Priors (weakly informative, on the log scale; override with ``priors={"p": {"mu": ..,
 "sigma": .., "group_sigma": ..}, ...}``):
@@ -26,7 +28,8 @@ q          1 (q near e, so the mean spend p v/(q-1) exists)  1.5       1
 v          ``log(2 * mean m)`` (the scale of spend)          2         1
 =========  ==============================================  ========  ===============
 
-Predictions reuse the numpy math of :class:`clvmodels.models.gamma_gamma.GammaGamma`.
+Predictions are those of the Gamma-Gamma family
+(:class:`clvmodels.families.gamma_gamma.GammaGammaFamily`) at each customer's parameters.
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from clvmodels.errors import InputError, describe_rows
-from clvmodels.models.base import SpendModel, compress_rows, validate_summary
-from clvmodels.models.bayesian import BayesianModel, log_normal_hierarchy
-from clvmodels.models.gamma_gamma import GammaGamma
+from clvmodels.estimators.bayes.bayesian import BayesianModel, log_normal_hierarchy
+from clvmodels.families.gamma_gamma import GammaGammaFamily
+from clvmodels.optimize import compress_rows
+from clvmodels.validation import validate_summary
 
 __all__ = ["HierarchicalGammaGamma", "gamma_gamma_log_likelihood_pt", "compress_gamma_gamma"]
 
@@ -112,41 +115,17 @@ class HierarchicalGammaGamma(BayesianModel):
     >>> hg.expected_spend(summary)            # each customer with its group's parameters
     """
 
-    kind: ClassVar[str] = "spend"
-    param_names: ClassVar[tuple[str, ...]] = ("p", "q", "v")
+    family_class: ClassVar[type[GammaGammaFamily]] = GammaGammaFamily
     _default_priors: ClassVar[dict[str, dict[str, float | None]]] = {
         "p": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
         "q": {"mu": 1.0, "sigma": 1.5, "group_sigma": 1.0},
         "v": {"mu": None, "sigma": 2.0, "group_sigma": 1.0},
     }
-    _requires_time_unit: ClassVar[bool] = False
-
-    _math_expected_spend = staticmethod(GammaGamma._math_expected_spend)
-    _math_sample_spend_rate = staticmethod(GammaGamma._math_sample_spend_rate)
-    _math_sample_future_spend = staticmethod(GammaGamma._math_sample_future_spend)
-
-    _prepare = SpendModel._prepare
-    expected_spend = SpendModel.expected_spend
 
     def _validate(self, summary):
         validate_summary(summary, monetary=True)
-        x = summary["frequency"].to_numpy(dtype=float)
-        m = summary["monetary_value"].to_numpy(dtype=float)
-        repeat = x > 0
-        if not repeat.any():
-            raise InputError(
-                f"{type(self).__name__} needs customers with repeat purchases (frequency > 0) "
-                "to learn spend; this summary has none"
-            )
-        bad = repeat & ~(m > 0)
-        if bad.any():
-            raise InputError(
-                f"{type(self).__name__}: monetary_value must be positive for customers with "
-                "repeat purchases; it is zero or negative in "
-                f"{describe_rows(summary[['frequency', 'monetary_value']], bad)}\nFix: check "
-                "the amount column (returns netted to zero?) or drop these customers from the "
-                "spend fit."
-            )
+        # the family's own checks of its fitting rows: repeat customers with positive spend
+        self.family_class().fit_rows(summary)
         return summary
 
     def _resolve_data_priors(self, priors, summary):
@@ -183,13 +162,27 @@ class HierarchicalGammaGamma(BayesianModel):
             pm.Potential("gamma_gamma_loglik", gamma_gamma_log_likelihood_pt(p, q, v, data))
         return model
 
+    # ---- predictions (the family's math) -----------------------------------------------------
+    def _prepare(self, summary: pd.DataFrame):
+        self.check_fitted()
+        validate_summary(summary, monetary=True)
+        x = summary["frequency"].to_numpy(dtype=float)
+        m = summary["monetary_value"].to_numpy(dtype=float)
+        return x, m
+
+    def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
+        """Conditional expected spend per transaction at each customer's posterior-mean
+        parameters (its group's); the population mean ``p v / (q - 1)`` for non-repeaters."""
+        x, m = self._prepare(summary)
+        values = self.family_.expected_spend(self.customer_params(summary), x, m)
+        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_spend")
+
     def predict_draws(self, summary: pd.DataFrame, n: int = 200, seed=None) -> pd.DataFrame:
         """Expected spend per transaction per posterior draw: DataFrame indexed by customer_id,
         a column per draw; each customer with its own group's parameters."""
-        self._check_fitted()
-        params, x, m = self._prepare(summary)
+        x, m = self._prepare(summary)
         params = self.customer_params(summary, self.param_draws(n, seed=seed))
         values = np.broadcast_to(
-            np.asarray(self._math_expected_spend(params, x, m)), (n, len(summary))
+            np.asarray(self.family_.expected_spend(params, x, m)), (n, len(summary))
         )
         return pd.DataFrame(values.T, index=summary.index)

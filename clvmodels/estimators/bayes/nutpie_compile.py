@@ -106,8 +106,10 @@ def _entry_function(source: str, name: str, model_fn, constants: dict[str, int],
         if model_key is None:
             raise _NotCacheable(name)
         settings = ",".join(f"{k}={v}" for k, v in sorted(constants.items()))
-        # the source enters the key: an edited entry point never meets a stale cache entry
-        source_hash = hashlib.sha256(source.encode()).hexdigest()[:16]
+        # the source enters the key: an edited entry point never meets a stale cache entry;
+        # and so does this module's name, from which numba rebuilds a cached function's
+        # environment: a moved module never loads entries that name the old one
+        source_hash = hashlib.sha256(f"{__name__}\n{source}".encode()).hexdigest()[:16]
         key = f"clvmodels-nutpie-{name}-{source_hash}-{model_key}-{settings}"
     return compile_numba_function_src(
         source,
