@@ -26,15 +26,8 @@ _EXPORTS: dict[str, str] = {
     # data layer
     "rfm_summary": "clvmodels.data",
     "calibration_holdout_summary": "clvmodels.data",
-    # purchase and spend models (maximum likelihood)
-    "BetaGeo": "clvmodels.models.beta_geo",
-    "ModifiedBetaGeo": "clvmodels.models.modified_beta_geo",
-    "ParetoNBD": "clvmodels.models.pareto_nbd",
-    "GammaGamma": "clvmodels.models.gamma_gamma",
-    "from_lifetimes": "clvmodels.models.lifetimes_engine",
-    # hierarchical Bayesian models
-    "HierarchicalBetaGeo": "clvmodels.models.hierarchical_beta_geo",
-    "HierarchicalGammaGamma": "clvmodels.models.hierarchical_gamma_gamma",
+    # the lifetimes fitters as a second engine
+    "from_lifetimes": "clvmodels.estimators.lifetimes_engine",
     # valuation
     "lifetime_value": "clvmodels.valuation",
     "predict_purchases": "clvmodels.valuation",
@@ -51,12 +44,16 @@ _EXPORTS: dict[str, str] = {
     "load_model": "clvmodels.io",
 }
 _SUBMODULES = {
+    "families",
+    "estimators",
+    "registry",
+    "validation",
+    "optimize",
     "data",
     "datasets",
     "simulate",
     "units",
     "errors",
-    "models",
     "valuation",
     "segments",
     "heuristic",
@@ -71,11 +68,18 @@ __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from clvmodels.data import calibration_holdout_summary, rfm_summary  # noqa: F401
-    from clvmodels.models.beta_geo import BetaGeo  # noqa: F401
-    from clvmodels.models.gamma_gamma import GammaGamma  # noqa: F401
+    from clvmodels.registry import BetaGeo, GammaGamma  # noqa: F401
 
 
 def __getattr__(name: str):
+    if name[:1].isupper() and name not in _EXPORTS:
+        # the estimators (clv.BetaGeo, clv.HierarchicalBetaGeo, ...) are listed by the registry
+        from clvmodels import registry
+
+        if name in registry.public_names():
+            value = registry.class_by_name(name)
+            globals()[name] = value
+            return value
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
@@ -88,4 +92,6 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return __all__
+    from clvmodels import registry
+
+    return sorted([*__all__, *registry.public_names()])

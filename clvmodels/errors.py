@@ -30,6 +30,10 @@ class ModelFileError(ClvError, ValueError):
     """A saved model cannot be read (wrong schema version, missing or corrupt file)."""
 
 
+class NumericalError(ClvError, ArithmeticError):
+    """A quantity could not be computed to within the model's bounds (never returned silently)."""
+
+
 class ConvergenceWarning(UserWarning):
     """An optimiser or sampler did not converge; results may be unreliable."""
 

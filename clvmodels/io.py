@@ -20,7 +20,7 @@ side by side, each a model directory, plus a ``model.json`` that names them::
 Safety
 ------
 * Loading never imports a module named in the file and never unpickles: the ``class`` field is
-  looked up in :data:`MODEL_CLASSES`, a fixed registry of the library's own model classes.
+  looked up in :mod:`clvmodels.registry`, the fixed registry of the library's own models.
 * ``schema_version`` must equal :data:`SCHEMA_VERSION`; anything else is refused with a message
   saying what wrote the file and what to do. A file whose checksum does not match (a truncated
   or edited ``posterior.nc``) is refused too.
@@ -55,7 +55,7 @@ from clvmodels.errors import ModelFileError
 
 __all__ = [
     "SCHEMA_VERSION",
-    "MODEL_CLASSES",
+    "model_class",
     "save_model",
     "load_model",
     "save_pipeline",
@@ -76,14 +76,7 @@ PIPELINE_FORMAT = "clvmodels-pipeline"
 
 #: The only classes a model file may name: class name -> defining module. Nothing else is
 #: ever imported on load.
-MODEL_CLASSES: dict[str, str] = {
-    "BetaGeo": "clvmodels.models.beta_geo",
-    "ModifiedBetaGeo": "clvmodels.models.modified_beta_geo",
-    "ParetoNBD": "clvmodels.models.pareto_nbd",
-    "GammaGamma": "clvmodels.models.gamma_gamma",
-    "HierarchicalBetaGeo": "clvmodels.models.hierarchical_beta_geo",
-    "HierarchicalGammaGamma": "clvmodels.models.hierarchical_gamma_gamma",
-}
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,14 +166,18 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
 # --------------------------------------------------------------------------------------------
 # single models
 # --------------------------------------------------------------------------------------------
-def _model_class(name: Any):
-    if name not in MODEL_CLASSES:
-        known = ", ".join(MODEL_CLASSES)
+def model_class(name: Any):
+    """The clvmodels estimator class named in a model file; ModelFileError when unknown."""
+    from clvmodels import registry
+
+    try:
+        return registry.class_by_name(name)
+    except (KeyError, TypeError):
+        known = ", ".join(registry.public_names())
         raise ModelFileError(
             f"the model file names class {name!r}, which is not a clvmodels model "
             f"(known: {known}); it was not written by clvmodels.save_model"
-        )
-    return getattr(importlib.import_module(MODEL_CLASSES[name]), name)
+        ) from None
 
 
 def _uses_own_files(model_or_class) -> bool:
@@ -190,14 +187,16 @@ def _uses_own_files(model_or_class) -> bool:
 
 
 def _model_payload(model) -> dict[str, Any]:
+    from clvmodels import registry
+
     name = type(model).__name__
-    if name not in MODEL_CLASSES:
+    if name not in registry.public_names():
         raise TypeError(
-            f"save_model saves clvmodels models ({', '.join(MODEL_CLASSES)}), "
+            f"save_model saves clvmodels models ({', '.join(registry.public_names())}), "
             f"got {type(model).__name__}"
         )
     if _uses_own_files(model):
-        model._check_fitted()
+        model.check_fitted()
         return {"class": name, "time_unit": model.time_unit_, "stored_in_files": True}
     return model.to_dict()
 
@@ -309,7 +308,7 @@ def _check_files(directory: Path, document: dict[str, Any]) -> None:
 
 
 def _build_model(directory: Path, document: dict[str, Any]):
-    cls = _model_class(document.get("class"))
+    cls = model_class(document.get("class"))
     payload = document.get("model")
     if not isinstance(payload, dict) or payload.get("class") != cls.__name__:
         raise ModelFileError(f"{directory / MODEL_FILE}: the 'model' section is missing or corrupt")

@@ -15,7 +15,6 @@ Two entry points:
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import numpy as np
@@ -23,14 +22,6 @@ import pandas as pd
 
 from clvmodels import units
 from clvmodels.errors import ClvError, TimeUnitError
-
-# lifetimes fitter class -> (clvmodels module, class, is a purchase model)
-_FITTER_TO_MODEL: dict[str, tuple[str, str, bool]] = {
-    "BetaGeoFitter": ("clvmodels.models.beta_geo", "BetaGeo", True),
-    "ModifiedBetaGeoFitter": ("clvmodels.models.modified_beta_geo", "ModifiedBetaGeo", True),
-    "ParetoNBDFitter": ("clvmodels.models.pareto_nbd", "ParetoNBD", True),
-    "GammaGammaFitter": ("clvmodels.models.gamma_gamma", "GammaGamma", False),
-}
 
 
 class LifetimesEngineError(ClvError, RuntimeError):
@@ -62,34 +53,30 @@ def _run(fitter, *args, **kwargs):
             ) from exc
 
 
-def fit_lifetimes_purchase(fitter_name: str, summary: pd.DataFrame, weights=None, **fit_kwargs):
-    """Fit ``lifetimes.<fitter_name>`` (BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter)
-    on the frequency / recency / T columns of ``summary``; return the fitted fitter.
+def fit_with_lifetimes(fitter_name: str, family, summary: pd.DataFrame, weights, rows):
+    """Fit ``lifetimes.<fitter_name>`` on the data of ``summary`` and return the fitted fitter.
 
-    ``weights`` (one per customer) are passed to lifetimes unchanged; extra keyword arguments
-    go to the fitter's ``fit`` (e.g. ``tol``).
+    Purchase fitters get the frequency / recency / T columns with lifetimes' own defaults (so
+    users reproduce the numbers they already have) and the weights unchanged; Pareto/NBD gets the
+    distinct rows ``rows`` with their counts and a fixed start and tolerance (lifetimes starts
+    its Nelder-Mead from random values otherwise, on its internal scale where max T = 1);
+    Gamma-Gamma gets the repeat customers.
     """
     lifetimes = _import_lifetimes()
     fitter = getattr(lifetimes, fitter_name)()
-    args = (
-        summary["frequency"].to_numpy(dtype=float),
-        summary["recency"].to_numpy(dtype=float),
-        summary["T"].to_numpy(dtype=float),
-    )
-    if weights is not None:
-        fit_kwargs["weights"] = np.asarray(weights, dtype=float)
-    return _run(fitter, *args, index=summary.index, **fit_kwargs)
-
-
-def fit_lifetimes_gamma_gamma(frequency, monetary_value, weights=None, **fit_kwargs):
-    """Fit ``lifetimes.GammaGammaFitter`` on repeat customers (frequency > 0, monetary > 0)."""
-    lifetimes = _import_lifetimes()
-    fitter = lifetimes.GammaGammaFitter()
-    if weights is not None:
-        fit_kwargs["weights"] = np.asarray(weights, dtype=float)
-    return _run(
-        fitter, np.asarray(frequency, float), np.asarray(monetary_value, float), **fit_kwargs
-    )
+    if family.kind == "spend":
+        x = summary["frequency"].to_numpy(dtype=float)
+        m = summary["monetary_value"].to_numpy(dtype=float)
+        keep = x > 0 if weights is None else (x > 0) & (np.asarray(weights, float) > 0)
+        kwargs = {} if weights is None else {"weights": np.asarray(weights, float)[keep]}
+        return _run(fitter, x[keep], m[keep], **kwargs)
+    if fitter_name == "ParetoNBDFitter":
+        columns = (rows["frequency"], rows["recency"], rows["T"])
+        options = {"initial_params": np.ones(4), "tol": 1e-10, "maxiter": 20000}
+        return _run(fitter, *columns, weights=rows.counts, **options)
+    columns = tuple(summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    kwargs = {} if weights is None else {"weights": np.asarray(weights, dtype=float)}
+    return _run(fitter, *columns, index=summary.index, **kwargs)
 
 
 def from_lifetimes(fitted_fitter, time_unit: str | None = None):
@@ -117,49 +104,47 @@ def from_lifetimes(fitted_fitter, time_unit: str | None = None):
     >>> f = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])  # doctest: +SKIP
     >>> bg = clv.from_lifetimes(f, time_unit="W")  # doctest: +SKIP
     """
+    from clvmodels import registry
+
     name = type(fitted_fitter).__name__
-    if name not in _FITTER_TO_MODEL:
-        raise TypeError(
-            f"from_lifetimes does not know {name}; supported: {', '.join(_FITTER_TO_MODEL)}"
-        )
+    entry = registry.entry_for_lifetimes_fitter(name)
+    if entry is None:
+        known = [e.lifetimes_fitter for e in registry.MAXIMUM_LIKELIHOOD if e.lifetimes_fitter]
+        raise TypeError(f"from_lifetimes does not know {name}; supported: {', '.join(known)}")
     params = getattr(fitted_fitter, "params_", None)
     if params is None:
         raise ValueError(f"this lifetimes {name} is not fitted yet; call its .fit(...) first")
-    module, class_name, purchase = _FITTER_TO_MODEL[name]
-    cls = getattr(importlib.import_module(module), class_name)
-    if time_unit is None and purchase:
+    cls = registry.class_by_name(entry.name)
+    if time_unit is None and entry.kind == "purchase":
         raise TimeUnitError(
             f"from_lifetimes({name}) needs time_unit=, the unit of the frequency/recency/T data "
             "the fitter was fit on (lifetimes does not record it), e.g. time_unit='W'"
         )
     model = cls(engine="lifetimes")
-    names = list(cls.param_names)
+    model.family_ = cls.family_class()
+    names = list(cls.family_class.param_names)
     model.time_unit_ = units.normalize_unit(time_unit) if time_unit is not None else None
     model.params_ = pd.Series([float(params[k]) for k in names], index=names, dtype=float)
     model.lifetimes_fitter_ = fitted_fitter
     model.converged_ = bool(np.all(np.isfinite(model.params_.to_numpy())))
     model.optimizer_message_ = f"fitted by lifetimes.{name} (adapted with from_lifetimes)"
     data = getattr(fitted_fitter, "data", None)
-    k = len(names)
     if isinstance(data, pd.DataFrame) and len(data):
         summary = data.copy()
         weights = summary.pop("weights").to_numpy(dtype=float) if "weights" in summary else None
-        fit_data, counts = model._fit_data(summary, weights)
-        model._data_, model._counts_ = fit_data, counts
-        model.n_customers_ = float(counts.sum())
+        rows = model.family_.fit_rows(summary, weights)
+        model.rows_ = rows
+        model.n_customers_ = float(rows.counts.sum())
         log_params = np.log(model.params_.to_numpy())
 
         def objective(lp):
-            return model._negative_log_likelihood(lp, fit_data, counts)
+            return model.family_.negative_log_likelihood(lp, rows)
 
         model.log_likelihood_ = -float(objective(log_params)[0])
-        model._set_covariance(lambda lp: objective(lp)[1], log_params)
+        model.set_covariance(lambda lp: objective(lp)[1], log_params)
     else:
-        model._data_, model._counts_ = None, None
+        model.rows_ = None
         model.n_customers_ = float("nan")
         model.log_likelihood_ = float("nan")
-        nan = np.full((k, k), np.nan)
-        model.log_covariance_ = pd.DataFrame(nan, index=names, columns=names)
-        model.covariance_ = pd.DataFrame(nan.copy(), index=names, columns=names)
-        model.standard_errors_ = pd.Series(np.full(k, np.nan), index=names)
+        model.set_log_covariance(np.full((len(names), len(names)), np.nan))
     return model

@@ -28,90 +28,127 @@ space (``gammaln``, ``betaln``, ``logaddexp``), so thousands of purchases or lon
 overflow. The functions shared with MBG/NBD (the expectation and the purchase-count
 distribution of an *active* customer with Gamma x Beta latent rates, and the future-purchase
 sampler) are written in terms of those posterior parameters and reused by
-:mod:`clvmodels.models.modified_beta_geo`.
+:mod:`clvmodels.families.mbg_nbd`.
 """
 
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 from scipy.special import betainc, betaln, digamma, gammaln, hyp2f1
 
-from clvmodels.models.base import (
-    LastResultMemo,
-    PurchaseModel,
-    check_weights,
-    compress_rows,
-    minimize_negative_log_likelihood,
-    numerical_hessian,
-    summary_arrays,
-    validate_summary,
+from clvmodels.errors import NumericalError
+from clvmodels.families.base import FitRows, PurchaseFamily
+from clvmodels.families.sampling import (
+    allocate_to_periods,
+    check_grid,
+    cumulative_counts,
+    distinct_pairs,
+    geometric_at_most,
+    per_frequency,
+    take_flat,
+    truncated_poisson_periods,
+    unique_inverse,
+    whole_numbers,
 )
+from clvmodels.optimize import subset_preconditioner, warm_start, weighted_sum
+from clvmodels.validation import as_float
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
 
-# --------------------------------------------------------------------------------------------
-# helpers shared by BG/NBD and MBG/NBD
-# --------------------------------------------------------------------------------------------
-def unique_inverse(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unique values, inverse index) of a 1-d array; O(n) when ``x`` is already sorted.
-
-    Fitting data compressed by :func:`clvmodels.models.base.compress_rows` is sorted by
-    frequency, so functions of ``x`` alone (``gammaln(r + x)`` ...) are evaluated once per
-    distinct frequency instead of once per row.
-    """
-    x = np.asarray(x, dtype=float)
-    if x.size and np.all(x[1:] >= x[:-1]):
-        starts = np.empty(x.size, dtype=bool)
-        starts[0] = True
-        np.not_equal(x[1:], x[:-1], out=starts[1:])
-        return x[starts], np.cumsum(starts) - 1
-    values, inverse = np.unique(x, return_inverse=True)
-    return values, inverse.ravel()
-
-
 _SINGULAR = 1e-5  # distance from a_ = 1 or a_ + b_ = 1 below which the value is interpolated
+# a_ + b_ from which the dropout probability's posterior Beta(a_, b_) is concentrated enough that
+# eq. (10)'s 2F1 loses accuracy in double precision (scipy's hyp2f1 returned 0 or 1e33 for
+# a_ + b_ of 500 to 1300 with long horizons, inside or outside the bounds) while Gauss-Hermite
+# quadrature on the logit scale is exact to double precision
+_CONCENTRATED = 100.0
+_HERMITE_NODES = 64
 
 
-def _active_expected_raw(s, beta, a_, b_, t):
+def _active_expected_hypergeometric(s, beta, a_, b_, t):
+    """The closed form of :func:`active_expected_purchases` through Euler's transformation:
+    ``(1-z)^s 2F1(s, b_; c; z) = (1-z)^(a_-1) 2F1(c-s, a_-1; c; z)``, ``c = a_+b_-1``,
+    ``z = t/(beta+t)``; the right-hand side keeps the first two arguments free of x, so it stays
+    accurate for customers with many purchases and long horizons."""
     c = a_ + b_ - 1.0
     z = t / (beta + t)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # (1-z)^s 2F1(s, b_; c; z) = (1-z)^(a_-1) 2F1(c-s, a_-1; c; z)  (Euler's transformation):
-        # the right-hand side keeps the first two arguments free of x, so it stays accurate for
-        # customers with many purchases and long horizons.
         tail = np.exp((a_ - 1.0) * np.log1p(-z)) * hyp2f1(c - s, a_ - 1.0, c, z)
-        out = c / (a_ - 1.0) * (1.0 - tail)
-        # scipy's hyp2f1 can fail (nan/inf) for extreme arguments (e.g. a_ in the hundreds with
-        # z near 1); the answer must lie in [0, s t / beta] (at most the purchases of a customer
-        # who never drops out), so anything else is recomputed in arbitrary precision
-        bad = ~np.isfinite(out) | (out < -1e-9) | (out > (s * t / beta) * (1 + 1e-8) + 1e-12)
-    # (the removable singularities a_ = 1 and c = 0 are handled by the caller)
-    bad &= (t > 0) & (np.abs(a_ - 1.0) >= _SINGULAR) & (np.abs(c) >= _SINGULAR)
-    if np.any(bad):
-        out = np.array(out, dtype=float, copy=True)
-        idx = np.flatnonzero(bad)
-        args = [np.ravel(v)[idx] for v in (s, beta, a_, b_, t)]
-        out.flat[idx] = [_active_expected_mpmath(*row) for row in zip(*args, strict=True)]
-    return out
+        return c / (a_ - 1.0) * (1.0 - tail)
 
 
-def _active_expected_mpmath(s, beta, a_, b_, t) -> float:
-    """The closed form of :func:`active_expected_purchases` in 40-digit arithmetic (mpmath);
-    the fallback where scipy's double-precision hyp2f1 fails. Slow (milliseconds per value), and
-    only reached for extreme parameters (none among 2 million realistic cases in our tests)."""
+def active_expected_quadrature(s, beta, a_, b_, t, n_nodes: int = _HERMITE_NODES):
+    """:func:`active_expected_purchases` as an integral over the dropout probability.
+
+    An active customer with rate lambda and dropout probability p buys
+    ``E[min(N(t), K)] = (1 - E[(1-p)^N(t)]) / p = (1 - exp(-lambda p t)) / p`` (N Poisson,
+    K geometric); over ``lambda ~ Gamma(s, beta)`` this is ``(1 - (1 + p t/beta)^-s) / p``, a
+    smooth function of p bounded by ``s t / beta``, so
+
+        E = int_0^1 (1 - (1 + p t/beta)^-s) / p  Beta(p; a_, b_) dp.
+
+    Evaluated by Gauss-Hermite quadrature in ``u = logit(p)``, centred at the mode
+    ``log(a_/b_)`` of the density of u (proportional to ``p^a_ (1-p)^b_``) and scaled by its
+    curvature ``a_ b_ / (a_ + b_)``: exact to double precision when that density is nearly
+    normal, i.e. for a concentrated Beta (large ``a_`` and ``b_``), where the 2F1 of the closed
+    form cancels. 1-d arrays in, 1-d array out.
+    """
+    nodes, weights = np.polynomial.hermite.hermgauss(n_nodes)
+    s, beta, a_, b_, t = (np.asarray(v, dtype=float)[:, None] for v in (s, beta, a_, b_, t))
+    scale = np.sqrt(2.0 * (a_ + b_) / (a_ * b_))
+    u = np.log(a_) - np.log(b_) + scale * nodes
+    log_p = -np.logaddexp(0.0, -u)
+    log_q = -np.logaddexp(0.0, u)
+    log_density = a_ * log_p + b_ * log_q - betaln(a_, b_) + np.log(scale) + nodes**2
+    p = np.exp(log_p)
+    f = -np.expm1(-s * np.log1p(p * t / beta)) / p
+    return np.sum(weights * np.exp(log_density) * f, axis=-1)
+
+
+def _active_expected_precise(s, beta, a_, b_, t) -> float:
+    """The closed form in 50- and 80-digit arithmetic (mpmath); the value if both agree to
+    1e-12, else NaN (the caller then raises). Slow: only for the rare arguments where neither
+    double-precision route is trusted."""
     import mpmath
 
-    with mpmath.workdps(40):
-        s, beta, a_, b_, t = (mpmath.mpf(float(v)) for v in (s, beta, a_, b_, t))
-        c = a_ + b_ - 1
-        z = t / (beta + t)
-        hyp = mpmath.hyp2f1(c - s, a_ - 1, c, z, maxterms=10**7)
-        return float(c / (a_ - 1) * (1 - (1 - z) ** (a_ - 1) * hyp))
+    values = []
+    for digits in (50, 80):
+        with mpmath.workdps(digits):
+            s_, beta_, a, b, t_ = (mpmath.mpf(float(v)) for v in (s, beta, a_, b_, t))
+            c = a + b - 1
+            z = t_ / (beta_ + t_)
+            hyp = mpmath.hyp2f1(c - s_, a - 1, c, z, maxterms=10**6)
+            values.append(c / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp))
+    agree = abs(values[0] - values[1]) <= 1e-12 * abs(values[1])
+    return float(values[1]) if agree else float("nan")
+
+
+def _active_expected_raw(s, beta, a_, b_, t):
+    out = np.array(_active_expected_hypergeometric(s, beta, a_, b_, t), dtype=float)
+    upper = s * t / beta  # the purchases of a customer who never drops out
+    c = a_ + b_ - 1.0
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(out) | (out < -1e-9) | (out > upper * (1 + 1e-8) + 1e-12)
+    concentrated = (a_ + b_ >= _CONCENTRATED) & (np.minimum(a_, b_) >= 1.0)
+    redo = (t > 0) & (bad | concentrated)
+    if np.any(redo):
+        idx = np.flatnonzero(redo)
+        args = [np.ravel(np.broadcast_to(v, out.shape))[idx] for v in (s, beta, a_, b_, t)]
+        out.flat[idx] = active_expected_quadrature(*args)
+        # outside the concentrated region the quadrature is not trusted blindly: a failed 2F1
+        # there is recomputed in arbitrary precision
+        loose = ~concentrated.ravel()[idx] & (
+            np.abs(np.ravel(np.broadcast_to(c, out.shape))[idx]) >= _SINGULAR
+        )
+        loose &= np.abs(args[2] - 1.0) >= _SINGULAR
+        for position in np.flatnonzero(loose):
+            row = [v[position] for v in args]
+            out.flat[idx[position]] = _active_expected_precise(*row)
+    return out
 
 
 def active_expected_purchases(s, beta, a_, b_, t):
@@ -121,9 +158,14 @@ def active_expected_purchases(s, beta, a_, b_, t):
     ``(a_+b_-1)/(a_-1) * [1 - (beta/(beta+t))^s 2F1(s, b_; a_+b_-1; t/(beta+t))]`` — the
     numerator of FHL 2005 eq. (10) (``s = r+x``, ``beta = alpha+T``, ``a_ = a``, ``b_ = b+x``)
     and, with ``s = r``, ``beta = alpha``, ``b_ = b``, FHL 2005 eq. (9). Evaluated through Euler's
-    transformation of 2F1. At the removable singularities ``a_ = 1`` and ``a_ + b_ = 1`` the
-    value is interpolated linearly between the neighbours at distance ``2e-5`` (the function is
-    smooth there).
+    transformation of 2F1, or, where the dropout posterior is concentrated (``a_ + b_ >= 100``),
+    by quadrature over p (:func:`active_expected_quadrature`). At the removable singularities
+    ``a_ = 1`` and ``a_ + b_ = 1`` the value is interpolated linearly between the neighbours at
+    distance ``2e-5`` (the function is smooth there).
+
+    Every value is checked against the model's bounds ``0 <= E <= s t / beta`` (the purchases of
+    a customer who never drops out); a value that cannot be computed within them raises
+    :class:`~clvmodels.errors.NumericalError` rather than being returned.
     """
     s, beta, a_, b_, t = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (s, beta, a_, b_, t))
@@ -143,7 +185,24 @@ def active_expected_purchases(s, beta, a_, b_, t):
         lo = active_expected_purchases(s, beta, a_, np.where(near_c, b0 - 2 * h, b_), t)
         hi = active_expected_purchases(s, beta, a_, np.where(near_c, b0 + 2 * h, b_), t)
         out = np.where(near_c, lo + (hi - lo) * (b_ - b0 + 2 * h) / (4 * h), out)
-    return np.where(t > 0, np.maximum(out, 0.0), 0.0)
+    out = np.where(t > 0, out, 0.0)
+    upper = np.where(t > 0, s * t / beta, 0.0)
+    with np.errstate(invalid="ignore"):
+        wrong = ~(out >= -1e-9 * upper - 1e-12) | ~(out <= upper * (1 + 1e-8) + 1e-12)
+    if np.any(wrong):
+        first = np.flatnonzero(wrong.ravel())[0]
+        values = {
+            k: np.ravel(v)[first]
+            for k, v in zip(("s", "beta", "a", "b", "t"), (s, beta, a_, b_, t), strict=True)
+        }
+        raise NumericalError(
+            f"the expected purchases of {int(wrong.sum())} active customer(s) could not be "
+            f"computed within the model's bounds [0, {np.ravel(upper)[first]:.6g}], e.g. for "
+            f"posterior Gamma(shape={values['s']:.6g}, rate={values['beta']:.6g}) x "
+            f"Beta({values['a']:.6g}, {values['b']:.6g}) over t={values['t']:.6g}. These "
+            "parameters are extreme: check the fit (summary(), converged_) or report this case."
+        )
+    return np.clip(out, 0.0, upper)
 
 
 def active_purchase_probability(s, beta, a_, b_, t, k):
@@ -196,203 +255,6 @@ def active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0):
     return active_expected_purchases(r + x, alpha + T, a, b + x + shift, t)
 
 
-def distinct_pairs(x: np.ndarray, T: np.ndarray):
-    """Distinct (x, T) pairs and each customer's pair code: ``(xd, Td, codes)`` with
-    ``xd[codes] == x`` and ``Td[codes] == T``. Whole-number data (frequency always, T at daily
-    resolution) use an O(n) presence table; otherwise hashing (pandas.factorize)."""
-    n = len(x)
-    x_top = float(x.max()) if n else 0.0
-    T_top = float(T.max()) if n else 0.0
-    small = (x_top + 1) * (T_top + 1) <= 8 * n + 4096
-    Ti = _whole_numbers(T, T_top, n) if small else None
-    xi = _whole_numbers(x, x_top, n) if Ti is not None else None
-    if xi is not None:
-        width = int(T_top) + 1
-        key = xi * width + Ti
-        present = np.zeros((int(x_top) + 1) * width, dtype=bool)
-        present[key] = True
-        keys = np.flatnonzero(present)
-        lookup = np.cumsum(present) - 1
-        return (keys // width).astype(float), (keys % width).astype(float), lookup[key]
-    x_codes, x_values = pd.factorize(x)
-    T_codes, T_values = pd.factorize(T)
-    pair_codes, pairs = pd.factorize(x_codes.astype(np.int64) * len(T_values) + T_codes)
-    return x_values[pairs // len(T_values)], T_values[pairs % len(T_values)], pair_codes
-
-
-def check_grid(t_grid) -> np.ndarray:
-    """``t_grid`` as a 1-d float array; ValueError unless non-negative and increasing."""
-    grid = np.asarray(t_grid, dtype=float).ravel()
-    if grid.size and (np.any(np.diff(grid) < 0) or grid[0] < 0):
-        raise ValueError("t_grid must be non-negative and increasing")
-    return grid
-
-
-# purchases per pair up to which they are placed one by one (uniform times), above which the
-# per-period counts are drawn as one multinomial (cost independent of the count)
-_ONE_BY_ONE = 48
-
-
-def allocate_to_periods(n, span, t_grid, rng: np.random.Generator, start=0.0) -> np.ndarray:
-    """Per-period counts of ``n`` purchases at independent uniform times on ``[start, span]``.
-
-    Given its count ``N = n`` on ``[start, span]``, the event times of a Poisson process are
-    independent and uniform there, so the counts in the periods ``(t_{k-1}, t_k]`` of
-    ``t_grid`` (``t_0 = 0``) are ``Multinomial(n, |(t_{k-1}, t_k] ∩ [start, span]| /
-    (span - start))``. Small counts are placed one uniform time at a time (for equal periods
-    covering ``[0, span]``, a uniform period index), large ones drawn as one multinomial; both
-    are exact. ``n``: 1-d integer array; ``span``, ``start``: scalars or 1-d arrays with
-    ``0 <= start < span <= t_grid[-1]`` wherever ``n > 0``. Returns int64 of shape
-    ``(len(n), len(t_grid))``.
-    """
-    n = np.asarray(n, dtype=np.int64).ravel()
-    grid = np.asarray(t_grid, dtype=float).ravel()
-    m, K = n.size, grid.size
-    if m == 0 or K == 0:
-        return np.zeros((m, K), dtype=np.int64)
-    t_max = float(grid[-1])
-    whole = np.ndim(span) == 0 and float(span) == t_max and np.ndim(start) == 0 and start == 0
-    span = np.broadcast_to(np.asarray(span, dtype=float), (m,))
-    start = np.broadcast_to(np.asarray(start, dtype=float), (m,))
-    steps = np.diff(grid, prepend=0.0)
-    equal = bool(np.all(np.abs(steps - t_max / K) <= 1e-12 * t_max))
-    few = np.flatnonzero((n > 0) & (n <= _ONE_BY_ONE))
-    if few.size:
-        owner = np.repeat(few * K, n[few])
-        if whole and equal:
-            period = rng.integers(0, K, owner.size)
-        else:
-            times = rng.random(owner.size)
-            path = owner // K
-            times *= (span - start)[path]
-            times += start[path]
-            if equal:
-                times *= K / t_max
-                period = times.astype(np.int64)
-            else:
-                period = np.searchsorted(grid, times, side="right")
-            # rounding can put a time at exactly t_max: it belongs to the last period of
-            # positive length (the first one ending at t_max), never to an empty one
-            np.minimum(period, int(np.searchsorted(grid, t_max, side="left")), out=period)
-        owner += period
-        out = np.bincount(owner, minlength=m * K).reshape(m, K)
-    else:
-        out = np.zeros((m, K), dtype=np.int64)
-    many = np.flatnonzero(n > _ONE_BY_ONE)
-    if many.size:
-        if whole:
-            out[many] = rng.multinomial(n[many], steps / t_max)
-        else:
-            reach = np.clip(grid[None, :], start[many, None], span[many, None])
-            share = np.diff(reach, axis=1, prepend=start[many, None])
-            share /= share.sum(axis=1, keepdims=True)
-            out[many] = rng.multinomial(n[many], share)
-    return out
-
-
-def _geometric_at_most(p, cap, rng: np.random.Generator) -> np.ndarray:
-    """``min(K, cap)`` for ``K ~ Geometric(p)`` on {1, 2, ...} (inverse CDF in floats, so tiny
-    ``p`` cannot overflow); float array."""
-    u = rng.random(np.shape(p))
-    # p -> 0 (or subnormal p) gives K -> inf, i.e. the cap: the overflow is the right limit
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        k = np.floor(np.log1p(-u) / np.log1p(-np.clip(p, 0.0, 1.0))) + 1.0
-    return np.minimum(np.where(np.isnan(k), cap, k), cap)
-
-
-def take_flat(value, shape, flat) -> np.ndarray:
-    """``broadcast_to(value, shape).ravel()[flat]`` without materialising the broadcast (the
-    parameters of the ``(n_draws, n_customers)`` protocol are often ``(n_draws, 1)``)."""
-    v = np.asarray(value, dtype=float)
-    shape = tuple(shape)
-    if v.ndim == 0:
-        return np.full(len(flat), float(v))
-    if v.shape == shape:
-        return v.reshape(-1)[flat]
-    v = v.reshape((1,) * (len(shape) - v.ndim) + v.shape)
-    if len(shape) == 2 and v.shape == (shape[0], 1):
-        return v[:, 0][flat // shape[1]]
-    if len(shape) == 2 and v.shape == (1, shape[1]):
-        return v[0][flat % shape[1]]
-    return np.broadcast_to(v, shape)[np.unravel_index(flat, shape)]
-
-
-def gamma_poisson_periods(shape_, rate, span, t_grid, rng: np.random.Generator):
-    """Per-period counts over ``t_grid`` of a Poisson process on ``[0, span]`` whose rate is
-    ``lambda ~ Gamma(shape_, rate)`` (1-d arrays over paths; ``span`` scalar or array).
-
-    Exact construction in work proportional to the paths that buy: marginally over lambda the
-    first purchase time is Lomax, ``P(E1 > e) = (rate / (rate + e))^shape_``, so
-    ``E1 = rate expm1(-log(U) / shape_)`` and a path buys nothing when ``E1 > span``. Given the
-    first purchase at ``E1 = e`` (and none before), ``lambda ~ Gamma(shape_ + 1, rate + e)``
-    and the later purchases are ``Poisson(lambda (span - e))``, at independent uniform times
-    on ``[e, span]`` (:func:`allocate_to_periods`). Returns ``(buyers, per_period, totals)``:
-    the indices of the paths with a purchase, their int64 counts ``(len(buyers), len(t_grid))``
-    and their totals.
-    """
-    shape_ = np.asarray(shape_, dtype=float)
-    rate = np.asarray(rate, dtype=float)
-    grid = np.asarray(t_grid, dtype=float)
-    u = rng.random(shape_.shape)
-    with np.errstate(divide="ignore", over="ignore"):
-        first = np.log(u)
-        first /= -shape_
-        np.expm1(first, out=first)
-        first *= rate
-    buyers = np.flatnonzero(first < span)
-    first = first[buyers]
-    span_b = np.broadcast_to(np.asarray(span, dtype=float), shape_.shape)[buyers]
-    lam = rng.gamma(shape_[buyers] + 1.0)
-    lam /= rate[buyers] + first
-    more = rng.poisson(lam * (span_b - first))
-    per = allocate_to_periods(more, span_b, grid, rng, start=first)
-    # the first purchase itself: in the period (t_{k-1}, t_k] that contains it
-    period = np.minimum(np.searchsorted(grid, first, side="left"), grid.size - 1)
-    per[np.arange(buyers.size), period] += 1
-    return buyers, per, more + 1
-
-
-def truncated_poisson_periods(lam_shape, lam_rate, p_shape, t_grid, rng: np.random.Generator):
-    """Per-period purchase counts over ``t_grid`` of active customers (1-d arrays over paths):
-    a Poisson(``lambda``) process, ``lambda ~ Gamma(lam_shape, lam_rate)``, stopped after
-    ``K ~ Geometric(p)`` purchases, with ``p ~ Beta(*p_shape)`` drawn only where it matters.
-
-    Exact construction: the purchases of the untruncated process over the whole grid from
-    :func:`gamma_poisson_periods`; the cumulative count at ``t_k`` is ``min(N(t_k), K)`` (the
-    first ``K`` purchases in time order). ``p`` and ``K`` are drawn only for paths with
-    ``N >= 2`` (with ``N <= 1`` the truncation cannot bind since ``K >= 1``). Returns
-    ``(buyers, per_period)``: the indices with ``N > 0`` and their int64 per-period counts,
-    shape ``(len(buyers), len(t_grid))``.
-    """
-    t_max = float(t_grid[-1])
-    buyers, per, n = gamma_poisson_periods(lam_shape, lam_rate, t_max, t_grid, rng)
-    several = np.flatnonzero(n >= 2)
-    if several.size:
-        a_, b_ = (np.asarray(v, dtype=float)[buyers[several]] for v in p_shape)
-        # Beta(a_, b_) with b_ -> 0+ is the point mass at 1, which numpy returns for any tiny
-        # positive b_; a b_ that underflowed to 0 is put back at the smallest positive double
-        tiny = np.finfo(float).smallest_subnormal
-        p = rng.beta(np.maximum(a_, tiny), np.maximum(b_, tiny))
-        k = _geometric_at_most(p, n[several].astype(float), rng).astype(np.int64)
-        cut = k < n[several]  # only these are truncated
-        rows = several[cut]
-        if rows.size:
-            cum = np.minimum(np.cumsum(per[rows], axis=1), k[cut][:, None])
-            per[rows] = np.diff(cum, axis=1, prepend=0)
-    return buyers, per
-
-
-def cumulative_counts(shape, pairs, per_period) -> np.ndarray:
-    """Dense cumulative counts (``shape + (n_periods,)``, int64) from the sparse form
-    ``(shape, pairs, per_period)`` of the ``*_periods`` samplers: ``pairs`` flat indices into
-    ``shape`` of the paths with purchases; all other paths buy nothing."""
-    per_period = np.asarray(per_period)
-    shape = tuple(shape)
-    out = np.zeros((int(np.prod(shape)), per_period.shape[-1]), dtype=np.int64)
-    out[pairs] = np.cumsum(per_period, axis=-1)
-    return out.reshape(shape + per_period.shape[-1:])
-
-
 def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
     """Future purchases of the BG/NBD family (BG/NBD, MBG/NBD) from the customer's posterior,
     in sparse form: ``(shape, pairs, per_period)`` — the broadcast shape of the inputs, the flat
@@ -442,14 +304,10 @@ def sample_active_future_purchases(lam, p, t_grid, rng: np.random.Generator) -> 
     buyers = np.nonzero(n > 0)
     n = n[buyers]
     cum = np.cumsum(allocate_to_periods(n, t_max, grid, rng), axis=1)
-    k = _geometric_at_most(p[buyers], n.astype(float), rng).astype(np.int64)
+    k = geometric_at_most(p[buyers], n.astype(float), rng).astype(np.int64)
     out = np.zeros(lam.shape + (grid.size,), dtype=np.int64)
     out[buyers] = np.minimum(cum, k[:, None])
     return out
-
-
-def _as_float(*arrays):
-    return tuple(np.asarray(a, dtype=float) for a in arrays)
 
 
 # --------------------------------------------------------------------------------------------
@@ -461,7 +319,7 @@ def log_likelihood(r, alpha, a, b, x, t_x, T):
     ``ll = log G(r+x) - log G(r) + r log alpha + log B(a, b+x) - log B(a, b) - (r+x) log(alpha+T)
     + [x>0] log(1 + exp(d))`` with ``d = log(a/(b+x-1)) + (r+x) log((alpha+T)/(alpha+t_x))``.
     """
-    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
+    r, alpha, a, b, x, t_x, T = as_float(r, alpha, a, b, x, t_x, T)
     d = _log_odds_dropped(r, alpha, a, b, x, t_x, T)
     ll = (
         gammaln(r + x)
@@ -488,29 +346,6 @@ def _log_odds_dropped(r, alpha, a, b, x, t_x, T):
     return d + log_ab
 
 
-def per_frequency(fn, a, b, x):
-    """``fn(x)`` for a function of the frequency and the shared parameters ``a``, ``b``: when those
-    are shared by all customers, evaluated once per value 0..max(x) and looked up."""
-    shared = all(np.ndim(v) == 0 or np.shape(v)[-1] == 1 for v in (a, b))
-    if shared and np.ndim(x) == 1 and len(x) >= 1024:
-        top = float(x.max())
-        index = _whole_numbers(x, top, len(x))
-        if index is not None:
-            table = fn(np.arange(int(top) + 1, dtype=float))
-            return np.take(table, index, axis=-1)
-    return fn(x)
-
-
-def _whole_numbers(values: np.ndarray, top: float, n: int):
-    """``values`` as integer indices when they are all whole numbers in [0, 4n], else None."""
-    if not (0 <= top <= 4 * n + 1024):
-        return None
-    index = values.astype(np.intp)
-    if index.min(initial=0) < 0 or not np.array_equal(index, values):
-        return None
-    return index
-
-
 def log_tenure_ratio(alpha, t_x, T):
     """``log((alpha+T)/(alpha+t_x))`` per customer.
 
@@ -521,8 +356,8 @@ def log_tenure_ratio(alpha, t_x, T):
     shared = np.ndim(alpha) == 0 or np.shape(alpha)[-1] == 1
     if shared and np.ndim(T) == 1 and np.ndim(t_x) == 1 and len(T) >= 1024:
         top = float(T.max()) if len(T) else 0.0
-        ti = _whole_numbers(T, top, len(T))
-        ri = _whole_numbers(t_x, top, len(T)) if ti is not None else None
+        ti = whole_numbers(T, top, len(T))
+        ri = whole_numbers(t_x, top, len(T)) if ti is not None else None
         if ri is not None:
             table = np.log(np.asarray(alpha)[..., None] + np.arange(int(top) + 1, dtype=float))
             table = table.reshape(np.shape(alpha)[:-1] + (-1,)) if np.ndim(alpha) else table
@@ -570,11 +405,6 @@ def _lookup(values, code):
     return table, index
 
 
-def _sum(weights, values) -> float:
-    # einsum, not BLAS ddot: on a busy machine OpenBLAS threads make dot products 20x slower
-    return float(np.einsum("i,i->", weights, values))
-
-
 def bg_family_negative_log_likelihood(
     log_params, x, t_x, T, counts, t_x_code=None, T_code=None, shift=0.0
 ):
@@ -586,7 +416,7 @@ def bg_family_negative_log_likelihood(
     gradient formulas.
     """
     r, alpha, a, b = np.exp(np.asarray(log_params, dtype=float))
-    x, t_x, T, counts = _as_float(x, t_x, T, counts)
+    x, t_x, T, counts = as_float(x, t_x, T, counts)
     # ---- per distinct frequency
     xu, x_index = unique_inverse(x)
     cu = np.bincount(x_index, weights=counts, minlength=len(xu))
@@ -622,16 +452,20 @@ def bg_family_negative_log_likelihood(
     w /= e  # expit(d) = P(inactive since t_x)
     cw = counts * w
     c_rx = counts * rx
-    value = _sum(cu, lg) - _sum(c_rx, log_aT) + _sum(counts, softplus)
+    value = weighted_sum(cu, lg) - weighted_sum(c_rx, log_aT) + weighted_sum(counts, softplus)
     w_by_x = np.bincount(x_index, weights=cw, minlength=len(xu))
     g_r = (
-        _sum(cu, (digamma(r + xu) - digamma(r) + np.log(alpha)))
-        - _sum(counts, log_aT)
-        + _sum(cw, diff)
+        weighted_sum(cu, (digamma(r + xu) - digamma(r) + np.log(alpha)))
+        - weighted_sum(counts, log_aT)
+        + weighted_sum(cw, diff)
     )
-    g_alpha = r / alpha * float(cu.sum()) - _sum(c_rx, inv_aT) + _sum(cw * rx, inv_diff)
-    g_a = _sum(cu, (psi_ab - psi_abx)) + float(cw.sum()) / a
-    g_b = _sum(cu, (digamma(b_post) - digamma(b) + psi_ab - psi_abx)) - _sum(w_by_x, inv_b1)
+    g_alpha = (
+        r / alpha * float(cu.sum()) - weighted_sum(c_rx, inv_aT) + weighted_sum(cw * rx, inv_diff)
+    )
+    g_a = weighted_sum(cu, (psi_ab - psi_abx)) + float(cw.sum()) / a
+    g_b = weighted_sum(cu, (digamma(b_post) - digamma(b) + psi_ab - psi_abx)) - weighted_sum(
+        w_by_x, inv_b1
+    )
     grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
     return -value, -grad
 
@@ -642,29 +476,16 @@ def probability_alive(r, alpha, a, b, x, t_x, T):
     FHL 2008 (note 021); the denominator of FHL 2005 eq. (10). Computed from the log-odds
     ``d`` as ``1 / (1 + exp(d))``, so it lies in [0, 1] for any inputs. A customer with x = 0
     has had no chance to drop out (P = 1 exactly), so for customer arrays the formula is
-    evaluated for the repeat buyers only (see :func:`_probability_alive_of_repeaters`). The
-    last result is remembered (:class:`clvmodels.models.base.LastResultMemo`) and returned
-    read-only.
+    evaluated for the repeat buyers only (see :func:`_probability_alive_of_repeaters`).
     """
-    inputs = _as_float(r, alpha, a, b, x, t_x, T)
-    kept = _ALIVE_MEMO.get(inputs)
-    if kept is not None:
-        return kept
-    alive = _probability_alive_of_repeaters(*inputs)
-    alive.flags.writeable = False
-    return _ALIVE_MEMO.put(inputs, alive, alive.size)
-
-
-# P(alive) does not depend on the horizon: scoring asks for it and then for E[X] of the same
-# customers, valuation for E[X] at every period end
-_ALIVE_MEMO = LastResultMemo()
+    return _probability_alive_of_repeaters(*as_float(r, alpha, a, b, x, t_x, T))
 
 
 def _probability_alive_formula(r, alpha, a, b, x, t_x, T):
-    return _inverse_one_plus_exp(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
+    return inverse_one_plus_exp(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
 
 
-def _inverse_one_plus_exp(d) -> np.ndarray:
+def inverse_one_plus_exp(d) -> np.ndarray:
     """``1 / (1 + exp(d))`` computed in place (d = +inf -> 0, -inf -> 1): P(alive) from the
     log-odds of having dropped out; always in [0, 1]."""
     d = np.asarray(d, dtype=float)
@@ -676,17 +497,19 @@ def _inverse_one_plus_exp(d) -> np.ndarray:
     return np.reciprocal(d, out=d)
 
 
-def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t):
+def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t, p_alive=None):
     """E[X(T, T+t] | x, t_x, T], FHL 2005 eq. (10)::
 
         (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))]
         / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))
 
     = P(alive) x (expected purchases of an active customer with posterior rates).
+    ``p_alive``: :func:`probability_alive` of the same inputs when the caller has it.
     """
-    r, alpha, a, b, x, t_x, T, t = _as_float(r, alpha, a, b, x, t_x, T, t)
-    alive = probability_alive(r, alpha, a, b, x, t_x, T)
-    return alive * active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0)
+    r, alpha, a, b, x, t_x, T, t = as_float(r, alpha, a, b, x, t_x, T, t)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    return p_alive * active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0)
 
 
 def expected_purchases_new_customer(r, alpha, a, b, t):
@@ -694,20 +517,21 @@ def expected_purchases_new_customer(r, alpha, a, b, t):
 
     (a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t))]
     """
-    r, alpha, a, b, t = _as_float(r, alpha, a, b, t)
+    r, alpha, a, b, t = as_float(r, alpha, a, b, t)
     return active_expected_purchases(r, alpha, a, b, t)
 
 
-def conditional_purchase_probability(r, alpha, a, b, x, t_x, T, t, k):
+def conditional_purchase_probability(r, alpha, a, b, x, t_x, T, t, k, p_alive=None):
     """P(X(T, T+t] = k | x, t_x, T): the posterior mixture of "active" (with
     :func:`active_purchase_probability` at ``Gamma(r+x, alpha+T) x Beta(a, b+x)``) and
     "inactive" (no purchase). Sums to one over k; its mean is eq. (10). (For x = 0, T = 0 it is
     the unconditional FHL 2005 eq. (8).)
     """
-    r, alpha, a, b, x, t_x, T, t, k = _as_float(r, alpha, a, b, x, t_x, T, t, k)
-    alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    r, alpha, a, b, x, t_x, T, t, k = as_float(r, alpha, a, b, x, t_x, T, t, k)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
     active = active_purchase_probability(r + x, alpha + T, a, b + x, t, k)
-    return alive * active + (1.0 - alive) * (k == 0)
+    return p_alive * active + (1.0 - p_alive) * (k == 0)
 
 
 def sample_latent(r, alpha, a, b, x, t_x, T, rng: np.random.Generator):
@@ -718,7 +542,7 @@ def sample_latent(r, alpha, a, b, x, t_x, T, rng: np.random.Generator):
     the normalised terms of FHL 2005 eq. (6). Returns ``(alive (bool), lam, p)`` arrays shaped
     like the broadcast of the inputs.
     """
-    r, alpha, a, b, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, a, b, x, t_x, T))
+    r, alpha, a, b, x, t_x, T = np.broadcast_arrays(*as_float(r, alpha, a, b, x, t_x, T))
     alive = rng.random(r.shape) < probability_alive(r, alpha, a, b, x, t_x, T)
     rate = np.where(alive, alpha + T, alpha + t_x)
     lam = rng.gamma(r + x) / rate
@@ -732,7 +556,7 @@ def sample_latent(r, alpha, a, b, x, t_x, T, rng: np.random.Generator):
     return alive, lam, p
 
 
-def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
+def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng, p_alive=None):
     """Cumulative purchase counts at ``t_grid`` (after T), drawn from the customer's posterior:
     alive with probability P(alive) (else no purchases), then the active posterior
     ``lambda ~ Gamma(r+x, alpha+T)``, ``p ~ Beta(a, b+x)`` and a Poisson(lambda) process stopped
@@ -740,17 +564,18 @@ def sample_future_purchases(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Ge
     state's rates are never needed). Shape ``broadcast(params, x) + (len(t_grid),)``, int64.
     """
     return cumulative_counts(
-        *sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng)
+        *sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng, p_alive)
     )
 
 
-def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng: np.random.Generator):
+def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng, p_alive=None):
     """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
     broadcast shape, flat indices of the (draw, customer) paths with purchases and their
     per-period (not cumulative) counts; every other path buys nothing (see
-    :func:`~clvmodels.models.beta_geo.sample_bg_family_periods`)."""
-    r, alpha, a, b, x, t_x, T = _as_float(r, alpha, a, b, x, t_x, T)
-    p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    :func:`sample_bg_family_periods`)."""
+    r, alpha, a, b, x, t_x, T = as_float(r, alpha, a, b, x, t_x, T)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
     return sample_bg_family_periods(p_alive, r + x, alpha + T, a, b + x, t_grid, rng)
 
 
@@ -780,159 +605,118 @@ def _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T):
 
 
 # --------------------------------------------------------------------------------------------
-# the model
+# the family
 # --------------------------------------------------------------------------------------------
+class BetaGeoNBDFamily(PurchaseFamily):
+    """BG/NBD (Fader, Hardie & Lee 2005): the functions of this module on the family interface.
 
-
-class BetaGeoFamily(PurchaseModel):
-    """Fitting hooks shared by BG/NBD and MBG/NBD: the same compressed rows (with integer codes
-    of recency and T for lookup tables), warm start and preconditioner; each subclass names its
-    module of pure functions (``_math``) and its ``lifetimes`` fitter."""
-
-    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
-    _lifetimes_fitter: ClassVar[str]
-
-    @classmethod
-    def _math_sample_future_purchase_periods(cls, params, x, t_x, T, t_grid, rng):
-        """Sparse form of ``_math_sample_future_purchases``: only the buying paths."""
-        return cls._math.sample_future_purchase_periods(
-            *cls._unpack(params), x, t_x, T, t_grid, rng
-        )
-
-    def _fit_data(self, summary, weights):
-        return fit_rows_with_codes(summary, weights)
-
-    def _negative_log_likelihood(self, log_params, data, counts):
-        x, t_x, T, t_x_code, T_code = data
-        return self._math.negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code, T_code)
-
-    def _initial_log_params(self, data, counts) -> np.ndarray:
-        return warm_start(self._math.negative_log_likelihood, data, counts)
-
-    def _preconditioner(self, data, counts, x0):
-        return subset_preconditioner(self._math.negative_log_likelihood, data, counts, x0)
-
-    def _fit_lifetimes(self, summary, weights):
-        from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
-
-        self.lifetimes_fitter_ = fit_lifetimes_purchase(self._lifetimes_fitter, summary, weights)
-        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
-
-    def conditional_latent_draws(
-        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        """Draws of each customer's latent state given their history: a tidy DataFrame with
-        columns ``customer_id, draw, alive, lambda, p`` (``n`` rows per customer).
-
-        With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw, so
-        parameter uncertainty is included; otherwise all use the point estimate.
-        """
-        return conditional_latent_frame(self, summary, n, seed, draws, ("lambda", "p"))
-
-
-class BetaGeo(BetaGeoFamily):
-    """BG/NBD model (Fader, Hardie & Lee 2005), fit by maximum likelihood.
-
-    Parameters
-    ----------
-    engine : {"native", "lifetimes"}
-        ``"native"`` (default): analytic gradients, L-BFGS-B on log-parameters, fit on the
-        distinct (frequency, recency, T) rows. ``"lifetimes"``: ``lifetimes.BetaGeoFitter`` finds
-        the optimum (kept as ``lifetimes_fitter_``); likelihood, standard errors and all
-        predictions still come from this module's math.
-
-    Examples
-    --------
-    >>> import clvmodels as clv
-    >>> s = clv.datasets.load_cdnow_summary()
-    >>> bg = clv.BetaGeo().fit(s)
-    >>> bg.params_.round(3).tolist()
-    [0.243, 4.414, 0.793, 2.426]
+    ``functions`` is the module holding the family's math: MBG/NBD
+    (:mod:`clvmodels.families.mbg_nbd`) has the same signatures and shares the fitting rows,
+    warm start and preconditioner, so its family only names its own module.
     """
 
-    _math = sys.modules[__name__]
-    _lifetimes_fitter = "BetaGeoFitter"
+    name = "bgnbd"
+    label = "BG/NBD"
+    param_names = PARAM_NAMES
+    latent_names = ("alive", "lambda", "p")
+    functions: ClassVar[ModuleType] = sys.modules[__name__]
 
+    def make_rows(self, columns, counts) -> FitRows:
+        """Distinct rows plus integer codes of recency and T for the likelihood's lookup tables
+        (at daily resolution only a few hundred distinct values)."""
+        aux = {"recency_code": row_codes(columns["recency"]), "T_code": row_codes(columns["T"])}
+        return FitRows(columns, np.asarray(counts, dtype=float), aux)
 
-def fit_rows_with_codes(summary: pd.DataFrame, weights):
-    """Distinct (frequency, recency, T) rows with their counts, plus integer codes of recency
-    and T (see :func:`row_codes`): ``((x, t_x, T, t_x_code, T_code), counts)``."""
-    x, t_x, T = summary_arrays(summary)
-    w = check_weights(weights, len(summary))
-    x, t_x, T, counts, codes = compress_rows(x, t_x, T, weights=w, return_codes=True)
-    keep = counts > 0
-    rows = (x[keep], t_x[keep], T[keep], codes[1][keep], codes[2][keep])
-    return rows, counts[keep]
+    def negative_log_likelihood(self, log_params, rows: FitRows):
+        return self.functions.negative_log_likelihood(
+            log_params,
+            rows["frequency"],
+            rows["recency"],
+            rows["T"],
+            rows.counts,
+            rows.aux["recency_code"],
+            rows.aux["T_code"],
+        )
 
+    def initial_log_params(self, rows: FitRows) -> np.ndarray:
+        """A rate-based guess, refined on a subset of rows for large data."""
+        w = rows.counts / rows.counts.sum()
+        rate = (weighted_sum(w, rows["frequency"]) + 0.5) / max(weighted_sum(w, rows["T"]), 1e-12)
+        return warm_start(self, rows, np.log([1.0, 1.0 / rate, 1.0, 3.0]))
 
-def _subset(data, counts, max_rows: int, seed: int):
-    pick = np.sort(np.random.default_rng(seed).choice(len(counts), max_rows, replace=False))
-    return tuple(np.asarray(col)[pick] for col in data), counts[pick]
+    def preconditioner(self, rows: FitRows, x0):
+        return subset_preconditioner(self, rows, x0)
 
+    def log_likelihood(self, params, data):
+        f = self.functions
+        return f.log_likelihood(*self.unpack(params), data["frequency"], data["recency"], data["T"])
 
-def subset_preconditioner(nll, data, counts, x0, max_rows: int = 20_000, seed: int = 0):
-    """``M = L^-T`` with ``L L^T`` the observed information at ``x0`` estimated on a random
-    subset of distinct rows (scaled to the full count), for the preconditioned search of
-    :func:`clvmodels.models.base.minimize_negative_log_likelihood`; None for small data (which
-    fits quickly anyway) or when the estimate is not positive definite."""
-    if len(counts) <= 2 * max_rows or not np.all(np.isfinite(x0)):
-        return None
-    (x, t_x, T, t_x_code, T_code), sub_counts = _subset(data, counts, max_rows, seed)
+    def probability_alive(self, params, x, t_x, T):
+        return self.functions.probability_alive(*self.unpack(params), x, t_x, T)
 
-    def gradient(lp):
-        return nll(lp, x, t_x, T, sub_counts, t_x_code, T_code)[1]
+    def expected_purchases(self, params, x, t_x, T, t, p_alive=None):
+        f = self.functions
+        return f.conditional_expected_purchases(*self.unpack(params), x, t_x, T, t, p_alive)
 
-    hessian = numerical_hessian(gradient, x0) * (counts.sum() / sub_counts.sum())
-    try:
-        lower = np.linalg.cholesky(hessian)
-    except np.linalg.LinAlgError:
-        return None
-    return np.linalg.inv(lower).T
+    def purchase_probability(self, params, x, t_x, T, t, k, p_alive=None):
+        f = self.functions
+        return f.conditional_purchase_probability(*self.unpack(params), x, t_x, T, t, k, p_alive)
 
+    def expected_purchases_new_customer(self, params, t):
+        return self.functions.expected_purchases_new_customer(*self.unpack(params), t)
 
-def warm_start(nll, data, counts, max_rows: int = 20_000, seed: int = 0) -> np.ndarray:
-    """Starting log-parameters for the full fit: a rough rate-based guess, refined, for large
-    data, by a fit on a random subset of ``max_rows`` distinct rows (with their counts, so the
-    subset's likelihood estimates the full one), which leaves the full-data optimiser only a
-    few iterations."""
-    x, _, T = data[:3]
-    w = counts / counts.sum()
-    rate = (_sum(w, x) + 0.5) / max(_sum(w, T), 1e-12)
-    guess = np.log([1.0, 1.0 / rate, 1.0, 3.0])
-    if len(counts) <= 2 * max_rows:
-        return guess
-    (x, t_x, T, t_x_code, T_code), sub_counts = _subset(data, counts, max_rows, seed)
-    result = minimize_negative_log_likelihood(
-        lambda lp: nll(lp, x, t_x, T, sub_counts, t_x_code, T_code), guess
-    )
-    return result.log_params if np.all(np.isfinite(result.log_params)) else guess
+    def sample_latent(self, params, x, t_x, T, rng):
+        drawn = self.functions.sample_latent(*self.unpack(params), x, t_x, T, rng)
+        return dict(zip(self.latent_names, drawn, strict=True))
 
+    def sample_future_purchases(self, params, x, t_x, T, t_grid, rng, p_alive=None):
+        f = self.functions
+        return f.sample_future_purchases(*self.unpack(params), x, t_x, T, t_grid, rng, p_alive)
 
-def conditional_latent_frame(model, summary, n, seed, draws, names) -> pd.DataFrame:
-    """Shared implementation of ``conditional_latent_draws`` for the BG-type purchase models."""
-    model._check_fitted()
-    validate_summary(summary)
-    model._check_unit(summary)
-    rng = np.random.default_rng(seed)
-    if draws is None:
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"n must be a positive number of draws, got {n!r}")
-        params = {k: np.repeat(v, n, axis=0) for k, v in model.customer_params(summary).items()}
-    else:
-        params = model.customer_params(summary, draws)
-        n = len(draws)
-    x, t_x, T = summary_arrays(summary)
-    alive, lam, p = model._math_sample_latent(params, x, t_x, T, rng)
-    shape = (n, len(summary))
-    alive, lam, p = (np.broadcast_to(v, shape) for v in (alive, lam, p))
-    index_name = summary.index.name or "customer_id"
-    return pd.DataFrame(
-        {
-            index_name: np.tile(summary.index.to_numpy(), n),
-            "draw": np.repeat(np.arange(n), len(summary)),
-            "alive": alive.ravel(),
-            names[0]: lam.ravel(),
-            names[1]: p.ravel(),
-        }
-    )
+    def sample_future_purchase_periods(self, params, x, t_x, T, t_grid, rng, p_alive=None):
+        return self.functions.sample_future_purchase_periods(
+            *self.unpack(params), x, t_x, T, t_grid, rng, p_alive
+        )
+
+    def simulate(self, params, T, holdout, rng):
+        """Customers drawn from the model's story (FHL 2005 section 3), without loops.
+
+        ``lambda ~ Gamma(r, alpha)``, ``p ~ Beta(a, b)`` per customer; ``N ~ Poisson(lambda T)``
+        events of the unstopped purchase process in (0, T] and ``J`` (:meth:`simulate_dropout`)
+        the purchase after which the customer drops out, so ``x = min(N, J)``. Given N events,
+        their times are N uniform order statistics on (0, T), so the x-th is at
+        ``T Beta(x, N - x + 1)``. Alive at T when ``N < J``; by independent increments a holdout
+        of length ``holdout`` adds ``min(Poisson(lambda holdout), J - N)`` purchases. Parameters
+        broadcast against ``T`` (e.g. one row per parameter draw). Latent columns
+        ``true_lambda``, ``true_p``, ``true_alive`` (and ``true_alive_holdout_end``).
+        """
+        r, alpha, a, b = (np.asarray(v, dtype=float) for v in self.unpack(params))
+        T = np.asarray(T, dtype=float)
+        shape = np.broadcast_shapes(r.shape, alpha.shape, a.shape, b.shape, T.shape)
+        lam = rng.gamma(r, 1.0 / alpha, size=shape)
+        p = rng.beta(a, b, size=shape)
+        ages = np.broadcast_to(T, shape)
+        n_events = rng.poisson(lam * ages)
+        dropout_after = self.simulate_dropout(p, rng)
+        x = np.minimum(n_events, dropout_after)
+        alive = n_events < dropout_after
+        recency = np.zeros(shape)
+        pos = x > 0
+        recency[pos] = ages[pos] * rng.beta(x[pos], n_events[pos] - x[pos] + 1)
+        columns = {"frequency": x, "recency": recency, "T": ages}
+        if holdout is not None:
+            more = rng.poisson(lam * holdout)
+            remaining = np.where(alive, dropout_after - n_events, 0)
+            columns["frequency_holdout"] = np.minimum(more, remaining)
+            columns["duration_holdout"] = np.full(shape, float(holdout))
+            columns["true_alive_holdout_end"] = more < remaining
+        columns.update({"true_lambda": lam, "true_p": p, "true_alive": alive})
+        return columns
+
+    def simulate_dropout(self, p, rng):
+        """The number of repeat purchases after which each customer drops out: Geometric(p) on
+        {1, 2, ...} (no dropout right after the first purchase, FHL 2005). A ``p`` below 1e-15
+        never drops out (a count too large to be reached)."""
+        tiny = p < 1e-15
+        drawn = rng.geometric(np.where(tiny, 0.5, p))
+        return np.where(tiny, np.iinfo(np.int64).max // 4, drawn).astype(np.int64)

@@ -26,16 +26,15 @@ reports their correlation among repeat customers and warns when it is strong.
 
 from __future__ import annotations
 
-import warnings
-from typing import ClassVar
-
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
 from clvmodels.errors import InputError, ModelAssumptionWarning, describe_rows
-from clvmodels.models.base import SpendModel, check_weights, compress_rows, validate_summary
-from clvmodels.models.beta_geo import _sum, take_flat, unique_inverse
+from clvmodels.families.base import FitRows, SpendFamily
+from clvmodels.families.sampling import take_flat, unique_inverse
+from clvmodels.optimize import compress_rows, weighted_sum
+from clvmodels.validation import as_float, check_weights
 
 PARAM_NAMES = ("p", "q", "v")
 
@@ -43,14 +42,10 @@ PARAM_NAMES = ("p", "q", "v")
 CORRELATION_WARNING = 0.3
 
 
-def _as_float(*arrays):
-    return tuple(np.asarray(a, dtype=float) for a in arrays)
-
-
 def log_likelihood(p, q, v, x, m):
     """Per-customer log-density of the mean spend ``m`` of ``x >= 1`` transactions
     (the likelihood of Colombo & Jiang 1999, as written in FH 2013)."""
-    p, q, v, x, m = _as_float(p, q, v, x, m)
+    p, q, v, x, m = as_float(p, q, v, x, m)
     px = p * x
     return (
         gammaln(px + q)
@@ -75,7 +70,7 @@ def negative_log_likelihood(log_params, x, m, counts):
     per row only ``log(v + x m)`` and ``1 / (v + x m)`` remain.
     """
     p, q, v = np.exp(np.asarray(log_params, dtype=float))
-    x, m, counts = _as_float(x, m, counts)
+    x, m, counts = as_float(x, m, counts)
     xu, x_index = unique_inverse(x)
     cu = np.bincount(x_index, weights=counts, minlength=len(xu))
     pxu = p * xu
@@ -87,20 +82,20 @@ def negative_log_likelihood(log_params, x, m, counts):
     inv_vxm = 1.0 / (v + xm)
     log_m = np.log(m)
     cx = counts * x
-    s_cx_log_m, s_c_log_m = _sum(cx, log_m), _sum(counts, log_m)
-    s_cx_lv, s_c_lv = _sum(cx, log_vxm), _sum(counts, log_vxm)
-    s_cx_inv, s_c_inv = _sum(cx, inv_vxm), _sum(counts, inv_vxm)
+    s_cx_log_m, s_c_log_m = weighted_sum(cx, log_m), weighted_sum(counts, log_m)
+    s_cx_lv, s_c_lv = weighted_sum(cx, log_vxm), weighted_sum(counts, log_vxm)
+    s_cx_inv, s_c_inv = weighted_sum(cx, inv_vxm), weighted_sum(counts, inv_vxm)
     n = float(cu.sum())
     value = (
-        _sum(cu, gammaln(pxu + q) - gammaln(pxu) + pxu * log_xu)
+        weighted_sum(cu, gammaln(pxu + q) - gammaln(pxu) + pxu * log_xu)
         + n * (q * np.log(v) - gammaln(q))
         + p * s_cx_log_m
         - s_c_log_m
         - p * s_cx_lv
         - q * s_c_lv
     )
-    g_p = _sum(cu * xu, psi_pxq_u - digamma(pxu) + log_xu) + s_cx_log_m - s_cx_lv
-    g_q = _sum(cu, psi_pxq_u) + n * (np.log(v) - digamma(q)) - s_c_lv
+    g_p = weighted_sum(cu * xu, psi_pxq_u - digamma(pxu) + log_xu) + s_cx_log_m - s_cx_lv
+    g_q = weighted_sum(cu, psi_pxq_u) + n * (np.log(v) - digamma(q)) - s_c_lv
     g_v = n * q / v - p * s_cx_inv - q * s_c_inv
     grad = np.array([g_p * p, g_q * q, g_v * v])
     return -float(value), -grad
@@ -112,7 +107,7 @@ def conditional_expected_spend(p, q, v, x, m):
     For x = 0 this is the population mean ``p v / (q - 1)`` (``m`` is ignored). Where the mean
     does not exist (``p x + q <= 1``, e.g. x = 0 with q <= 1) the result is ``inf``.
     """
-    p, q, v, x, m = _as_float(p, q, v, x, m)
+    p, q, v, x, m = as_float(p, q, v, x, m)
     denominator = p * x + q - 1.0
     numerator = p * (v + np.where(x > 0, x * m, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -122,7 +117,7 @@ def conditional_expected_spend(p, q, v, x, m):
 def sample_spend_rate(p, q, v, x, m, rng: np.random.Generator):
     """Draws of the latent rate ``nu | x, m ~ Gamma(q + p x, v + x m)`` (shape, rate): the
     conjugate posterior, prior ``Gamma(q, v)`` for x = 0."""
-    p, q, v, x, m = np.broadcast_arrays(*_as_float(p, q, v, x, m))
+    p, q, v, x, m = np.broadcast_arrays(*as_float(p, q, v, x, m))
     return rng.gamma(q + p * x) / (v + np.where(x > 0, x * m, 0.0))
 
 
@@ -135,7 +130,7 @@ def sample_future_spend(p, q, v, x, m, counts, rng: np.random.Generator):
     nu is), so the work follows the number of purchasing periods; exact in distribution.
     """
     counts = np.asarray(counts)
-    p, q, v, x, m = _as_float(p, q, v, x, m)
+    p, q, v, x, m = as_float(p, q, v, x, m)
     lead = np.broadcast_shapes(*(np.shape(a) for a in (p, q, v, x, m)), counts.shape[:-1])
     n_periods = counts.shape[-1]
     out = np.zeros(lead + (n_periods,))
@@ -162,43 +157,17 @@ def sample_future_spend(p, q, v, x, m, counts, rng: np.random.Generator):
     return out
 
 
-def _p(params):
-    return params["p"], params["q"], params["v"]
+class GammaGammaFamily(SpendFamily):
+    """Gamma-Gamma spend (Fader, Hardie & Lee 2005b; Colombo & Jiang 1999): this module on the
+    family interface. Fitted on the customers with repeat purchases."""
 
+    name = "gamma-gamma"
+    label = "Gamma-Gamma"
+    param_names = PARAM_NAMES
 
-class GammaGamma(SpendModel):
-    """Gamma-Gamma spend model, fit by maximum likelihood on customers with repeat purchases.
-
-    Parameters
-    ----------
-    engine : {"native", "lifetimes"}
-        ``"native"`` (default) or ``"lifetimes"`` (``lifetimes.GammaGammaFitter`` finds the
-        optimum, kept as ``lifetimes_fitter_``; everything else uses this module's math).
-
-    Fitted attributes: ``params_`` (p, q, v), ``log_likelihood_``, ``standard_errors_``,
-    ``covariance_``, ``converged_``, ``n_customers_`` (repeat customers used), and
-    ``frequency_spend_correlation_`` (Pearson correlation of frequency and monetary value among
-    repeat customers; the model assumes it is zero).
-
-    Examples
-    --------
-    >>> import clvmodels as clv
-    >>> s = clv.datasets.load_cdnow_summary()
-    >>> gg = clv.GammaGamma().fit(s)
-    >>> gg.params_.round(2).tolist()
-    [6.25, 3.74, 15.45]
-    """
-
-    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
-
-    def fit(self, summary: pd.DataFrame, weights=None) -> GammaGamma:
-        """Fit on the repeat customers (frequency > 0) of ``summary`` (needs ``monetary_value``).
-
-        Customers without repeat purchases carry no information about spend and are left out
-        of the fit (they still get the population mean from :meth:`expected_spend`). A time
-        unit is not needed.
-        """
-        validate_summary(summary, monetary=True)
+    def fit_rows(self, summary: pd.DataFrame, weights=None) -> FitRows:
+        """The distinct (frequency, monetary_value) rows of the repeat customers; InputError
+        when there are none or when one has a non-positive mean spend."""
         x = summary["frequency"].to_numpy(dtype=float)
         m = summary["monetary_value"].to_numpy(dtype=float)
         w = check_weights(weights, len(summary))
@@ -210,114 +179,104 @@ class GammaGamma(SpendModel):
             )
         bad = repeat & ~(m > 0)
         if bad.any():
+            rows = describe_rows(summary[["frequency", "monetary_value"]], bad)
             raise InputError(
-                "GammaGamma: monetary_value must be positive for customers with repeat purchases; "
-                f"it is zero or negative in {describe_rows(summary[['frequency', 'monetary_value']], bad)}"
-                "\nFix: check the amount column (returns netted to zero?) or drop these customers "
-                "from the spend fit."
+                "GammaGamma: monetary_value must be positive for customers with repeat "
+                f"purchases; it is zero or negative in {rows}\nFix: check the amount column "
+                "(returns netted to zero?) or drop these customers from the spend fit."
             )
-        self.frequency_spend_correlation_ = _weighted_corr(
-            x[repeat], m[repeat], None if w is None else w[repeat]
+        x_u, m_u, counts = compress_rows(
+            x[repeat], m[repeat], weights=None if w is None else w[repeat]
         )
-        if abs(self.frequency_spend_correlation_) > CORRELATION_WARNING:
-            warnings.warn(
-                f"GammaGamma assumes spend per transaction is independent of purchase frequency, "
-                f"but their correlation among repeat customers is "
-                f"{self.frequency_spend_correlation_:.2f} (|corr| > {CORRELATION_WARNING}); "
-                "expected spend and CLV may be biased.",
-                ModelAssumptionWarning,
-                stacklevel=2,
-            )
-        self._fit_mle(summary, weights, require_unit=False)
-        if self.params_["q"] <= 1.0:
-            warnings.warn(
-                f"GammaGamma: q = {self.params_['q']:.3g} <= 1, so the population mean spend "
-                "p v / (q - 1) does not exist; expected_spend is inf for customers without "
-                "repeat purchases.",
-                ModelAssumptionWarning,
-                stacklevel=2,
-            )
-        return self
+        return self.make_rows({"frequency": x_u, "monetary_value": m_u}, counts)
 
-    def _fit_data(self, summary: pd.DataFrame, weights):
-        x = summary["frequency"].to_numpy(dtype=float)
-        m = summary["monetary_value"].to_numpy(dtype=float)
-        w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
-        keep = (x > 0) & (w > 0)
-        x_u, m_u, counts = compress_rows(x[keep], m[keep], weights=w[keep])
-        return (x_u, m_u), counts
+    def negative_log_likelihood(self, log_params, rows: FitRows):
+        return negative_log_likelihood(
+            log_params, rows["frequency"], rows["monetary_value"], rows.counts
+        )
 
-    def _negative_log_likelihood(self, log_params, data, counts):
-        return negative_log_likelihood(log_params, *data, counts)
-
-    def _initial_log_params(self, data, counts) -> np.ndarray:
+    def initial_log_params(self, rows: FitRows) -> np.ndarray:
         # method of moments on the per-customer mean spends: p = 1 per transaction, a prior
         # mean of 1/nu near the observed mean spend, q = 3
-        x, m = data
-        mean_m = _sum(counts, m) / float(counts.sum())
+        mean_m = weighted_sum(rows.counts, rows["monetary_value"]) / float(rows.counts.sum())
         p, q = 1.0, 3.0
         return np.log([p, q, mean_m * (q - 1.0) / p])
 
-    def _fit_lifetimes(self, summary: pd.DataFrame, weights) -> np.ndarray:
-        from clvmodels.models.lifetimes_engine import fit_lifetimes_gamma_gamma
+    def log_likelihood(self, params, data):
+        return log_likelihood(*self.unpack(params), data["frequency"], data["monetary_value"])
 
-        x = summary["frequency"].to_numpy(dtype=float)
-        m = summary["monetary_value"].to_numpy(dtype=float)
-        keep = x > 0 if weights is None else (x > 0) & (np.asarray(weights, float) > 0)
-        w = None if weights is None else np.asarray(weights, float)[keep]
-        self.lifetimes_fitter_ = fit_lifetimes_gamma_gamma(x[keep], m[keep], weights=w)
-        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
+    def fit_statistics(self, rows: FitRows) -> dict[str, float]:
+        """``frequency_spend_correlation``: the (weighted) Pearson correlation of frequency and
+        mean spend among the repeat customers, which the model assumes to be zero."""
+        corr = _weighted_corr(rows["frequency"], rows["monetary_value"], rows.counts)
+        return {"frequency_spend_correlation": corr}
 
-    # ---- the math protocol ------------------------------------------------------------------
-    @staticmethod
-    def _math_expected_spend(params, x, m):
-        return conditional_expected_spend(*_p(params), x, m)
+    def fit_warnings(self, params: pd.Series, rows: FitRows) -> list[Warning]:
+        out = []
+        corr = self.fit_statistics(rows)["frequency_spend_correlation"]
+        if abs(corr) > CORRELATION_WARNING:
+            out.append(
+                ModelAssumptionWarning(
+                    "GammaGamma assumes spend per transaction is independent of purchase "
+                    f"frequency, but their correlation among repeat customers is {corr:.2f} "
+                    f"(|corr| > {CORRELATION_WARNING}); expected spend and CLV may be biased."
+                )
+            )
+        if params["q"] <= 1.0:
+            out.append(
+                ModelAssumptionWarning(
+                    f"q = {params['q']:.3g} <= 1, so the population mean spend p v / (q - 1) "
+                    "does not exist; expected_spend is inf for customers without repeat "
+                    "purchases."
+                )
+            )
+        return out
 
-    @staticmethod
-    def _math_sample_spend_rate(params, x, m, rng):
-        return sample_spend_rate(*_p(params), x, m, rng)
+    def expected_spend(self, params, x, m):
+        return conditional_expected_spend(*self.unpack(params), x, m)
 
-    @staticmethod
-    def _math_sample_future_spend(params, x, m, counts, rng):
-        return sample_future_spend(*_p(params), x, m, counts, rng)
+    def sample_spend_rate(self, params, x, m, rng):
+        return sample_spend_rate(*self.unpack(params), x, m, rng)
 
-    def conditional_latent_draws(
-        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        """Draws of each customer's latent spend rate ``nu`` and mean spend per transaction
-        ``p / nu`` given their history: tidy DataFrame ``customer_id, draw, nu, mean_spend``.
+    def sample_future_spend(self, params, x, m, counts, rng):
+        return sample_future_spend(*self.unpack(params), x, m, counts, rng)
 
-        With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw.
+    def simulate(self, params, frequency, rng, frequency_holdout=None):
+        """Mean spend per customer drawn from the model's story (Colombo & Jiang 1999).
+
+        ``nu ~ Gamma(q, v)`` (shape, rate) per customer; each transaction's value is
+        ``Gamma(p, nu)``, so the mean of ``x`` transactions is ``Gamma(p x, x nu)`` (0 when
+        x = 0). Returns ``monetary_value`` for the counts ``frequency``, with
+        ``monetary_value_holdout`` for ``frequency_holdout`` (the same customers, the same nu)
+        when given, and the latent mean spend per transaction ``true_mean_spend = p / nu``.
+        Parameters broadcast against ``frequency``.
         """
-        params, x, m = self._prepare(summary)
-        rng = np.random.default_rng(seed)
-        if draws is None:
-            n = int(n)
-            if n < 1:
-                raise ValueError(f"n must be a positive number of draws, got {n!r}")
-            params = {k: np.repeat(v, n, axis=0) for k, v in params.items()}
-        else:
-            params = self.customer_params(summary, draws)
-            n = len(draws)
-        nu = np.broadcast_to(sample_spend_rate(*_p(params), x, m, rng), (n, len(summary)))
-        p = np.broadcast_to(params["p"], (n, len(summary)))
-        index_name = summary.index.name or "customer_id"
-        return pd.DataFrame(
-            {
-                index_name: np.tile(summary.index.to_numpy(), n),
-                "draw": np.repeat(np.arange(n), len(summary)),
-                "nu": nu.ravel(),
-                "mean_spend": (p / nu).ravel(),
-            }
-        )
+        p, q, v = (np.asarray(a, dtype=float) for a in self.unpack(params))
+        x = np.asarray(frequency, dtype=float)
+        shape = np.broadcast_shapes(p.shape, q.shape, v.shape, x.shape)
+        nu = rng.gamma(q, 1.0 / v, size=shape)
+        p = np.broadcast_to(p, shape)
+
+        def mean_spend(counts):
+            counts = np.broadcast_to(np.asarray(counts, dtype=float), shape)
+            m = np.zeros(shape)
+            pos = counts > 0
+            m[pos] = rng.gamma(p[pos] * counts[pos], 1.0 / (counts[pos] * nu[pos]))
+            return m
+
+        columns = {"monetary_value": mean_spend(x)}
+        if frequency_holdout is not None:
+            columns["monetary_value_holdout"] = mean_spend(frequency_holdout)
+        columns["true_mean_spend"] = p / nu
+        return columns
 
 
 def _weighted_corr(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> float:
     """Pearson correlation (weighted when ``w`` is given); 0 when either side is constant."""
     w = np.ones(len(x)) if w is None else w
     w = w / w.sum()
-    dx, dy = x - _sum(w, x), y - _sum(w, y)
-    sx, sy = np.sqrt(_sum(w, dx**2)), np.sqrt(_sum(w, dy**2))
+    dx, dy = x - weighted_sum(w, x), y - weighted_sum(w, y)
+    sx, sy = np.sqrt(weighted_sum(w, dx**2)), np.sqrt(weighted_sum(w, dy**2))
     if sx == 0 or sy == 0:
         return 0.0
-    return _sum(w, dx * dy) / (sx * sy)
+    return weighted_sum(w, dx * dy) / (sx * sy)

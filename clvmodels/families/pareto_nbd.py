@@ -64,21 +64,22 @@ All functions below are pure and vectorised: parameters broadcast against the cu
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy import special
 from scipy.special import digamma, expit, gammaln
 
-from clvmodels.models.base import LastResultMemo, PurchaseModel
-from clvmodels.models.beta_geo import (
+from clvmodels.families.base import FitRows, PurchaseFamily
+from clvmodels.families.sampling import (
     check_grid,
     cumulative_counts,
     gamma_poisson_periods,
     take_flat,
 )
+from clvmodels.optimize import weighted_sum
+from clvmodels.validation import as_float
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
@@ -90,16 +91,6 @@ _PMF_NODES, _PMF_WEIGHTS = np.polynomial.legendre.leggauss(16)
 _PMF_RULE = (_PMF_NODES, np.log(_PMF_WEIGHTS))
 _MAX_PANELS = 80
 _CHUNK_ELEMENTS = 1 << 21  # rows x nodes evaluated at once (memory bound)
-
-
-def _dot(a, b) -> float:
-    """Inner product of two 1-d arrays (einsum: no BLAS call, which can stall on thread
-    start-up when many processes share few cores)."""
-    return float(np.einsum("i,i->", a, b))
-
-
-def _as_float(*arrays):
-    return tuple(np.asarray(a, dtype=float) for a in arrays)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,25 +295,6 @@ class _GroupPlan:
         return out
 
 
-_LAST_PLAN: list = [None]
-
-
-def _plan_for(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> _GroupPlan:
-    """The grouping plan of these customers, reusing the last one when the same customers are
-    scored again (P(alive), then expected purchases, then ...): a cheap equality check instead
-    of re-hashing. The cached plan keeps its own copies of the arrays."""
-    plan = _LAST_PLAN[0]
-    if plan is not None and all(
-        a.shape == b.shape and np.array_equal(a, b)
-        for a, b in zip(plan.arrays, (x, t_x, T), strict=True)
-    ):
-        return plan
-    plan = _GroupPlan(x, t_x, T)
-    plan.arrays = tuple(np.array(v, dtype=float, copy=True) for v in (x, t_x, T))
-    _LAST_PLAN[0] = plan
-    return plan
-
-
 def _log_dead_grouped(r, alpha, s, beta, x, t_x, T, moments: bool = False, plan=None):
     """``log I`` (and, with ``moments``, the means of ``log(alpha+tau)``, ``1/(alpha+tau)``,
     ``log(beta+tau)``, ``1/(beta+tau)`` under the normalised integrand) for scalar parameters
@@ -389,8 +361,8 @@ def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False, keep: dict |
     When the parameters are the same for every customer (shape ``()`` or ``(n_draws, 1)``),
     ``I`` is evaluated by :func:`_log_dead_grouped` (once per draw); otherwise per customer.
     """
-    params = _as_float(r, alpha, s, beta)
-    cust = np.broadcast_arrays(*_as_float(x, t_x, T))
+    params = as_float(r, alpha, s, beta)
+    cust = np.broadcast_arrays(*as_float(x, t_x, T))
     shared = all(p.ndim <= 2 and (p.ndim == 0 or p.shape[-1] == 1) for p in params)
     if (
         shared
@@ -405,7 +377,7 @@ def _log_terms(r, alpha, s, beta, x, t_x, T, moments: bool = False, keep: dict |
         ]
         x1, tx1, T1 = cust
         log_alive, log_dead, moms = [], [], []
-        plan = _plan_for(x1, tx1, T1)
+        plan = _GroupPlan(x1, tx1, T1)
         if not plan.worthwhile:
             return _log_terms_per_row(params, cust, moments)
         if keep is not None:
@@ -447,7 +419,7 @@ def log_likelihood(r, alpha, s, beta, x, t_x, T):
     shape = np.broadcast_shapes(*(np.shape(v) for v in (r, alpha, s, beta, x, t_x, T)))
     log_alive, log_dead, _ = _log_terms(r, alpha, s, beta, x, t_x, T)
     r, alpha, s, beta, x = (
-        np.ravel(v) for v in np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))[:5]
+        np.ravel(v) for v in np.broadcast_arrays(*as_float(r, alpha, s, beta, x, t_x, T))[:5]
     )
     ll = (
         gammaln(r + x)
@@ -478,7 +450,7 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, plan=None):
     """
     r, alpha, s, beta = np.exp(np.asarray(log_params, dtype=float))
     if plan is None or not plan.matches(x, t_x, T):
-        x, t_x, T = _as_float(x, t_x, T)
+        x, t_x, T = as_float(x, t_x, T)
         plan = _GroupPlan(x, t_x, T)
     counts = np.asarray(counts, dtype=float)
     if plan.worthwhile:
@@ -500,22 +472,24 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, plan=None):
     log_dead = np.log(s) + log_i
     lse = np.logaddexp(log_alive, log_dead)
     value = (
-        _dot(cu, gammaln(r + xu) - gammaln(r))
+        weighted_sum(cu, gammaln(r + xu) - gammaln(r))
         + total * (r * np.log(alpha) + s * np.log(beta))
-        + _dot(counts, lse)
+        + weighted_sum(counts, lse)
     )
     w = np.exp(log_dead - lse)
     cw = counts * w
     cv = counts - cw  # counts * (1 - w)
     g_r = (
-        _dot(cu, digamma(r + xu) - digamma(r))
+        weighted_sum(cu, digamma(r + xu) - digamma(r))
         + total * np.log(alpha)
-        - _dot(cv, log_aT)
-        - _dot(cw, m_la)
+        - weighted_sum(cv, log_aT)
+        - weighted_sum(cw, m_la)
     )
-    g_alpha = total * r / alpha - _dot(cv, a / (alpha + T)) - _dot(cw * a, m_ia)
-    g_s = total * np.log(beta) - _dot(cv, log_bT) + _dot(cw, 1.0 / s - m_lb)
-    g_beta = total * s / beta - _dot(cv, s / (beta + T)) - (s + 1.0) * _dot(cw, m_ib)
+    g_alpha = total * r / alpha - weighted_sum(cv, a / (alpha + T)) - weighted_sum(cw * a, m_ia)
+    g_s = total * np.log(beta) - weighted_sum(cv, log_bT) + weighted_sum(cw, 1.0 / s - m_lb)
+    g_beta = (
+        total * s / beta - weighted_sum(cv, s / (beta + T)) - (s + 1.0) * weighted_sum(cw, m_ib)
+    )
     grad = np.array([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
     return -float(value), -grad
 
@@ -538,27 +512,14 @@ def probability_alive(r, alpha, s, beta, x, t_x, T):
     return _alive_flat(r, alpha, s, beta, x, t_x, T)[0].reshape(shape).copy()
 
 
-_ALIVE_MEMO = LastResultMemo()
-
-
 def _alive_flat(r, alpha, s, beta, x, t_x, T):
-    """P(alive), flattened, and the grouping plan when one was used (else None).
-
-    The last result is remembered (:class:`clvmodels.models.base.LastResultMemo`): valuation
-    asks for E[X(T, T+t)] at many horizons ``t`` with the same draws and customers, and P(alive)
-    does not depend on ``t``.
-    """
-    inputs = _as_float(r, alpha, s, beta, x, t_x, T)
-    kept = _ALIVE_MEMO.get(inputs)
-    if kept is not None:
-        return kept
+    """P(alive), flattened, and the grouping plan when one was used (else None)."""
+    inputs = as_float(r, alpha, s, beta, x, t_x, T)
     keep: dict = {}
     log_alive, log_dead, _ = _log_terms(*inputs, keep=keep)
     with np.errstate(invalid="ignore"):
         odds = log_alive - log_dead  # +inf when I = 0 (T == t_x)
-    alive = expit(odds)
-    alive.flags.writeable = False
-    return _ALIVE_MEMO.put(inputs, (alive, keep.get("plan")), alive.size)
+    return expit(odds), keep.get("plan")
 
 
 def _relative_gamma_tail(s, y):
@@ -573,17 +534,21 @@ def _relative_gamma_tail(s, y):
     return np.where(small, series, general)
 
 
-def conditional_expected_purchases(r, alpha, s, beta, x, t_x, T, t):
+def conditional_expected_purchases(r, alpha, s, beta, x, t_x, T, t, p_alive=None):
     """E[X(T, T+t] | x, t_x, T], SMC 1987 eq. (22) / FH 2005 eq. (41)::
 
         (r+x)(beta+T) / ((alpha+T)(s-1)) [1 - ((beta+T)/(beta+T+t))^(s-1)] P(alive)
 
     (the limit ``(r+x)(beta+T)/(alpha+T) log(1 + t/(beta+T)) P(alive)`` at ``s = 1``).
-    Non-negative and non-decreasing in ``t``.
+    Non-negative and non-decreasing in ``t``. ``p_alive``: :func:`probability_alive` of the
+    same inputs when the caller has it.
     """
-    r, alpha, s, beta, x, t_x, T, t = _as_float(r, alpha, s, beta, x, t_x, T, t)
+    r, alpha, s, beta, x, t_x, T, t = as_float(r, alpha, s, beta, x, t_x, T, t)
     shape = _shape(r, alpha, s, beta, x, t_x, T, t)
-    alive, plan = _alive_flat(r, alpha, s, beta, x, t_x, T)
+    if p_alive is None:
+        alive, plan = _alive_flat(r, alpha, s, beta, x, t_x, T)
+    else:
+        alive, plan = np.asarray(p_alive, dtype=float), None
     if plan is not None and all(v.size == 1 for v in (r, alpha, s, beta, t)):
         # one parameter set and one horizon: the T-dependent factor once per distinct time
         tau = plan.point_tau
@@ -600,7 +565,7 @@ def expected_purchases_new_customer(r, alpha, s, beta, t):
 
     r beta / (alpha (s-1)) [1 - (beta/(beta+t))^(s-1)]    (r/alpha beta log(1+t/beta) at s=1)
     """
-    r, alpha, s, beta, t = _as_float(r, alpha, s, beta, t)
+    r, alpha, s, beta, t = as_float(r, alpha, s, beta, t)
     return r / alpha * beta * _relative_gamma_tail(s, t / beta)
 
 
@@ -674,7 +639,7 @@ def _log_pmf_dropout_integral(k, ra, al, s, be, t):
     return np.logaddexp(log_left, log_right)
 
 
-def conditional_purchase_probability(r, alpha, s, beta, x, t_x, T, t, k):
+def conditional_purchase_probability(r, alpha, s, beta, x, t_x, T, t, k, p_alive=None):
     """P(X(T, T+t] = k | x, t_x, T) (Fader & Hardie 2014, note 028, eq. (16), in integral form).
 
     Given alive at T the rates are ``lambda ~ Gamma(r+x, alpha+T)``, ``mu ~ Gamma(s, beta+T)``
@@ -693,9 +658,11 @@ def conditional_purchase_probability(r, alpha, s, beta, x, t_x, T, t, k):
     if np.any(np.asarray(k) < 0) or np.any(np.asarray(k) != np.round(k)):
         raise ValueError("k must be a non-negative whole number of purchases")
     # P(alive) before broadcasting over t and k: once per customer, grouped when possible
-    alive = np.broadcast_to(probability_alive(r, alpha, s, beta, x, t_x, T), shape).ravel()
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
+    alive = np.broadcast_to(p_alive, shape).ravel()
     r, alpha, s, beta, x, t_x, T, t, k = (
-        np.ravel(v) for v in np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T, t, k))
+        np.ravel(v) for v in np.broadcast_arrays(*as_float(r, alpha, s, beta, x, t_x, T, t, k))
     )
     ra, al, be = r + x, alpha + T, beta + T
     out = np.where(k == 0, 1.0 - alive, 0.0)
@@ -803,7 +770,7 @@ def sample_latent(r, alpha, s, beta, x, t_x, T, rng: np.random.Generator):
     """
     # P(alive) before broadcasting, so shared parameters take the fast grouped route
     p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
-    r, alpha, s, beta, x, t_x, T = np.broadcast_arrays(*_as_float(r, alpha, s, beta, x, t_x, T))
+    r, alpha, s, beta, x, t_x, T = np.broadcast_arrays(*as_float(r, alpha, s, beta, x, t_x, T))
     shape = r.shape
     alive = rng.random(shape) < p_alive
     tau = T.copy()
@@ -817,7 +784,7 @@ def sample_latent(r, alpha, s, beta, x, t_x, T, rng: np.random.Generator):
     return alive, lam, mu
 
 
-def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random.Generator):
+def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng, p_alive=None):
     """Cumulative purchase counts at the times ``t_grid`` after T, drawn from the posterior.
 
     ``alive ~ Bernoulli(P(alive))``; given alive, ``lambda ~ Gamma(r+x, alpha+T)`` and
@@ -827,24 +794,25 @@ def sample_future_purchases(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random
 
     Drawn in work proportional to the alive pairs and their purchases: only alive pairs draw a
     lifetime (marginally Lomax over mu) and purchases on ``[0, min(lifetime, t_max)]``
-    (:func:`~clvmodels.models.beta_geo.gamma_poisson_periods`: the first purchase time, then
+    (:func:`~clvmodels.families.sampling.gamma_poisson_periods`: the first purchase time, then
     the rest given it), which is exact in distribution.
     """
     return cumulative_counts(
-        *sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng)
+        *sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng, p_alive)
     )
 
 
-def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng: np.random.Generator):
+def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng, p_alive=None):
     """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
     broadcast shape, flat indices of the (draw, customer) paths with purchases and their
     per-period (not cumulative) int64 counts; every other path buys nothing."""
     grid = check_grid(t_grid)
-    r, alpha, s, beta, x, t_x, T = _as_float(r, alpha, s, beta, x, t_x, T)
+    r, alpha, s, beta, x, t_x, T = as_float(r, alpha, s, beta, x, t_x, T)
     shape = _shape(r, alpha, s, beta, x, t_x, T)
     if grid.size == 0 or grid[-1] <= 0:
         return shape, np.zeros(0, dtype=np.intp), np.zeros((0, grid.size), dtype=np.int64)
-    p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, s, beta, x, t_x, T)
     t_max = float(grid[-1])
     alive = np.flatnonzero(rng.random(shape) < p_alive)
     T_alive = take_flat(T, shape, alive)
@@ -866,110 +834,113 @@ def sample_future_purchase_periods(r, alpha, s, beta, x, t_x, T, t_grid, rng: np
     return shape, alive[buyers], per
 
 
-# --------------------------------------------------------------------------------------------
-# the model
-# --------------------------------------------------------------------------------------------
+def discounted_expected_residual_transactions(r, alpha, s, beta, x, t_x, T, delta, p_alive):
+    """Pareto/NBD DERT, Fader, Hardie & Lee (2005) "RFM and CLV", JMR 42(4), eq. 2.
 
+    Given alive at T, lambda ~ Gamma(r + x, alpha + T) and mu ~ Gamma(s, beta + T)
+    independently; an alive customer's DERT is lambda / (mu + delta), so
 
-class ParetoNBD(PurchaseModel):
-    """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987), fit by maximum likelihood.
+        DERT = P(alive) (r + x) / (alpha + T) * (beta + T)^s delta^(s-1) U(s, s; delta (beta + T))
 
-    Parameters
-    ----------
-    engine : {"native", "lifetimes"}
-        ``"native"`` (default): the log-likelihood with the dropout integral computed by
-        adaptive Gauss-Legendre quadrature in log space (stable for any data and parameters),
-        analytic gradients, L-BFGS-B on log-parameters, fit on the distinct
-        (frequency, recency, T) rows. ``"lifetimes"``: ``lifetimes.ParetoNBDFitter`` finds the
-        optimum (kept as ``lifetimes_fitter_``); likelihood, standard errors and all
-        predictions still come from this module's math.
-
-    Attributes (after ``fit``)
-    --------------------------
-    params_ (r, alpha, s, beta), log_likelihood_, standard_errors_, covariance_,
-    log_covariance_, converged_, time_unit_.
-
-    Examples
-    --------
-    >>> import clvmodels as clv
-    >>> s = clv.datasets.load_cdnow_summary()
-    >>> pnbd = clv.ParetoNBD().fit(s)
-    >>> pnbd.params_.round(3).tolist()
-    [0.553, 10.578, 0.606, 11.668]
-    >>> round(pnbd.log_likelihood_, 1)
-    -9595.0
+    with U Tricomi's confluent hypergeometric function (Psi in the paper); this equals eq. 2 with
+    P(alive) written out. Computed as (beta + T) z^(s-1) U(s, s, z), z = delta (beta + T).
     """
+    r, alpha, s, beta, x, T = as_float(r, alpha, s, beta, x, T)
+    z = delta * (beta + T)
+    residual = (beta + T) * np.exp((s - 1) * np.log(z)) * special.hyperu(s, s, z)
+    return p_alive * (r + x) / (alpha + T) * residual
 
-    param_names: ClassVar[tuple[str, ...]] = PARAM_NAMES
-    _math = sys.modules[__name__]
 
-    def _negative_log_likelihood(self, log_params, data, counts):
-        x, t_x, T = data
-        plan = getattr(self, "_plan", None)
-        if plan is None or not plan.matches(x, t_x, T):
-            # the fit calls this with the same arrays many times: build the bookkeeping once
-            # (the plan holds the arrays, so identity checks cannot be fooled by reused ids)
-            plan = self._plan = _GroupPlan(*_as_float(x, t_x, T))
-            plan.arrays = (x, t_x, T)
-        return negative_log_likelihood(log_params, *plan.arrays, counts, plan=plan)
+# --------------------------------------------------------------------------------------------
+# the family
+# --------------------------------------------------------------------------------------------
+class ParetoNBDFamily(PurchaseFamily):
+    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987): this module on the family interface."""
 
-    def _initial_log_params(self, data, counts) -> np.ndarray:
-        x, _, T = data
-        w = counts / counts.sum()
-        mean_T = max(float(_dot(w, T)), 1e-12)
-        rate = (_dot(w, x) + 0.5) / mean_T
+    name = "pareto"
+    label = "Pareto/NBD"
+    param_names = PARAM_NAMES
+    latent_names = ("alive", "lambda", "mu")
+
+    def make_rows(self, columns, counts) -> FitRows:
+        """Distinct rows plus the quadrature's grouping plan (parameter-free bookkeeping that
+        every likelihood evaluation of these rows reuses)."""
+        x, t_x, T = (columns[c] for c in ("frequency", "recency", "T"))
+        return FitRows(columns, np.asarray(counts, dtype=float), {"plan": _GroupPlan(x, t_x, T)})
+
+    def negative_log_likelihood(self, log_params, rows: FitRows):
+        x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
+        return negative_log_likelihood(log_params, x, t_x, T, rows.counts, rows.aux["plan"])
+
+    def initial_log_params(self, rows: FitRows) -> np.ndarray:
+        w = rows.counts / rows.counts.sum()
+        mean_T = max(weighted_sum(w, rows["T"]), 1e-12)
+        rate = (weighted_sum(w, rows["frequency"]) + 0.5) / mean_T
         return np.log([1.0, 1.0 / rate, 1.0, mean_T])
 
-    def _fit_lifetimes(self, summary, weights):
-        from clvmodels.models.lifetimes_engine import fit_lifetimes_purchase
+    def log_likelihood(self, params, data):
+        x, t_x, T = data["frequency"], data["recency"], data["T"]
+        return log_likelihood(*self.unpack(params), x, t_x, T)
 
-        (x, t_x, T), counts = self._fit_data(summary, weights)
-        compressed = pd.DataFrame({"frequency": x, "recency": t_x, "T": T})
-        # lifetimes starts Nelder-Mead from random values unless given a start; a fixed start
-        # (on its internal scale, where max T = 1) and a tight tolerance make it reproducible
-        self.lifetimes_fitter_ = fit_lifetimes_purchase(
-            "ParetoNBDFitter",
-            compressed,
-            counts,
-            initial_params=np.ones(4),
-            tol=1e-10,
-            maxiter=20000,
+    def probability_alive(self, params, x, t_x, T):
+        return probability_alive(*self.unpack(params), x, t_x, T)
+
+    def expected_purchases(self, params, x, t_x, T, t, p_alive=None):
+        return conditional_expected_purchases(*self.unpack(params), x, t_x, T, t, p_alive)
+
+    def purchase_probability(self, params, x, t_x, T, t, k, p_alive=None):
+        return conditional_purchase_probability(*self.unpack(params), x, t_x, T, t, k, p_alive)
+
+    def expected_purchases_new_customer(self, params, t):
+        return expected_purchases_new_customer(*self.unpack(params), t)
+
+    def sample_latent(self, params, x, t_x, T, rng):
+        drawn = sample_latent(*self.unpack(params), x, t_x, T, rng)
+        return dict(zip(self.latent_names, drawn, strict=True))
+
+    def sample_future_purchases(self, params, x, t_x, T, t_grid, rng, p_alive=None):
+        return sample_future_purchases(*self.unpack(params), x, t_x, T, t_grid, rng, p_alive)
+
+    def sample_future_purchase_periods(self, params, x, t_x, T, t_grid, rng, p_alive=None):
+        return sample_future_purchase_periods(*self.unpack(params), x, t_x, T, t_grid, rng, p_alive)
+
+    def discounted_expected_residual_transactions(self, params, x, t_x, T, delta, p_alive=None):
+        if p_alive is None:
+            p_alive = probability_alive(*self.unpack(params), x, t_x, T)
+        return discounted_expected_residual_transactions(
+            *self.unpack(params), x, t_x, T, delta, p_alive
         )
-        return self.lifetimes_fitter_.params_[list(PARAM_NAMES)].to_numpy(dtype=float)
 
-    @classmethod
-    def _math_sample_future_purchase_periods(cls, params, x, t_x, T, t_grid, rng):
-        """Sparse form of ``_math_sample_future_purchases``: only the buying paths."""
-        return cls._math.sample_future_purchase_periods(
-            *cls._unpack(params), x, t_x, T, t_grid, rng
-        )
+    def simulate(self, params, T, holdout, rng):
+        """Customers drawn from the model's story (SMC 1987), without loops.
 
-    # ---- latent posterior -------------------------------------------------------------------
-    def conditional_latent_draws(
-        self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        """Draws of each customer's latent state given their history: a tidy DataFrame with
-        columns ``customer_id, draw, alive, lambda, mu`` (``n`` rows per customer).
-
-        Alive customers' rates are drawn from ``Gamma(r+x, alpha+T) x Gamma(s, beta+T)``; dead
-        ones' from their posterior given the (drawn) death time (see :func:`sample_latent`).
-        With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw, so
-        parameter uncertainty is included; otherwise all use the point estimate.
+        ``lambda ~ Gamma(r, alpha)``, ``mu ~ Gamma(s, beta)``, the lifetime ``tau ~
+        Exponential(mu)`` (``inf`` when mu underflows to 0), and ``x ~ Poisson(lambda
+        min(tau, T))`` purchases in (0, min(tau, T)], the last at ``min(tau, T) Beta(x, 1)`` (the
+        largest of x uniform times). A holdout adds ``Poisson(lambda clip(tau - T, 0,
+        holdout))``. Parameters broadcast against ``T``. Latent columns ``true_lambda``,
+        ``true_mu``, ``true_lifetime`` (tau), ``true_alive`` (tau > T) and, with a holdout,
+        ``true_alive_holdout_end``.
         """
-        from clvmodels.models.beta_geo import conditional_latent_frame
-
-        return conditional_latent_frame(self, summary, n, seed, draws, ("lambda", "mu"))
-
-
-__all__ = [
-    "ParetoNBD",
-    "conditional_expected_purchases",
-    "conditional_purchase_probability",
-    "expected_purchases_new_customer",
-    "log_likelihood",
-    "negative_log_likelihood",
-    "probability_alive",
-    "sample_future_purchase_periods",
-    "sample_future_purchases",
-    "sample_latent",
-]
+        r, alpha, s, beta = (np.asarray(v, dtype=float) for v in self.unpack(params))
+        T = np.asarray(T, dtype=float)
+        shape = np.broadcast_shapes(r.shape, alpha.shape, s.shape, beta.shape, T.shape)
+        ages = np.broadcast_to(T, shape)
+        lam = rng.gamma(r, 1.0 / alpha, size=shape)
+        mu = rng.gamma(s, 1.0 / beta, size=shape)
+        with np.errstate(divide="ignore"):
+            tau = rng.standard_exponential(shape) / mu
+        active_span = np.minimum(tau, ages)
+        x = rng.poisson(lam * active_span)
+        recency = np.zeros(shape)
+        pos = x > 0
+        recency[pos] = active_span[pos] * rng.beta(x[pos], 1)
+        columns = {"frequency": x, "recency": recency, "T": ages}
+        if holdout is not None:
+            columns["frequency_holdout"] = rng.poisson(lam * np.clip(tau - ages, 0.0, holdout))
+            columns["duration_holdout"] = np.full(shape, float(holdout))
+            columns["true_alive_holdout_end"] = tau > ages + holdout
+        columns.update(
+            {"true_lambda": lam, "true_mu": mu, "true_lifetime": tau, "true_alive": tau > ages}
+        )
+        return columns
