@@ -21,6 +21,9 @@ Conventions (Fader & Hardie; the published CDNOW summaries)
 * ``recency``: time from the first to the last purchase period (0 without repeats).
 * ``T``: time from the first purchase period to the period of ``observation_end``.
 * ``monetary_value``: mean spend of the repeat purchases only, 0 without repeats.
+* ``litt``: sum over the repeat purchases of the log of the time since the previous purchase
+  period (BTYDplus' ``elog2cbs``; the regularity statistic of the CNBD-k models), 0 without
+  repeats.
 * Durations are differences of period starts, divided by the unit's length in days
   (:mod:`clvmodels.units`; a month is 365.25/12 days). ``df.attrs["time_unit"]`` records the unit.
 * ``observation_end`` and ``calibration_end`` name periods: "1997-09-30" includes the whole of
@@ -391,10 +394,12 @@ def _pandas_after(frame, spec, periods, end_period, what):
 
 def _aggregate(codes, periods, amounts, n_customers):
     """Per customer: first period, last period, number of periods, spend of all periods and of
-    the first period (NaN-free). Customers without rows get n_periods == 0."""
+    the first period (NaN-free), and the sum of the logs of the gaps (in periods) between
+    consecutive purchase periods. Customers without rows get n_periods == 0."""
     if len(codes) == 0:
         zeros = np.zeros(n_customers, dtype=np.int64)
-        return zeros, zeros, zeros, np.zeros(n_customers), np.zeros(n_customers)
+        floats = np.zeros(n_customers)
+        return zeros, zeros, zeros, floats, floats.copy(), floats.copy()
     pmin = int(periods.min())
     span = int(periods.max()) - pmin + 1
     n_rows = len(codes)
@@ -441,7 +446,12 @@ def _aggregate(codes, periods, amounts, n_customers):
     if p_amount is not None:
         total[who] = np.add.reduceat(p_amount, c_start)
         first_amount[who] = p_amount[c_start]
-    return first, last, count, total, first_amount
+    # inter-purchase gaps of the same customer (distinct purchase periods, so every gap >= 1)
+    same = ~new_c[1:]
+    log_gaps = np.bincount(
+        p_code[1:][same], weights=np.log(np.diff(p_period)[same]), minlength=n_customers
+    )
+    return first, last, count, total, first_amount, log_gaps
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,7 +700,9 @@ def _is_duck_numeric(dtype: str) -> bool:
 # --------------------------------------------------------------------------------------------
 # assembling the summary (shared by both engines so the float arithmetic is identical)
 # --------------------------------------------------------------------------------------------
-def _build_summary(ids, first, last, count, total, first_amount, end_period, spec, index_name):
+def _build_summary(
+    ids, first, last, count, total, first_amount, end_period, spec, index_name, log_gaps
+):
     per_unit = spec.periods_per_unit
     frequency = (count - 1).astype(np.int64)
     out = pd.DataFrame(
@@ -698,6 +710,9 @@ def _build_summary(ids, first, last, count, total, first_amount, end_period, spe
             "frequency": frequency,
             "recency": (last - first).astype(np.float64) / per_unit,
             "T": (end_period - first).astype(np.float64) / per_unit,
+            # sum over repeat purchases of log(inter-purchase time in the unit), as BTYDplus'
+            # elog2cbs: the regularity statistic of the CNBD-k models (0 without repeats)
+            "litt": log_gaps - frequency * np.log(per_unit),
         },
         index=pd.Index(ids, name=index_name),
     )
@@ -725,7 +740,7 @@ def _reduce(codes, uniques, periods, amounts, cal_period, end_period, with_holdo
     else:
         cal = _aggregate(codes[in_cal], periods[in_cal], _take(amounts, in_cal), n)
     keep = cal[2] > 0
-    names = ("first", "last", "count", "total", "first_amount")
+    names = ("first", "last", "count", "total", "first_amount", "log_gaps")
     out = {name: values[keep] for name, values in zip(names, cal, strict=True)}
     n_new = 0
     if with_holdout:
@@ -807,6 +822,7 @@ def _summaries(transactions, spec, observation_end, calibration_end, engine, aft
         cal_period,
         spec,
         spec.customer_id,
+        np.asarray(arrays["log_gaps"], dtype=np.float64),
     )
     if with_holdout:
         n_h = np.asarray(n_h, dtype=np.int64)
@@ -893,8 +909,9 @@ def rfm_summary(
     Returns
     -------
     DataFrame indexed by the customer id (sorted), columns ``frequency`` (int64, repeat purchase
-    periods), ``recency``, ``T`` and, with ``monetary``, ``monetary_value`` (mean spend of the
-    repeat purchases; 0 without repeats). ``attrs``: ``time_unit``, ``purchase_period``,
+    periods), ``recency``, ``T``, ``litt`` (sum of the logs of the inter-purchase times, for the
+    CNBD-k models) and, with ``monetary``, ``monetary_value`` (mean spend of the repeat
+    purchases; 0 without repeats). ``attrs``: ``time_unit``, ``purchase_period``,
     ``observation_end``, ``engine``.
 
     Raises

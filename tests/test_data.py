@@ -98,6 +98,7 @@ def test_cdnow_calibration_holdout(cdnow, engine):
         "frequency",
         "recency",
         "T",
+        "litt",
         "monetary_value",
         "frequency_holdout",
         "monetary_value_holdout",
@@ -251,7 +252,7 @@ def test_engines_and_inputs_agree(random_tx, tmp_path, unit):
         assert got.attrs["time_unit"] == unit, name
         # identical: both engines share the reduction kernel and see rows in the same order
         pd.testing.assert_index_equal(got.index, reference.index, exact=False, obj=name)
-        for col in ("frequency", "recency", "T", "monetary_value"):
+        for col in ("frequency", "recency", "T", "litt", "monetary_value"):
             np.testing.assert_array_equal(got[col], reference[col], err_msg=f"{name} {col}")
     # the same-day duplicates were merged, not counted
     per_day = random_tx.assign(
@@ -319,6 +320,61 @@ def test_duckdb_partitions_bound_memory_and_agree(random_tx, monkeypatch, with_h
     assert got.index.is_monotonic_increasing
     assert got_int.index.is_monotonic_increasing
     np.testing.assert_array_equal(got_int.to_numpy(), expected.to_numpy())
+
+
+# --------------------------------------------------------------------------------------------
+# litt: the regularity statistic of the CNBD-k models
+# --------------------------------------------------------------------------------------------
+def _direct_litt(tx, customer, when, period, unit_days, end=None):
+    """BTYDplus' elog2cbs: merge the purchases of one period, then sum the logs of the times
+    between consecutive purchases (in the unit) per customer; 0 without repeat purchases."""
+    tx = tx if end is None else tx[tx[when] <= end]
+    periods = tx.assign(p=tx[when].dt.floor(period)).drop_duplicates([customer, "p"])
+    periods = periods.sort_values([customer, "p"])
+    gaps = periods.groupby(customer)["p"].diff().dt.total_seconds() / 86_400 / unit_days
+    return np.log(gaps).groupby(periods[customer]).sum()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "unit, period, unit_days",
+    [("D", "D", 1.0), ("W", "D", 7.0), ("M", "D", 365.25 / 12), ("H", "h", 1 / 24)],
+)
+def test_litt_is_elog2cbs(random_tx, engine, unit, period, unit_days):
+    s = rfm_summary(random_tx, "user", "when", "spend", time_unit=unit, engine=engine)
+    expected = _direct_litt(random_tx, "user", "when", period, unit_days)
+    np.testing.assert_allclose(s["litt"], expected.reindex(s.index), rtol=1e-12, atol=1e-9)
+    assert (s.loc[s.frequency == 0, "litt"] == 0).all()
+    assert s["litt"].dtype == np.float64
+    assert list(s.columns[:4]) == ["frequency", "recency", "T", "litt"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_litt_of_calibration_holdout_uses_calibration_purchases_only(random_tx, engine):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ch = calibration_holdout_summary(
+            random_tx,
+            "user",
+            "when",
+            "spend",
+            calibration_end="2021-10-01",
+            observation_end="2022-02-04",
+            time_unit="W",
+            engine=engine,
+        )
+    expected = _direct_litt(random_tx, "user", "when", "D", 7.0, end=pd.Timestamp("2021-10-02"))
+    np.testing.assert_allclose(ch["litt"], expected.reindex(ch.index), rtol=1e-12, atol=1e-9)
+
+
+def test_litt_on_cdnow(cdnow):
+    s = rfm_summary(
+        cdnow, "customer_id", "date", "amount", "1997-09-30", "W", after_observation_end="exclude"
+    )
+    expected = _direct_litt(cdnow, "customer_id", "date", "D", 7.0, end=pd.Timestamp("1997-09-30"))
+    np.testing.assert_allclose(s["litt"], expected.reindex(s.index), rtol=1e-12, atol=1e-9)
+    # a repeat purchase a day after the previous one: log(1/7) in weeks
+    assert s["litt"].min() < np.log(1 / 7) * 0.99
 
 
 def test_auto_engine_picks_duckdb_for_large_frames(monkeypatch, random_tx):
