@@ -401,6 +401,22 @@ class PurchaseModel(MaximumLikelihoodModel):
         values = self.family_.probability_alive(params, x, t_x, T)
         return pd.Series(np.asarray(values)[0], index=summary.index, name="probability_alive")
 
+    def predict(self, summary: pd.DataFrame, t) -> pd.DataFrame:
+        """``expected_purchases`` in the next ``t`` and ``probability_alive`` in one frame,
+        P(alive) computed once for both (scoring asks for the two together)."""
+        params, x, t_x, T = self._prepare(summary)
+        alive = self.family_.probability_alive(params, x, t_x, T)
+        expected = self.family_.expected_purchases(
+            params, x, t_x, T, self.to_model_time(t), p_alive=alive
+        )
+        return pd.DataFrame(
+            {
+                "expected_purchases": np.asarray(expected)[0],
+                "probability_alive": np.asarray(alive)[0],
+            },
+            index=summary.index,
+        )
+
     def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
         """P(exactly ``k`` purchases in (T, T+t] | history)."""
         params, x, t_x, T = self._prepare(summary)
