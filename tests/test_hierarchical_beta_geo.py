@@ -25,7 +25,7 @@ from clvmodels.estimators.bayes.hierarchical_beta_geo import (
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily, log_likelihood
 from clvmodels.registry import BetaGeo
 
-DATA = Path(__file__).parents[1] / "../shared/data"
+DATA = Path(__file__).parent / "data"
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW sample
 NAMES = ("r", "alpha", "a", "b")
 
