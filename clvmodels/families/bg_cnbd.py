@@ -1,7 +1,7 @@
 """BG/CNBD-k: the beta-geometric / condensed negative binomial purchase model.
 
 Platzer, M. and Reutterer, T. (2016), "Ticking Away the Moments: Timing Regularity Helps to
-Better Predict Customer Activity", *Marketing Science* 35(5), 779-799. BG/NBD (Fader, Hardie &
+Better Predict Customer Activity", *Marketing Science* 35(5). BG/NBD (Fader, Hardie &
 Lee 2005) with Erlang-k inter-purchase times: a customer's purchases are every k-th event of a
 Poisson process of rate ``lambda ~ Gamma(r, alpha)``, and after each repeat purchase they drop
 out with probability ``p ~ Beta(a, b)`` (never right after the first purchase, unlike

@@ -1,7 +1,7 @@
 """MBG/CNBD-k and BG/CNBD-k: the (modified) beta-geometric / condensed negative binomial models.
 
 Platzer, M. and Reutterer, T. (2016), "Ticking Away the Moments: Timing Regularity Helps to
-Better Predict Customer Activity", *Marketing Science* 35(5), 779-799 ("PR 2016"). The models
+Better Predict Customer Activity", *Marketing Science* 35(5) ("PR 2016"). The models
 extend BG/NBD (Fader, Hardie & Lee 2005, :mod:`clvmodels.families.bg_nbd`) and MBG/NBD
 (Batislam, Denizel & Filiztekin 2007, :mod:`clvmodels.families.mbg_nbd`) with regular
 inter-purchase times. This module holds the math of both, written once with ``shift`` = 0
@@ -13,8 +13,8 @@ between purchases are Erlang-k with rate ``lambda``, i.e. the purchases are ever
 a Poisson process of rate ``lambda`` (the "sub-events"); ``k = 1`` is BG/NBD / MBG/NBD. After
 each purchase the customer drops out with probability ``p ~ Beta(a, b)``. A customer with
 ``x`` repeat purchases, the last at ``t_x``, observed for ``T`` after the first purchase, with
-``litt`` = sum of the logs of the x inter-purchase times, contributes (PR 2016, eq. (5) and its
-appendix; ``delta`` = shift, ``s = r + k x``)::
+``litt`` = sum of the logs of the x inter-purchase times, contributes (PR 2016; BTYDplus'
+``xbgcnbd.LL``; ``delta`` = shift, ``s = r + k x``)::
 
     L = exp((k-1) litt - x log((k-1)!))
         * [ B(a, b+x+delta)/B(a, b) * A_alive
@@ -44,7 +44,10 @@ Predictions are exact (no BG/NBD approximation as in BTYDplus'
 binomial with shape ``s + j`` and ``z = t / (alpha + T + t)``) and ``G ~ Geometric(p)`` the
 purchases up to and including the dropout, so ``P(X >= m) = B(a, b'+m-1)/B(a, b') P(N >= mk-j)``
 (``b' = b + x + delta``) and ``E[X] = sum_{m>=1} P(X >= m)``, summed until a rigorous bound on
-the remainder is negligible.
+the remainder is negligible (at most ``SERIES_MAX_TERMS`` terms: a horizon thousands of times
+``alpha + T`` is truncated with a warning). The DERT (discounted expected residual
+transactions) needs no long horizon: given lambda the discounted sum over purchases is a
+Beta-Stieltjes transform (a continued fraction), integrated over lambda by the trapezoidal rule.
 
 All functions are pure and vectorised: parameters broadcast against the customer arrays
 (``x`` frequency, ``t_x`` recency, ``T`` age, ``litt``), e.g. parameters of shape
@@ -82,6 +85,8 @@ SERIES_RTOL = 1e-13
 #: expected to make hundreds of thousands of purchases in it; the sum is then truncated there
 #: (a lower bound, still non-decreasing in the horizon), with a RuntimeWarning
 SERIES_MAX_TERMS = 200_000
+#: the most negative binomial masses evaluated at once by the series (bounds its memory)
+_SERIES_CELLS = 2**21
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +276,12 @@ def active_expected_purchases(s, beta, a_, b_, t, k: int, j):
     out = np.zeros(s.size)
     active = np.flatnonzero(t > 0)
     z = np.zeros(s.size)
+    log_q = np.zeros(s.size)  # log(1 - z)
+    log_z = np.zeros(s.size)
     z[active] = t[active] / (beta[active] + t[active])
+    log_q[active] = np.log(beta[active]) - np.log(beta[active] + t[active])
+    log_z[active] = np.log(t[active]) - np.log(beta[active] + t[active])
+    lg_s = gammaln(s)
     m0, block = 1, 8
     while active.size:
         if m0 > SERIES_MAX_TERMS:
@@ -284,21 +294,34 @@ def active_expected_purchases(s, beta, a_, b_, t, k: int, j):
                 stacklevel=2,
             )
             break
-        m = m0 + np.arange(block, dtype=float)
+        # at most _SERIES_CELLS sub-events per block over all active elements (bounded memory)
+        size = int(max(1, min(block, _SERIES_CELLS // (active.size * k))))
         s_a, z_a, j_a = s[active, None], z[active, None], j[active, None]
-        n = m * k - j_a
-        tail = betainc(n, s_a, z_a)
+        m = m0 + np.arange(size, dtype=float)
+        first = m0 * k - j_a
+        if k <= 6:
+            # P(N >= n) at n = mk - j for the block's m: the tail after the block (one
+            # incomplete beta function) plus the negative binomial masses in it, summed from the
+            # far end (positive terms: accurate even where the tail is tiny); for small k
+            # cheaper than an incomplete beta function per term
+            n = first + np.arange(size * k, dtype=float)
+            log_pmf = gammaln(n + s_a) - gammaln(n + 1.0) - lg_s[active, None]
+            log_pmf += s_a * log_q[active, None] + n * log_z[active, None]
+            after = betainc(first + size * k, s_a, z_a)
+            tail = after + np.cumsum(np.exp(log_pmf)[:, ::-1], axis=1)[:, ::-1][:, ::k]
+        else:
+            tail = betainc(first + k * (m - m0), s_a, z_a)
         terms = np.exp(_log_survival(a_[active, None], b_[active, None], m)) * tail
         out[active] += terms.sum(axis=1)
         last = terms[:, -1]
-        n_last = n[:, -1]
+        n_last = (m0 + size - 1) * k - j_a[:, 0]
         rho1 = z_a[:, 0] * np.maximum(1.0, (n_last + s_a[:, 0]) / (n_last + 1.0))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             rho = rho1**k
             bound = last * rho / (1.0 - rho)
         done = (last == 0.0) | ((rho1 < 1.0) & (bound <= SERIES_RTOL * out[active]))
         active = active[~done]
-        m0 += block
+        m0 += size
         block = min(2 * block, 4096)
     return out.reshape(shape)
 
