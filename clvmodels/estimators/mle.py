@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from clvmodels import units
-from clvmodels.errors import ConvergenceWarning, NotFittedError, TimeUnitError
+from clvmodels.errors import ConvergenceWarning, InputError, NotFittedError, TimeUnitError
 from clvmodels.families.base import Family, FitRows
 from clvmodels.optimize import minimize_negative_log_likelihood, numerical_hessian
 from clvmodels.validation import (
@@ -160,6 +160,13 @@ class MaximumLikelihoodModel(FittedModel):
 
     def _fit_family(self, family: Family, summary: pd.DataFrame, weights) -> dict[str, Any]:
         rows = family.fit_rows(summary, weights)
+        problems = family.identification_problems(rows)
+        if problems:
+            raise InputError(
+                f"{type(self).__name__} cannot be fitted on these data: "
+                + "; ".join(problems)
+                + ". Fix: fit on a summary with more customers and a longer observation period."
+            )
 
         def objective(log_params):
             return family.negative_log_likelihood(log_params, rows)
@@ -227,7 +234,7 @@ class MaximumLikelihoodModel(FittedModel):
             setattr(self, f"{name}_", value)
         for warning in family.fit_warnings(self.params_, fit["rows"]):
             warnings.warn(type(warning)(f"{type(self).__name__}: {warning}"), stacklevel=4)
-        if not self.converged_:
+        if not self.converged_ and not self.boundary_parameters_:
             warnings.warn(
                 f"{type(self).__name__} fit did not converge: {self.optimizer_message_}. "
                 "Check the data (enough repeat customers? right time unit?) and the estimates.",
@@ -236,25 +243,50 @@ class MaximumLikelihoodModel(FittedModel):
             )
 
     def set_covariance(self, gradient, log_params: np.ndarray, gradient_at_x=None) -> None:
-        """Observed-information covariance of the log-parameters at ``log_params`` (NaN, with a
-        warning, when the information is not positive definite)."""
+        """Observed-information covariance of the log-parameters at ``log_params``.
+
+        A fit whose information matrix is singular, not positive definite, or nearly singular
+        (a direction with less than 1e-9 of the largest curvature) sits on a boundary of the
+        parameter space or is not identified by the data: the parameters that load on the flat
+        directions are recorded in ``boundary_parameters_``, the fit is marked not converged,
+        a warning says so in plain words, and the covariance is NaN, so no interval is ever
+        built on it (asymptotic draws are refused).
+        """
         hessian = numerical_hessian(gradient, log_params, gradient_at_x=gradient_at_x)
         names = list(self.param_names)
-        try:
-            eigenvalues = np.linalg.eigvalsh(hessian)
-            if not np.all(eigenvalues > 0):
-                raise np.linalg.LinAlgError("observed information is not positive definite")
-            log_cov = np.linalg.inv(hessian)
-        except np.linalg.LinAlgError as exc:
-            warnings.warn(
-                f"{type(self).__name__}: standard errors unavailable ({exc}); the likelihood is "
-                "flat or the optimum is on a boundary. Asymptotic draws will be refused; use "
-                "param_draws(method='bootstrap').",
-                ConvergenceWarning,
-                stacklevel=5,
+        self.boundary_parameters_ = []
+        if np.all(np.isfinite(hessian)):
+            eigenvalues, vectors = np.linalg.eigh(hessian)
+            flat = eigenvalues <= 1e-9 * max(float(eigenvalues.max()), 0.0)
+        else:
+            flat, vectors = np.ones(len(names), dtype=bool), np.eye(len(names))
+        at_bound = np.abs(np.asarray(log_params)) >= 29.0
+        if flat.any() or at_bound.any():
+            loading = np.max(np.abs(vectors[:, flat]), axis=1) if flat.any() else 0.0
+            weak = (loading >= 0.3) | at_bound
+            self.boundary_parameters_ = [n for n, w in zip(names, weak, strict=True) if w]
+            self.converged_ = False
+            self.optimizer_message_ += "; boundary or unidentified: " + ", ".join(
+                self.boundary_parameters_
             )
+            warnings.warn(ConvergenceWarning(self._boundary_message()), stacklevel=5)
             log_cov = np.full((len(names), len(names)), np.nan)
+        else:
+            log_cov = np.linalg.inv(hessian)
         self.set_log_covariance(log_cov)
+
+    def _boundary_message(self) -> str:
+        estimates = ", ".join(f"{n} = {self.params_[n]:.4g}" for n in self.boundary_parameters_)
+        hint = self.family_.boundary_hint(self.params_, self.boundary_parameters_)
+        return (
+            f"{type(self).__name__}: the data do not determine {estimates}: the likelihood is "
+            "flat in their direction, so the estimate sits on a boundary of the parameter space "
+            "(or drifted towards one) and its value is arbitrary. "
+            + (hint + " " if hint else "")
+            + "No standard errors or intervals are given for this fit (param_draws(method="
+            "'bootstrap') shows how unstable it is). What to do: try another model, more data "
+            "(longer observation, more customers), or fix the parameter."
+        )
 
     def set_log_covariance(self, log_cov: np.ndarray) -> None:
         """Set the covariance of the log-parameters and, by the delta method, of the
@@ -301,6 +333,12 @@ class MaximumLikelihoodModel(FittedModel):
         log_mle = np.log(self.params_.to_numpy())
         if method == "asymptotic":
             cov = self.log_covariance_.to_numpy()
+            if getattr(self, "boundary_parameters_", None):
+                raise ValueError(
+                    "asymptotic draws need a fit inside the parameter space, and this one is on "
+                    f"a boundary ({', '.join(self.boundary_parameters_)}): "
+                    + self._boundary_message()
+                )
             if not np.all(np.isfinite(cov)):
                 raise ValueError(
                     "asymptotic draws need a finite covariance, and this fit has none; "
@@ -343,6 +381,7 @@ class MaximumLikelihoodModel(FittedModel):
             "log_covariance": self.log_covariance_.to_numpy().tolist(),
             "log_likelihood": self.log_likelihood_,
             "converged": bool(self.converged_),
+            "boundary_parameters": list(getattr(self, "boundary_parameters_", [])),
             "optimizer_message": self.optimizer_message_,
             "n_customers": self.n_customers_,
         }
@@ -362,6 +401,7 @@ class MaximumLikelihoodModel(FittedModel):
         model.set_log_covariance(np.array(payload["log_covariance"], dtype=float))
         model.log_likelihood_ = payload["log_likelihood"]
         model.converged_ = payload["converged"]
+        model.boundary_parameters_ = list(payload.get("boundary_parameters", []))
         model.optimizer_message_ = payload["optimizer_message"]
         model.n_customers_ = payload["n_customers"]
         model.rows_ = None

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from clvmodels.errors import InputError
 from clvmodels.optimize import compress_rows
 from clvmodels.validation import check_weights
 
@@ -81,6 +82,11 @@ class Family:
         arrays = [summary[c].to_numpy(dtype=float) for c in self.fit_columns]
         *unique, counts = compress_rows(*arrays, weights=w)
         keep = counts > 0
+        if not keep.any():
+            raise InputError(
+                f"{self.label} cannot be fitted: the customers' weights sum to 0. Fix: give "
+                "positive weights to the customers to fit on."
+            )
         columns = {c: u[keep] for c, u in zip(self.fit_columns, unique, strict=True)}
         return self.make_rows(columns, counts[keep])
 
@@ -116,6 +122,19 @@ class Family:
         """Per-customer log-likelihood; ``data`` maps ``fit_columns`` to arrays."""
         raise NotImplementedError
 
+    def identification_problems(self, rows: FitRows) -> list[str]:
+        """Why these rows cannot identify the family's parameters (empty when they can)."""
+        total = float(rows.counts.sum())
+        if not total > 0:
+            return ["the customers' weights sum to 0"]
+        if rows.n_rows < 2:
+            return ["all customers have the same history, so there is no variation to learn from"]
+        return []
+
+    def boundary_hint(self, params: pd.Series, names: list[str]) -> str:
+        """What an estimate on the boundary of the named parameters means for this family."""
+        return ""
+
     def fit_statistics(self, rows: FitRows) -> dict[str, float]:
         """Descriptive statistics of the fitting data that the estimator keeps as fitted
         attributes (``name_``); none by default."""
@@ -138,6 +157,15 @@ class PurchaseFamily(Family):
     fit_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
     #: names of the latent values returned by :meth:`sample_latent`
     latent_names: ClassVar[tuple[str, ...]] = ("alive", "lambda")
+
+    def identification_problems(self, rows: FitRows) -> list[str]:
+        problems = super().identification_problems(rows)
+        used = rows.counts > 0
+        if not np.any(rows["frequency"][used] > 0):
+            problems.append("no customer made a repeat purchase, so the purchase rate is unknown")
+        if not np.any(rows["T"][used] > 0):
+            problems.append("every customer was observed for zero time (T = 0)")
+        return problems
 
     def probability_alive(self, params, x, t_x, T):
         """P(active at T | x, t_x, T)."""
@@ -179,18 +207,21 @@ class PurchaseFamily(Family):
         per_period = np.diff(flat, axis=-1, prepend=np.zeros_like(flat[:, :1]))
         return cumulative.shape[:-1], pairs, per_period
 
-    def discounted_expected_residual_transactions(self, params, x, t_x, T, delta, p_alive=None):
+    def discounted_expected_residual_transactions(
+        self, params, x, t_x, T, delta, p_alive=None, n_nodes: int = 200
+    ):
         """DERT = int_0^inf e^{-delta t} dE[X(T, T+t)] (Fader, Hardie & Lee 2005, "RFM and CLV",
         JMR 42(4), eq. 2), continuous rate ``delta`` per model time unit.
 
         Integrating by parts, ``DERT = int_0^inf e^{-u} E[X(T, T + u/delta)] du``, evaluated by
-        80-node Gauss-Laguerre quadrature of :meth:`expected_purchases` (valid for any family;
-        agrees with adaptive quadrature to better than 1e-6 relative on CDNOW). Families with
-        a closed form override this.
+        ``n_nodes``-point Gauss-Laguerre quadrature of :meth:`expected_purchases` (valid for any
+        family; with 200 nodes it agrees with adaptive quadrature to better than 1e-8 relative
+        for BG/NBD and MBG/NBD on CDNOW, 80 nodes only to 1e-6). Families with a closed form
+        override this.
         """
         if p_alive is None:
             p_alive = self.probability_alive(params, x, t_x, T)
-        nodes, weights = special.roots_laguerre(80)
+        nodes, weights = special.roots_laguerre(n_nodes)
         total = 0.0
         for u, w in zip(nodes, weights, strict=True):
             total = total + w * np.asarray(

@@ -724,6 +724,20 @@ class BetaGeoNBDFamily(PurchaseFamily):
     def preconditioner(self, rows: FitRows, x0):
         return subset_preconditioner(self, rows, x0)
 
+    def boundary_hint(self, params, names) -> str:
+        if {"a", "b"} & set(names) and params["a"] / (params["a"] + params["b"]) < 1e-3:
+            return (
+                "Here the dropout probability p ~ Beta(a, b) is pushed towards 0: the data show "
+                "(almost) no dropout, and a model without it (an NBD) or with time-based dropout "
+                "(Pareto/NBD) may fit as well."
+            )
+        if {"a", "b"} <= set(names):
+            return (
+                "Here a and b grow together: the customers' dropout probabilities do not seem "
+                f"to differ (all near a/(a+b) = {params['a'] / (params['a'] + params['b']):.3g})."
+            )
+        return ""
+
     def log_likelihood(self, params, data):
         f = self.functions
         return f.log_likelihood(*self.unpack(params), data["frequency"], data["recency"], data["T"])

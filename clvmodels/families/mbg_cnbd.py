@@ -57,7 +57,6 @@ All functions are pure and vectorised: parameters broadcast against the customer
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -65,6 +64,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betainc, betaincc, betaln, digamma, gammaln, logsumexp
 
+from clvmodels.errors import NumericalError
 from clvmodels.families.base import FitRows, PurchaseFamily
 from clvmodels.families.sampling import (
     allocate_to_periods,
@@ -82,8 +82,8 @@ PARAM_NAMES = ("r", "alpha", "a", "b")
 SERIES_RTOL = 1e-13
 #: the most terms (purchases) the expectation series may take per element (about 0.2 s of
 #: work): reached only when the horizon is thousands of times ``alpha + T`` or the customer is
-#: expected to make hundreds of thousands of purchases in it; the sum is then truncated there
-#: (a lower bound, still non-decreasing in the horizon), with a RuntimeWarning
+#: expected to make hundreds of thousands of purchases in it; NumericalError then (a truncated
+#: sum would be a silently wrong lower bound)
 SERIES_MAX_TERMS = 200_000
 #: the most negative binomial masses evaluated at once by the series (bounds its memory)
 _SERIES_CELLS = 2**21
@@ -285,15 +285,12 @@ def active_expected_purchases(s, beta, a_, b_, t, k: int, j):
     m0, block = 1, 8
     while active.size:
         if m0 > SERIES_MAX_TERMS:
-            warnings.warn(
-                f"the CNBD-k expectation series was truncated after {SERIES_MAX_TERMS} "
-                f"purchases for {active.size} customer(s) (a lower bound is returned): they "
-                "are expected to buy that often in the horizon, or the horizon is thousands "
-                "of times alpha + T",
-                RuntimeWarning,
-                stacklevel=2,
+            raise NumericalError(
+                f"the CNBD-k expected purchases of {active.size} customer(s) did not converge "
+                f"within {SERIES_MAX_TERMS} purchases: they are expected to buy that often in "
+                "the horizon, or the horizon is thousands of times alpha + T. Value a shorter "
+                "horizon, or check the fit (summary(), converged_)."
             )
-            break
         # at most _SERIES_CELLS sub-events per block over all active elements (bounded memory)
         size = int(max(1, min(block, _SERIES_CELLS // (active.size * k))))
         s_a, z_a, j_a = s[active, None], z[active, None], j[active, None]

@@ -11,13 +11,12 @@ picks the method and checks the result.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from clvmodels import units
-from clvmodels.errors import InputError
+from clvmodels.errors import InputError, NumericalError
 from clvmodels.families.base import PurchaseFamily
 from clvmodels.validation import summary_arrays, validate_summary
 from clvmodels.valuation.engine import as_2d
@@ -29,8 +28,6 @@ __all__ = [
     "continuous_discount_rate",
 ]
 
-#: the nodes of the base class's Gauss-Laguerre rule
-QUADRATURE_NODES = 80
 METHODS = ("auto", "closed_form", "quadrature")
 
 
@@ -65,7 +62,7 @@ def discounted_expected_residual_transactions(
     *,
     continuous_rate: float | None = None,
     method: str = "auto",
-    n_nodes: int = 80,
+    n_nodes: int = 200,
 ) -> pd.Series:
     """DERT: expected purchases from T on, continuously discounted, over an infinite horizon.
 
@@ -76,21 +73,18 @@ def discounted_expected_residual_transactions(
     expected margin per purchase to get the customer's residual lifetime value.
 
     ``method``: "closed_form" (the family's own formula, e.g. Pareto/NBD FHL 2005 eq. 2; an
-    error for families without one), "quadrature" (the base family's 80-node Gauss-Laguerre
-    rule over the family's ``expected_purchases``; any purchase model) or "auto" (the family's
-    method: its closed form when it has one, quadrature otherwise). ``n_nodes`` is kept for
-    compatibility and must be 80, the rule of the family interface.
+    error for families without one), "quadrature" (Gauss-Laguerre with ``n_nodes`` nodes over
+    the family's ``expected_purchases``, the base family's rule; any purchase model) or "auto"
+    (the family's method: its closed form when it has one, quadrature otherwise). Values that
+    are not finite raise NumericalError.
     """
     check_model(purchase_model, "purchase_model")
     validate_summary(summary)
     purchase_model.check_unit(summary)
     if method not in METHODS:
         raise InputError(f"method must be 'auto', 'closed_form' or 'quadrature', got {method!r}")
-    if int(n_nodes) != QUADRATURE_NODES:
-        raise InputError(
-            f"n_nodes={n_nodes!r}: the quadrature is the family interface's "
-            f"{QUADRATURE_NODES}-node Gauss-Laguerre rule"
-        )
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or not 10 <= n_nodes <= 1000:
+        raise InputError(f"n_nodes must be a whole number from 10 to 1000, got {n_nodes!r}")
     delta = continuous_discount_rate(
         purchase_model.time_unit_, annual_discount_rate, continuous_rate
     )
@@ -103,19 +97,20 @@ def discounted_expected_residual_transactions(
     x, t_x, T = summary_arrays(summary)
     params = purchase_model.customer_params(summary)
     p_alive = family.probability_alive(params, x, t_x, T)
-    if method == "quadrature":  # the base class's rule, even where the family overrides it
+    if method == "quadrature" or not has_closed_form_dert(family):
+        # the base class's rule, even where the family overrides it
         dert = PurchaseFamily.discounted_expected_residual_transactions
-        values = dert(family, params, x, t_x, T, delta, p_alive=p_alive)
+        values = dert(family, params, x, t_x, T, delta, p_alive=p_alive, n_nodes=n_nodes)
     else:
         values = family.discounted_expected_residual_transactions(
             params, x, t_x, T, delta, p_alive=p_alive
         )
     values = as_2d(values, 1, len(x))[0]
     if not np.all(np.isfinite(values)):
-        warnings.warn(
-            f"DERT is not finite for {int((~np.isfinite(values)).sum())} customers",
-            RuntimeWarning,
-            stacklevel=2,
+        raise NumericalError(
+            f"DERT is not finite for {int((~np.isfinite(values)).sum())} customers, e.g.\n"
+            f"{summary[~np.isfinite(values)].head().to_string()}\nCheck the fit (summary(), "
+            "converged_) and the discount rate."
         )
     out = pd.Series(values, index=summary.index, name="dert")
     out.attrs["delta"] = delta
