@@ -1,6 +1,7 @@
 """From transactions to RFM summaries: validation, aggregation, time units.
 
-Two engines give identical results (bit for bit: they share the reduction kernel):
+Two engines give identical results (bit for bit: they share the reduction kernel, the CSV
+reader and the parsers of text dates and amounts):
 
 * ``engine="pandas"``: the input frame is validated with pandas and reduced in numpy (one
   vectorised sort of a packed (customer, period, row) key, then ``np.add.reduceat``);
@@ -11,6 +12,9 @@ Two engines give identical results (bit for bit: they share the reduction kernel
   bounded for files of any size;
 * ``engine="auto"`` (default): DuckDB for file paths and for frames of at least
   :data:`AUTO_DUCKDB_MIN_ROWS` rows, pandas otherwise.
+
+Both engines accept and reject the same inputs: the pandas engine uses pandas only where
+pandas and DuckDB cannot differ (datetime and numeric columns) and the shared SQL otherwise.
 
 Conventions (Fader & Hardie; the published CDNOW summaries)
 -----------------------------------------------------------
@@ -29,17 +33,41 @@ Conventions (Fader & Hardie; the published CDNOW summaries)
 * ``observation_end`` and ``calibration_end`` name periods: "1997-09-30" includes the whole of
   that day. Transactions after ``observation_end`` are an error, never silently dropped.
 
-Inputs: a pandas DataFrame, a polars DataFrame/LazyFrame, or a path to a ``.csv`` or
-``.parquet`` file. Dates may be datetime columns, ISO-8601 strings, or strings/integers in the
-strftime format ``datetime_format`` (for example ``"%Y%m%d"``). Time-zone-aware datetimes in a
-frame are taken in their local wall time (the calendar day the customer saw); a file read by
-DuckDB stores instants only, so its tz-aware timestamps are taken in UTC -- convert them to
-local time first if the day boundary matters.
+Inputs
+------
+A pandas DataFrame, a polars DataFrame/LazyFrame, a pyarrow Table, or a path to a ``.csv``
+(``.csv.gz``, ``.txt``: comma-separated; ``.tsv``: tab-separated) or ``.parquet`` file.
+
+Dates are never guessed. Accepted:
+
+* date and datetime columns (pandas, polars, Arrow, Parquet; ``datetime.date`` objects);
+* ISO 8601 text: ``YYYY-MM-DD``, optionally followed by a time ``HH:MM``, ``HH:MM:SS`` or
+  ``HH:MM:SS.ffffff`` (separated by ``T`` or a space) and an offset ``Z``, ``+HH:MM``,
+  ``+HHMM`` or ``+HH``;
+* with ``datetime_format`` (strftime codes, e.g. ``"%m/%d/%Y"`` or ``"%Y%m%d"``): text or
+  integers in that layout (parsed by DuckDB's ``strptime`` in both engines; ``%z``/``%Z`` are
+  not accepted, see below).
+
+Anything else (``01/02/2020``, ``20200102``, ``2 Jan 2020``) is an :class:`InputError` that
+names the column, shows the rows and the ``datetime_format`` to pass.
+
+Time zones: every date is taken at its *local wall-clock time*, the calendar day the customer
+saw. A time-zone-aware column (any source) is read in its own zone; an ISO offset
+(``2020-01-01T23:30:00-05:00``) is read as written, so rows with different offsets (e.g. a
+column that crosses a daylight-saving change, or customers in several zones) each keep their own
+wall time, and a frame and the CSV it was written to give the same summary. To count days in
+UTC or another zone, convert the column before summarising (e.g.
+``pd.to_datetime(col, utc=True).dt.tz_convert(None)``).
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as _dt
+import gzip
+import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +88,29 @@ _NO_END = np.iinfo(np.int64).max // 4  # "no observation end given": keep every 
 _US_PER_DAY = 86_400_000_000
 _US_PER_HOUR = 3_600_000_000
 _MAX_EXAMPLES = 5
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+#: ISO 8601 dates as accepted in columns and for observation_end / calibration_end: the same
+#: pattern runs in Python (``re``) and DuckDB (RE2), so it uses no class that they read
+#: differently (``[0-9]``, never ``\d``)
+_YEAR = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"  # 0001-9999
+_DATE = _YEAR + r"-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_ISO_PATTERN = (
+    r"^[ \t]*" + _DATE + r"(?:[T ]([01][0-9]|2[0-3]):([0-5][0-9])"
+    r"(?::([0-5][0-9])(?:[.,]([0-9]+))?)?"
+    r"(?:[ \t]*(Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?))?)?[ \t]*$"
+)
+#: the common layouts (no spaces around, no offset, at most 6 decimals), which DuckDB's own
+#: cast to TIMESTAMP reads exactly as the parts of the full pattern do (a test checks it)
+_ISO_FAST_PATTERN = (
+    "^" + _DATE + r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?)?$"
+)
+_ISO = re.compile(_ISO_PATTERN)
+_ISO_PARTS = ("y", "mo", "d", "h", "mi", "s", "f", "z")
+#: amounts given as text: plain decimal numbers (no thousands separators, no currency)
+_NUMBER_PATTERN = r"^ *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *$"
+_PLAIN_INT_18 = r"^(?:0|-?[1-9][0-9]{0,17})$"  # fits in int64 whatever its digits
+_PARTS_COLUMN = "__clv_date_parts"
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,29 +155,132 @@ def _make_spec(customer_id, datetime, monetary, datetime_format, time_unit, purc
             raise TypeError(f"{name} must be a column name (str), got {value!r}")
     if monetary is not None and not isinstance(monetary, str):
         raise TypeError(f"monetary must be a column name (str) or None, got {monetary!r}")
+    _check_datetime_format(datetime_format)
     return _Spec(customer_id, datetime, monetary, datetime_format, unit, period)
+
+
+def _check_datetime_format(fmt) -> None:
+    if fmt is None:
+        return
+    if not isinstance(fmt, str) or "%" not in fmt:
+        raise InputError(
+            f"datetime_format must be a strftime format such as '%m/%d/%Y' or '%Y%m%d', got {fmt!r}"
+        )
+    if re.search(r"%[-#]?[zZ]", fmt):
+        raise InputError(
+            f"datetime_format {fmt!r} reads a time zone (%z/%Z); dates are taken at their local "
+            "wall time, which such a format cannot give. Fix: leave the zone out of the format "
+            "(and of the text), or write the dates in ISO 8601 with their offset "
+            "('2020-01-02T10:00:00-05:00', read at the wall time written)."
+        )
+    con = _duck_connect()
+    try:
+        con.sql(f"SELECT try_strptime('', {_sql_literal(fmt)})").fetchall()
+    except _duck_error_types() as exc:
+        raise InputError(
+            f"datetime_format {fmt!r} is not a valid strftime format ({_library_detail(exc)}). "
+            "Fix: use codes such as %Y %m %d %H %M %S, e.g. datetime_format='%m/%d/%Y'."
+        ) from exc
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------------------------
+# dates given as scalars: observation_end, calibration_end
+# --------------------------------------------------------------------------------------------
+def _iso_us(text: str) -> int | None:
+    """Microseconds since 1970 (wall time) of an ISO 8601 string, None if it is not one."""
+    match = _ISO.fullmatch(text)  # as RE2: "$" is the end of the text, not a newline before it
+    if match is None:
+        return None
+    y, mo, d, h, mi, s, f, _ = match.groups()
+    try:
+        moment = _dt.datetime(
+            int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0),
+            int((f or "0")[:6].ljust(6, "0")),
+        )  # fmt: skip
+    except ValueError:  # 2021-02-29, year 0000
+        return None
+    return (moment - _EPOCH) // _dt.timedelta(microseconds=1)
+
+
+def _format_us(text: str, fmt: str) -> int | None:
+    """Microseconds since 1970 of ``text`` read with DuckDB's strptime (as the columns are)."""
+    con = _duck_connect()
+    try:
+        row = con.execute(
+            f"SELECT epoch_us(try_strptime(?, {_sql_literal(fmt)}))", [text]
+        ).fetchall()
+    finally:
+        con.close()
+    return None if row[0][0] is None else int(row[0][0])
+
+
+def _moment_us(moment, spec: _Spec, what: str) -> int:
+    """Microseconds since 1970 (local wall time) of a user-given date, validated."""
+    if isinstance(moment, str):
+        iso = _iso_us(moment)
+        fmt = spec.datetime_format
+        formatted = _format_us(moment, fmt) if fmt is not None else None
+        if iso is None and formatted is None:
+            also = f", or in your datetime_format {fmt!r}" if fmt is not None else ""
+            raise InputError(
+                f"{what} {moment!r} is not a date; write it in ISO 8601, e.g. '1997-09-30' or "
+                f"'1997-09-30 18:00'{also}"
+            )
+        if iso is not None and formatted is not None and iso != formatted:
+            raise InputError(
+                f"{what} {moment!r} reads as {_us_text(iso)} in ISO 8601 but as "
+                f"{_us_text(formatted)} with datetime_format {fmt!r}; it is never guessed. "
+                "Fix: pass a pandas Timestamp or datetime.date instead of text."
+            )
+        return iso if iso is not None else formatted
+    if moment is None or moment is pd.NaT:
+        raise InputError(f"{what} is missing; give a date such as '1997-09-30'")
+    if isinstance(moment, (bool, np.bool_)):
+        raise InputError(
+            f"{what} {moment!r} is a boolean, not a date. Fix: give a date such as '2020-01-01'."
+        )
+    if isinstance(moment, numbers.Number):
+        raise InputError(
+            f"{what} {moment!r} is a number ({type(moment).__name__}), not a date: numbers are "
+            f"never read as dates (as a timestamp {moment!r} would count nanoseconds since "
+            "1970). Fix: give a date such as '2020-01-01', a datetime.date, a pandas Timestamp "
+            "or a numpy datetime64."
+        )
+    if not isinstance(moment, (_dt.date, np.datetime64)):
+        raise InputError(
+            f"{what} must be a date (ISO 8601 text such as '1997-09-30', datetime.date, "
+            f"datetime.datetime, pandas Timestamp or numpy datetime64), got "
+            f"{type(moment).__name__} {moment!r}"
+        )
+    try:
+        ts = pd.Timestamp(moment)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"{what} {moment!r} is out of range: {exc}") from exc
+    if ts is pd.NaT:
+        raise InputError(f"{what} is missing (NaT); give a date such as '1997-09-30'")
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)  # its wall time, as for the columns
+    return int(np.datetime64(ts.to_datetime64(), "us").astype(np.int64))
+
+
+def _us_text(us: int) -> str:
+    return str(pd.Timestamp(us, unit="us"))
 
 
 def _period_of(moment, spec: _Spec, what: str) -> int:
     """Period number (days or hours since 1970-01-01) of a user-given date."""
-    try:
-        ts = pd.Timestamp(moment)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            f"{what} {moment!r} is not a date; give e.g. '1997-09-30' or a pandas Timestamp"
-        ) from exc
-    if ts is pd.NaT:
-        raise InputError(f"{what} is missing (NaT); give a date such as '1997-09-30'")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    us = int(np.datetime64(ts.to_datetime64(), "us").astype(np.int64))
-    return us // spec.period_us
+    return _moment_us(moment, spec, what) // spec.period_us
 
 
 def _period_to_timestamp(period: int, spec: _Spec) -> str:
     return str(pd.Timestamp(period * spec.period_us, unit="us"))
 
 
+# --------------------------------------------------------------------------------------------
+# messages
+# --------------------------------------------------------------------------------------------
 def _rows_error(
     column: str, problem: str, n_bad: int, examples: pd.DataFrame, fix: str
 ) -> InputError:
@@ -144,27 +298,90 @@ def _missing_columns_error(spec: _Spec, available: list[str]) -> None:
         if spec.monetary is not None:
             roles[spec.monetary] = "monetary"
         described = ", ".join(f"{c!r} (the {roles[c]} argument)" for c in missing)
+        padded = [str(a) for a in available if str(a).strip() in missing and str(a) not in missing]
+        hint = (
+            f" (the file's names have spaces around them: {', '.join(map(repr, padded))})"
+            if padded
+            else ""
+        )
         raise InputError(
             f"the transactions have no column {described}; available columns: "
-            f"{', '.join(map(str, available)) or '(none)'}. Fix: pass the names of your columns, "
-            f"e.g. customer_id='user', datetime='order_date'"
+            f"{', '.join(map(str, available)) or '(none)'}{hint}. Fix: pass the names of your "
+            f"columns, e.g. customer_id='user', datetime='order_date'"
             + (", monetary='revenue'" if spec.monetary is not None else "")
             + "."
         )
 
 
-_FIX_DATES = (
-    "dates must be datetimes or ISO-8601 strings ('2024-03-01', '2024-03-01 14:05:00'); for other "
-    "layouts pass datetime_format (strftime codes, e.g. datetime_format='%d/%m/%Y' or '%Y%m%d')"
+_ACCEPTED_DATES = (
+    "without datetime_format, dates must be date/datetime columns or ISO 8601 text "
+    "('2024-03-01', '2024-03-01 14:05:00', '2024-03-01T14:05:00+01:00')"
 )
 _FIX_MISSING_DATES = (
     "every transaction needs a date: fill in or remove these rows before summarising"
 )
 _FIX_IDS = "every transaction needs a customer id: fill in or remove these rows before summarising"
 _FIX_AMOUNT = (
-    "amounts must be finite numbers >= 0 (zero is allowed); net refunds into their purchase or "
+    "amounts must be finite numbers >= 0 (zero is allowed; text must be a plain number such as "
+    "'12.50', without thousands separators or currency); net refunds into their purchase or "
     "remove these rows before summarising"
 )
+_FIX_CSV = (
+    "give a UTF-8 text file whose first line is the header, with fields separated by commas "
+    "(tabs for .tsv), quoted with double quotes where needed, and the same number of fields on "
+    "every line; or read it yourself and pass a DataFrame"
+)
+_FIX_PARQUET = (
+    "check that the file is a complete Parquet file (export it again), or read it yourself and "
+    "pass a DataFrame"
+)
+
+
+def _date_fix(spec: _Spec, raw_values) -> str:
+    """How to fix unreadable dates, with the datetime_format their layout suggests."""
+    if spec.datetime_format is not None:
+        return (
+            f"check datetime_format={spec.datetime_format!r} against these rows (strftime codes: "
+            f"%Y year, %m month, %d day, %H:%M:%S time), or clean the rows; {_ACCEPTED_DATES}"
+        )
+    texts = [str(v).strip() for v in raw_values if v is not None and not pd.isna(v)]
+    for text in texts:
+        match = re.match(r"^([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{2,4})", text)
+        if match:
+            sep, year = match.group(2), "%Y" if len(match.group(4)) == 4 else "%y"
+            clock = " %H:%M" if re.search(r"[0-9]:[0-9]{2}", text) else ""
+            clock += ":%S" if re.search(r"[0-9]:[0-9]{2}:[0-9]{2}", text) else ""
+            us = f"%m{sep}%d{sep}{year}{clock}"
+            eu = f"%d{sep}%m{sep}{year}{clock}"
+            pairs = [
+                (int(m.group(1)), int(m.group(2)))
+                for m in (re.match(r"^([0-9]{1,2})[/.-]([0-9]{1,2})", t) for t in texts)
+                if m
+            ]
+            if any(first > 12 for first, _ in pairs):
+                return (
+                    f"a date such as {text!r} is not ISO 8601; it looks day first: pass "
+                    f"datetime_format={eu!r} (or {us!r} if it is month first); {_ACCEPTED_DATES}"
+                )
+            if any(second > 12 for _, second in pairs):
+                return (
+                    f"a date such as {text!r} is not ISO 8601; it looks month first (US): pass "
+                    f"datetime_format={us!r} (or {eu!r} if it is day first); {_ACCEPTED_DATES}"
+                )
+            return (
+                f"a date such as {text!r} could be month/day or day/month and is never guessed: "
+                f"pass datetime_format={us!r} (month first, as in the US) or "
+                f"datetime_format={eu!r} (day first); {_ACCEPTED_DATES}"
+            )
+        if re.fullmatch(r"[0-9]{8}", text):
+            return (
+                f"{text!r} has no separators: pass datetime_format='%Y%m%d' if it is year, month, "
+                f"day; {_ACCEPTED_DATES}"
+            )
+    return (
+        f"{_ACCEPTED_DATES}; for other layouts pass datetime_format (strftime codes, e.g. "
+        "datetime_format='%m/%d/%Y' for US dates, '%d/%m/%Y' or '%Y%m%d')"
+    )
 
 
 def _after_end_fix(spec: _Spec, what: str) -> str:
@@ -175,9 +392,29 @@ def _after_end_fix(spec: _Spec, what: str) -> str:
     )
 
 
+def _library_detail(exc: BaseException) -> str:
+    """The informative part of a library's error message, on one line."""
+    lines = []
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.lower().startswith(("possible", "* ", "file =", "delimiter =", "quote =")):
+            break
+        line = re.sub(r"^[A-Za-z ]*Error: ", "", line)
+        lines.append(line)
+        if len(lines) == 3:
+            break
+    return "; ".join(lines).rstrip(".") or type(exc).__name__
+
+
 # --------------------------------------------------------------------------------------------
-# input resolution
+# input resolution, files and the errors of the libraries that read them
 # --------------------------------------------------------------------------------------------
+class _MissingFileError(InputError, FileNotFoundError):
+    """A transactions path that does not exist (an InputError and a FileNotFoundError)."""
+
+
 def _file_kind(path: Path) -> str:
     suffixes = "".join(path.suffixes).lower()
     if suffixes.endswith((".parquet", ".pq")):
@@ -197,7 +434,15 @@ def _resolve(transactions):
     if isinstance(transactions, (str, os.PathLike)):
         path = Path(transactions)
         if not path.exists():
-            raise InputError(f"transactions file {str(path)!r} does not exist")
+            raise _MissingFileError(
+                f"transactions file {str(path)!r} does not exist. Fix: check the path (relative "
+                f"paths start in {os.getcwd()!r})."
+            )
+        if path.is_dir():
+            raise InputError(
+                f"transactions path {str(path)!r} is a directory; give one .csv or .parquet file "
+                "(or read the directory yourself and pass a DataFrame)"
+            )
         return _file_kind(path), path
     module = type(transactions).__module__
     if module.startswith("polars"):
@@ -208,6 +453,10 @@ def _resolve(transactions):
         if isinstance(transactions, pl.DataFrame):
             return "arrow", transactions.to_arrow()
     if module.startswith("pyarrow") and hasattr(transactions, "schema"):
+        if not hasattr(transactions, "select"):  # a RecordBatch
+            import pyarrow as pa
+
+            transactions = pa.Table.from_batches([transactions])
         return "arrow", transactions
     raise InputError(
         f"transactions must be a pandas or polars DataFrame or a path to a CSV/Parquet file, "
@@ -226,6 +475,348 @@ def _choose_engine(engine: str, kind: str, source) -> str:
     return "duckdb" if n_rows >= AUTO_DUCKDB_MIN_ROWS else "pandas"
 
 
+def _duck_error_types() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    return (duckdb.Error,)
+
+
+def _library_error_types() -> tuple[type[BaseException], ...]:
+    """Errors of the readers that mean "this input cannot be read" (not a bug of ours)."""
+    import duckdb
+    import pyarrow as pa
+
+    return (
+        duckdb.Error,
+        pa.ArrowException,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        OSError,
+        EOFError,
+        csv.Error,
+    )
+
+
+def _is_our_sql_bug(exc: BaseException) -> bool:
+    """DuckDB errors that are not about the input: a bug in our SQL, memory, an interrupt."""
+    import duckdb
+
+    return isinstance(
+        exc,
+        (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+         duckdb.InternalException, duckdb.OutOfMemoryException, duckdb.InterruptException),
+    )  # fmt: skip
+
+
+def _read_failure(kind: str, source, exc: BaseException) -> InputError:
+    """An InputError that says what could not be read, why, and how to fix it."""
+    detail = _library_detail(exc)
+    if kind in ("csv", "parquet"):
+        what, label = repr(str(source)), kind.upper() if kind == "csv" else "Parquet"
+    else:
+        what, label = "the transactions", "a table"
+    if isinstance(exc, PermissionError):
+        return InputError(f"cannot read {what}: permission denied. Fix: check its permissions.")
+    if isinstance(exc, UnicodeDecodeError) or re.search(r"unicode|utf-?8", detail, re.I):
+        return InputError(
+            f"cannot read {what}: it is not UTF-8 text ({detail}). Fix: save it as UTF-8 (e.g. "
+            "'CSV UTF-8' in a spreadsheet), or read it yourself with its encoding and pass a "
+            "DataFrame."
+        )
+    fix = {"csv": _FIX_CSV, "parquet": _FIX_PARQUET}.get(
+        kind, "check the column types (ids: numbers or text; dates: dates or text; amounts: "
+        "numbers or text), or convert the columns before summarising"
+    )  # fmt: skip
+    return InputError(f"cannot read {what} as {label}: {detail}. Fix: {fix}.")
+
+
+def _csv_delimiter(path: Path) -> str:
+    return "\t" if path.name.lower().endswith(".tsv") else ","
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names on the first line of a CSV file, read without guessing anything."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle, delimiter=_csv_delimiter(path), quotechar='"', strict=True)
+            header = next(reader, None)
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as exc:
+        raise _read_failure("csv", path, exc) from exc
+    if header is None:
+        raise InputError(
+            f"transactions file {str(path)!r} is empty (no header, no rows). Fix: {_FIX_CSV}."
+        )
+    if not any(name.strip() for name in header):
+        raise InputError(
+            f"the first line of {str(path)!r} is blank; it must be the header (the column "
+            f"names). Fix: {_FIX_CSV}."
+        )
+    names, seen = [], set()
+    for i, name in enumerate(header):
+        name = name or f"column{i}"
+        candidate, k = name, 0
+        while candidate in seen:
+            k += 1
+            candidate = f"{name}_{k}"
+        seen.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def _csv_relation(path: Path) -> tuple[str, list[str]]:
+    """DuckDB's reader of a CSV file with a fixed dialect (no sniffing: the header row, commas
+    or tabs for .tsv, double quotes, every column as text) and the names of its columns.
+
+    Both engines read CSV files with it, so they see the same text."""
+    names = _csv_header(path)  # a repeated name is renamed name_1, ... (as DuckDB does)
+    columns = "{" + ", ".join(f"{_sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
+    relation = (
+        f"read_csv({_sql_literal(str(path))}, auto_detect=false, header=true, "
+        f"columns={columns}, delim={_sql_literal(_csv_delimiter(path))}, quote='\"', "
+        "escape='\"', null_padding=false)"
+    )
+    return relation, names
+
+
+def _duck_connect():
+    import duckdb
+
+    con = duckdb.connect()
+    try:  # wall times never depend on the machine's zone
+        con.execute("SET TimeZone='UTC'")
+    except duckdb.Error:  # pragma: no cover - DuckDB without ICU has no session zone
+        pass
+    return con
+
+
+# --------------------------------------------------------------------------------------------
+# typing the columns: one SQL text for both engines
+# --------------------------------------------------------------------------------------------
+def _quote(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _is_duck_numeric(dtype: str) -> bool:
+    return dtype.startswith(
+        ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+         "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
+    )  # fmt: skip
+
+
+def _is_duck_text(dtype: str) -> bool:
+    return dtype.startswith(("VARCHAR", "ENUM")) or dtype == "STRING"
+
+
+def _zone_wall_sql(column: str, zone: str | None) -> str:
+    """SQL of the wall time in ``zone`` of a TIMESTAMP WITH TIME ZONE column."""
+    utc = f"CAST(timezone('UTC', {column}) AS TIMESTAMP)"
+    if zone is None or zone in ("UTC", "Z", "Etc/UTC", "utc", "+00:00", "GMT"):
+        return utc
+    offset = re.fullmatch(r"([+-])([0-9]{2}):?([0-9]{2})", zone)
+    if offset:
+        minutes = int(offset.group(2)) * 60 + int(offset.group(3))
+        return f"({utc} {offset.group(1)} INTERVAL {minutes} MINUTE)"
+    return f"CAST(timezone({_sql_literal(zone)}, {column}) AS TIMESTAMP)"
+
+
+def _date_sql(con, spec: _Spec, dtype: str, zone: str | None = None) -> tuple[str | None, str]:
+    """(SQL of the ISO parts column or None, SQL of the wall-clock TIMESTAMP of the date
+    column, NULL where the text is not a date) for a relation ``src`` read by ``con``."""
+    dt = _quote(spec.datetime)
+    shown, dtype = dtype, dtype.upper()
+    if dtype.startswith("TIMESTAMP") and "TIME ZONE" in dtype:
+        return None, _zone_wall_sql(dt, zone)
+    if dtype.startswith(("TIMESTAMP", "DATE")):
+        return None, f"CAST({dt} AS TIMESTAMP)"
+    text = dt if dtype.startswith("VARCHAR") else f"CAST({dt} AS VARCHAR)"
+    if spec.datetime_format is not None and (_is_duck_text(dtype) or _is_duck_numeric(dtype)):
+        if dtype.startswith(("FLOAT", "DOUBLE", "DECIMAL")):
+            raise InputError(
+                f"column {spec.datetime!r} holds fractional numbers ({dtype}), which cannot be "
+                f"read with datetime_format {spec.datetime_format!r}. Fix: store the dates as "
+                "text or integers (e.g. 19970101 with datetime_format='%Y%m%d')."
+            )
+        return None, f"try_strptime({text}, {_sql_literal(spec.datetime_format)})"
+    if _is_duck_numeric(dtype) or dtype == "BOOLEAN":
+        example = con.sql(f"SELECT {dt} FROM src WHERE {dt} IS NOT NULL LIMIT 1").fetchall()
+        if not example:  # every date is missing: that is the error to report
+            return None, "NULL::TIMESTAMP"
+        raise InputError(
+            f"column {spec.datetime!r} holds numbers ({dtype}), not dates (e.g. "
+            f"{example[0][0] if example else None!r}); numbers are never read as dates. Fix: "
+            "convert it to datetimes, or pass datetime_format (for CDNOW-style integers such as "
+            "19970101 use datetime_format='%Y%m%d')."
+        )
+    if not _is_duck_text(dtype):
+        raise InputError(
+            f"column {spec.datetime!r} holds {shown} values, not dates. Fix: give a date, "
+            "datetime or ISO 8601 text column."
+        )
+    names = ", ".join(_sql_literal(n) for n in _ISO_PARTS)
+    # the parts are extracted only where the cheap cast of the common layouts does not apply
+    parts = (
+        f"CASE WHEN regexp_full_match({text}, {_sql_literal(_ISO_FAST_PATTERN)}) THEN NULL "
+        f"ELSE regexp_extract({text}, {_sql_literal(_ISO_PATTERN)}, [{names}]) END"
+    )
+    p = _PARTS_COLUMN
+    ts = (
+        f"CASE WHEN {p} IS NULL THEN TRY_CAST({text} AS TIMESTAMP) ELSE "
+        f"TRY_CAST({p}.y || '-' || {p}.mo || '-' || {p}.d || ' ' || "
+        f"(CASE WHEN {p}.h = '' THEN '00:00' ELSE {p}.h || ':' || {p}.mi END) || ':' || "
+        f"(CASE WHEN {p}.s = '' THEN '00' ELSE {p}.s END) || '.' || "
+        f"(CASE WHEN {p}.f = '' THEN '0' ELSE left({p}.f, 6) END) AS TIMESTAMP) END"
+    )
+    return parts, ts
+
+
+def _amount_sql(spec: _Spec, dtype: str) -> str:
+    """SQL of the amount as a DOUBLE (NULL where it is not a number)."""
+    amt = _quote(spec.monetary)
+    shown, dtype = dtype, dtype.upper()
+    if dtype == "BOOLEAN":
+        raise InputError(
+            f"column {spec.monetary!r} holds booleans, not amounts. Fix: pass the spend column."
+        )
+    if _is_duck_numeric(dtype):
+        return f"CAST({amt} AS DOUBLE)"
+    if _is_duck_text(dtype):
+        text = amt if dtype.startswith("VARCHAR") else f"CAST({amt} AS VARCHAR)"
+        return (
+            f"CASE WHEN regexp_full_match({text}, {_sql_literal(_NUMBER_PATTERN)}) "
+            f"THEN TRY_CAST(trim({text}) AS DOUBLE) END"
+        )
+    raise InputError(
+        f"column {spec.monetary!r} holds {shown} values, not amounts. Fix: pass the spend column "
+        "(numbers, or text such as '12.50')."
+    )
+
+
+def _prepared_view(con, spec: _Spec, zone: str | None = None):
+    """Create view ``prep`` over ``src`` (with the ISO parts where needed). Returns the column
+    types of ``src``, the SQL of the wall-clock timestamp and the InputError a date column of
+    the wrong type raises (None if its type is fine; the timestamp is then NULL), which the
+    validation raises in its turn, after the missing ids and dates, as the pandas engine does."""
+    types = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE src)").fetchall())
+    _missing_columns_error(spec, list(types))
+    error = None
+    try:
+        parts, ts = _date_sql(con, spec, types[spec.datetime], zone)
+    except InputError as exc:
+        error, parts, ts = exc, None, "NULL::TIMESTAMP"
+    extra = f", {parts} AS {_PARTS_COLUMN}" if parts is not None else ""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW prep AS SELECT *{extra} FROM src")
+    return types, ts, error
+
+
+def _duck_eval(frame: pd.DataFrame, spec: _Spec, what: str) -> np.ndarray:
+    """Evaluate the shared SQL of the date or the amount on one column of a pandas frame.
+
+    ``what="date"``: a masked int64 array of microseconds since 1970 (wall time), masked where
+    the value is not a date; ``"amount"``: float64, NaN where the value is not a number."""
+    import pyarrow as pa
+
+    column = spec.datetime if what == "date" else spec.monetary
+    con = _duck_connect()
+    try:
+        con.register("src_input", frame[[column]])
+        con.execute("CREATE TEMP VIEW src AS SELECT * FROM src_input")
+        types = dict(con.sql("SELECT column_name, column_type FROM (DESCRIBE src)").fetchall())
+        if what == "date":
+            parts, ts = _date_sql(con, spec, types[column])
+            extra = f", {parts} AS {_PARTS_COLUMN}" if parts is not None else ""
+            con.execute(f"CREATE TEMP VIEW prep AS SELECT *{extra} FROM src")
+            table = con.sql(f"SELECT epoch_us({ts}) AS v FROM prep").to_arrow_table()
+            values = table.column("v")
+            ok = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            return np.ma.MaskedArray(
+                values.fill_null(0).to_numpy().astype(np.int64, copy=False), mask=~ok
+            )
+        sql = _amount_sql(spec, types[column])
+        table = con.sql(f"SELECT {sql} AS v FROM src").to_arrow_table()
+        return table.column("v").cast(pa.float64()).to_numpy(zero_copy_only=False)
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------------------------
+# frames: the conversions both engines apply before reading a pandas frame
+# --------------------------------------------------------------------------------------------
+def _prepare_frame(frame: pd.DataFrame, spec: _Spec) -> pd.DataFrame:
+    """The needed columns of a pandas frame, made unambiguous for both engines:
+
+    * tz-aware dates -> their wall time; object columns of date/datetime objects -> datetime64
+      (each at its own wall time);
+    * object columns of ids that mix types (``1`` and ``'1'``) -> InputError;
+    * object columns of amounts: numbers -> float64, a mix of numbers and text -> text.
+    """
+    out = frame[spec.columns]
+    changes = {}
+    ids = out[spec.customer_id]
+    if ids.dtype == object:
+        inferred = pd.api.types.infer_dtype(ids, skipna=True)
+        if inferred in ("mixed", "mixed-integer", "mixed-integer-float"):
+            kinds = ids.dropna().map(lambda v: type(v).__name__)
+            first = kinds.drop_duplicates().index[:_MAX_EXAMPLES]
+            examples = pd.DataFrame({spec.customer_id: ids.loc[first], "type": kinds.loc[first]})
+            raise InputError(
+                f"column {spec.customer_id!r} mixes id types ({', '.join(sorted(set(kinds)))}): "
+                f"1 and '1' would be different customers in one engine and the same in "
+                f"another; examples:\n{examples.to_string()}\nFix: make the ids one type, e.g. "
+                f"df[{spec.customer_id!r}] = df[{spec.customer_id!r}].astype(str)."
+            )
+    dt = out[spec.datetime]
+    if isinstance(dt.dtype, pd.DatetimeTZDtype):  # local wall time
+        changes[spec.datetime] = dt.dt.tz_localize(None)
+    elif dt.dtype == object:
+        inferred = pd.api.types.infer_dtype(dt, skipna=True)
+        if inferred in ("datetime", "date", "datetime64"):
+            values = [
+                v.replace(tzinfo=None) if getattr(v, "tzinfo", None) is not None else v
+                for v in dt.to_numpy()
+            ]
+            changes[spec.datetime] = pd.Series(
+                pd.to_datetime(values), index=dt.index, name=spec.datetime
+            ).astype("datetime64[us]")
+    if spec.monetary is not None:
+        amt = out[spec.monetary]
+        if amt.dtype == object:
+            inferred = pd.api.types.infer_dtype(amt, skipna=True)
+            if inferred in ("integer", "floating", "decimal", "mixed-integer-float"):
+                changes[spec.monetary] = pd.to_numeric(amt, errors="coerce").astype("float64")
+            elif inferred not in ("string", "empty"):
+                changes[spec.monetary] = amt.map(_amount_text, na_action="ignore").astype(object)
+    return out.assign(**changes) if changes else out
+
+
+def _amount_text(value):
+    """One amount of a mixed object column as text (numbers exactly, other objects as
+    themselves, so they are reported as not numbers)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return repr(float(value))
+    return f"<{type(value).__name__}> {value!r}"
+
+
+def _arrow_wall_time(table, spec: _Spec):
+    """A pyarrow table whose tz-aware date column is replaced by its wall time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = table.select(spec.columns)
+    column = table.column(spec.datetime)
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        index = table.column_names.index(spec.datetime)
+        table = table.set_column(index, spec.datetime, pc.local_timestamp(column))
+    return table
+
+
 # --------------------------------------------------------------------------------------------
 # pandas engine
 # --------------------------------------------------------------------------------------------
@@ -242,9 +833,14 @@ def _pandas_frame(kind: str, source, spec: _Spec) -> pd.DataFrame:
         names = pq.read_schema(source).names
         _missing_columns_error(spec, names)
         return pd.read_parquet(source, columns=spec.columns)
-    header = pd.read_csv(source, nrows=0)
-    _missing_columns_error(spec, list(header.columns))
-    return pd.read_csv(source, usecols=spec.columns)
+    relation, names = _csv_relation(source)
+    _missing_columns_error(spec, names)
+    con = _duck_connect()
+    try:
+        cols = ", ".join(_quote(c) for c in spec.columns)
+        return con.sql(f"SELECT {cols} FROM {relation}").to_arrow_table().to_pandas()
+    finally:
+        con.close()
 
 
 def _examples(frame: pd.DataFrame, spec: _Spec, mask: np.ndarray) -> pd.DataFrame:
@@ -269,31 +865,20 @@ def _pandas_dates_us(frame: pd.DataFrame, spec: _Spec) -> np.ndarray:
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         col = col.dt.tz_localize(None)
     if pd.api.types.is_datetime64_dtype(col.dtype):
-        parsed = col
-    elif spec.datetime_format is not None:
-        text = col.astype("str") if pd.api.types.is_numeric_dtype(col.dtype) else col
-        parsed = pd.to_datetime(text, format=spec.datetime_format, errors="coerce")
-    elif pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-        raise InputError(
-            f"column {spec.datetime!r} holds numbers ({col.dtype}), not dates (e.g. "
-            f"{col.iloc[0]!r}). Fix: convert it to datetimes, or pass datetime_format (for "
-            "CDNOW-style integers such as 19970101 use datetime_format='%Y%m%d')."
-        )
-    else:
-        parsed = pd.to_datetime(col, format="ISO8601", errors="coerce")
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_localize(None)
-    bad = parsed.isna().to_numpy()
+        return col.to_numpy(dtype="datetime64[us]").view(np.int64)
+    parsed = _duck_eval(frame, spec, "date")
+    bad = np.ma.getmaskarray(parsed)
     if bad.any():
         fmt = f" with datetime_format={spec.datetime_format!r}" if spec.datetime_format else ""
+        examples = _examples(frame, spec, bad)
         raise _rows_error(
             spec.datetime,
             f"cannot be read as dates{fmt}",
             int(bad.sum()),
-            _examples(frame, spec, bad),
-            _FIX_DATES,
+            examples,
+            _date_fix(spec, examples[spec.datetime].tolist()),
         )
-    return parsed.to_numpy(dtype="datetime64[us]").view(np.int64)
+    return np.asarray(parsed.data, dtype=np.int64)
 
 
 def _pandas_amounts(frame: pd.DataFrame, spec: _Spec) -> np.ndarray:
@@ -302,11 +887,16 @@ def _pandas_amounts(frame: pd.DataFrame, spec: _Spec) -> np.ndarray:
         raise InputError(
             f"column {spec.monetary!r} holds booleans, not amounts. Fix: pass the spend column."
         )
-    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(col.dtype) and not isinstance(col.dtype, pd.CategoricalDtype):
+        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    else:
+        values = _duck_eval(frame, spec, "amount")
     bad = ~np.isfinite(values)
     if bad.any():
         not_number = bad & col.notna().to_numpy() & ~np.isinf(values)
-        problem = "are not numbers" if not_number.all() else "are missing, not numbers or infinite"
+        problem = (
+            "are not numbers" if not_number[bad].all() else "are missing, not numbers or infinite"
+        )
         raise _rows_error(
             spec.monetary, problem, int(bad.sum()), _examples(frame, spec, bad), _FIX_AMOUNT
         )
@@ -327,6 +917,7 @@ def _pandas_validated(kind, source, spec):
     frame = _pandas_frame(kind, source, spec)
     if len(frame) == 0:
         raise InputError("the transactions are empty: there is nothing to summarise")
+    frame = _prepare_frame(frame, spec)
     ids = frame[spec.customer_id]
     missing = ids.isna().to_numpy()
     if missing.any():
@@ -344,6 +935,9 @@ def _pandas_validated(kind, source, spec):
     return frame, codes, uniques, periods, amounts
 
 
+# --------------------------------------------------------------------------------------------
+# customer ids
+# --------------------------------------------------------------------------------------------
 def _factorize_ids(ids: pd.Series):
     """(codes, sorted unique ids). Dense integer ids take an O(n) bucket path, others a hash."""
     if pd.api.types.is_integer_dtype(ids.dtype) and not isinstance(ids.dtype, pd.CategoricalDtype):
@@ -358,7 +952,7 @@ def _factorize_ids(ids: pd.Series):
             return rank[shifted], uniques
     try:
         codes, uniques = pd.factorize(ids, sort=True)
-    except TypeError:  # ids of mixed, unorderable types: keep first-appearance order
+    except TypeError:  # pragma: no cover - unorderable ids (mixed types are rejected before)
         codes, uniques = pd.factorize(ids, sort=False)
     return codes.astype(np.int64), uniques
 
@@ -377,6 +971,55 @@ def _factorize_arrow(column):
     rank[order] = np.arange(len(order), dtype=np.int64)
     codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
     return codes, pd.Index(dictionary.take(pa.array(order)).to_pandas())
+
+
+def _csv_ids(ids: pd.Index) -> pd.Index:
+    """The ids of a CSV file (read as text): int64 when every id is written as a plain integer
+    (``str(int(id)) == id``: no leading zeros, sign or spaces), the text as written otherwise."""
+    text = pd.Index(ids).astype(object)
+    if len(text) == 0 or not all(isinstance(v, str) for v in text):
+        return pd.Index(ids)
+    values = np.asarray(text, dtype=object)
+    if not pd.Series(values).str.fullmatch(r"0|-?[1-9][0-9]{0,18}").all():
+        return pd.Index(ids)
+    as_int = np.array([int(v) for v in values], dtype=object)
+    if (as_int > np.iinfo(np.int64).max).any() or (as_int < np.iinfo(np.int64).min).any():
+        return pd.Index(ids)
+    return pd.Index(as_int.astype(np.int64))
+
+
+def _id_dtype(kind: str, source, spec: _Spec):
+    """The pandas dtype the ids have in the input (None for CSV files: :func:`_csv_ids`)."""
+    if kind == "pandas":
+        return source[spec.customer_id].dtype
+    if kind == "csv":
+        return None
+    import pyarrow as pa
+
+    if kind == "arrow":
+        column = source.column(spec.customer_id)
+        if pa.types.is_dictionary(column.type):
+            return column.to_pandas().dtype
+        # as the pandas engine reads it (with the table's pandas metadata: Int64, string...)
+        return source.select(spec.columns).slice(0, 0).to_pandas()[spec.customer_id].dtype
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(source)
+    field = schema.field(spec.customer_id)
+    if pa.types.is_dictionary(field.type):
+        table = pq.read_table(source, columns=[spec.customer_id])
+        return table.column(spec.customer_id).to_pandas().dtype
+    return schema.empty_table().to_pandas()[spec.customer_id].dtype
+
+
+def _as_index_values(ids, dtype):
+    values = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids)
+    if dtype is not None:
+        try:
+            return pd.Index(values).astype(dtype)
+        except (TypeError, ValueError):  # pragma: no cover - exotic id types
+            return pd.Index(values)
+    return pd.Index(ids)
 
 
 def _pandas_after(frame, spec, periods, end_period, what):
@@ -457,72 +1100,52 @@ def _aggregate(codes, periods, amounts, n_customers):
 # --------------------------------------------------------------------------------------------
 # DuckDB engine
 # --------------------------------------------------------------------------------------------
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _parquet_zone(path: Path, column: str) -> str | None:
+    """The time zone of a tz-aware timestamp column of a Parquet file (as pyarrow reads it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    schema = pq.read_schema(path)
+    if column not in schema.names:
+        return None
+    kind = schema.field(column).type
+    return kind.tz if pa.types.is_timestamp(kind) else None
 
 
 class _DuckSource:
     """A DuckDB connection with the raw input as view ``src`` and typed rows as view ``tx``."""
 
     def __init__(self, kind, source, spec: _Spec):
-        import duckdb
-
         self.spec = spec
-        self.con = duckdb.connect()
+        self.con = _duck_connect()
+        zone = None
         if kind == "pandas":
-            frame = source
-            _missing_columns_error(spec, list(frame.columns))
-            frame = frame[spec.columns]
-            dt = frame[spec.datetime]
-            if isinstance(dt.dtype, pd.DatetimeTZDtype):  # local wall time, as the pandas engine
-                frame = frame.assign(**{spec.datetime: dt.dt.tz_localize(None)})
-            self.con.register("src_input", frame)
+            _missing_columns_error(spec, list(source.columns))
+            self.con.register("src_input", _prepare_frame(source, spec))
             relation = "src_input"
         elif kind == "arrow":
             _missing_columns_error(spec, list(source.column_names))
-            self.con.register("src_input", source.select(spec.columns))
+            self.con.register("src_input", _arrow_wall_time(source, spec))
             relation = "src_input"
         elif kind == "parquet":
             relation = f"read_parquet({_sql_literal(str(source))})"
+            zone = _parquet_zone(source, spec.datetime)
         else:
-            relation = f"read_csv({_sql_literal(str(source))})"
+            relation, names = _csv_relation(source)
+            _missing_columns_error(spec, names)
         self.con.execute(f"CREATE TEMP VIEW src AS SELECT * FROM {relation}")
-        types = dict(self.con.sql("SELECT column_name, column_type FROM (DESCRIBE src)").fetchall())
-        _missing_columns_error(spec, list(types))
+        types, ts, self._date_error = _prepared_view(self.con, spec, zone)
+        self._amount_error = None
         cid, dt = _quote(spec.customer_id), _quote(spec.datetime)
-        dtype = types[spec.datetime].upper()
-        if dtype.startswith("TIMESTAMP") and "TIME ZONE" in dtype:
-            ts = f"CAST(timezone('UTC', {dt}) AS TIMESTAMP)"
-        elif dtype.startswith(("TIMESTAMP", "DATE")):
-            ts = f"CAST({dt} AS TIMESTAMP)"
-        elif spec.datetime_format is not None:
-            ts = f"try_strptime(CAST({dt} AS VARCHAR), {_sql_literal(spec.datetime_format)})"
-        elif _is_duck_numeric(dtype) or dtype == "BOOLEAN":
-            example = self.con.sql(f"SELECT {dt} FROM src LIMIT 1").fetchall()
-            example = example[0] if example else None
-            raise InputError(
-                f"column {spec.datetime!r} holds numbers ({dtype}), not dates (e.g. "
-                f"{example[0] if example else None!r}). Fix: convert it to datetimes, or pass "
-                "datetime_format (for CDNOW-style integers such as 19970101 use "
-                "datetime_format='%Y%m%d')."
-            )
-        else:
-            ts = f"TRY_CAST({dt} AS TIMESTAMP)"
         if spec.period == "D":
             period = f"(CAST({ts} AS DATE) - DATE '1970-01-01')"
         else:
             period = f"(epoch_us(date_trunc('hour', {ts})) // {_US_PER_HOUR})"
         if spec.monetary is not None:
-            if types[spec.monetary].upper() == "BOOLEAN":
-                raise InputError(
-                    f"column {spec.monetary!r} holds booleans, not amounts. Fix: pass the spend "
-                    "column."
-                )
-            amt = f"TRY_CAST({_quote(spec.monetary)} AS DOUBLE)"
+            try:
+                amt = _amount_sql(spec, types[spec.monetary])
+            except InputError as exc:  # raised by the validation, in its turn
+                amt, self._amount_error = "NULL::DOUBLE", exc
             raw_amt = _quote(spec.monetary)
         else:
             amt, raw_amt = "0.0::DOUBLE", "0.0::DOUBLE"
@@ -531,15 +1154,26 @@ class _DuckSource:
             f"{cid} AS cid, {dt} AS raw_dt, {ts} AS ts, {period} AS period, {amt} AS amt, "
             f"{raw_amt} AS raw_amt"
         )
-        self.con.execute(f"CREATE TEMP VIEW typed AS SELECT {self._typed} FROM src")
-        self.con.execute("CREATE TEMP VIEW tx AS SELECT cid, period, amt FROM typed")
+        self.con.execute(f"CREATE TEMP VIEW typed AS SELECT {self._typed} FROM prep")
+        # a CSV file's ids are text; streamed as integers while every one is a plain integer
+        # (the usual case, and the fast path of the reduction), as text once one is not
+        self._int_ids = kind == "csv"
+        cid_int = (
+            f"CASE WHEN regexp_full_match(cid, {_sql_literal(_PLAIN_INT_18)}) "
+            "THEN CAST(cid AS BIGINT) END"
+            if self._int_ids
+            else "NULL::BIGINT"
+        )
+        self.con.execute(
+            f"CREATE TEMP VIEW tx AS SELECT cid, {cid_int} AS cid_int, period, amt FROM typed"
+        )
 
     def examples(self, condition: str) -> pd.DataFrame:
         """The first rows (by position in the input) that satisfy ``condition``."""
         originals = ", ".join(f"{_quote(c)} AS __c{i}" for i, c in enumerate(self.spec.columns))
         frame = self.con.sql(
             f"WITH numbered AS (SELECT row_number() OVER () - 1 AS __row, {self._typed}, "
-            f"{originals} FROM src) SELECT __row, "
+            f"{originals} FROM prep) SELECT __row, "
             + ", ".join(f"__c{i}" for i in range(len(self.spec.columns)))
             + f" FROM numbered WHERE {condition} ORDER BY __row LIMIT {_MAX_EXAMPLES}"
         ).df()
@@ -582,16 +1216,21 @@ class _DuckSource:
                 self.examples("raw_dt IS NULL"),
                 _FIX_MISSING_DATES,
             )
+        if self._date_error is not None:
+            raise self._date_error
         if found["bad_date"]:
             fmt = f" with datetime_format={spec.datetime_format!r}" if spec.datetime_format else ""
+            examples = self.examples("raw_dt IS NOT NULL AND ts IS NULL")
             raise _rows_error(
                 spec.datetime,
                 f"cannot be read as dates{fmt}",
                 found["bad_date"],
-                self.examples("raw_dt IS NOT NULL AND ts IS NULL"),
-                _FIX_DATES,
+                examples,
+                _date_fix(spec, examples[spec.datetime].tolist()),
             )
         if spec.monetary is not None:
+            if self._amount_error is not None:
+                raise self._amount_error
             if found["bad_amt"]:
                 problem = (
                     "are not numbers"
@@ -649,8 +1288,9 @@ class _DuckSource:
         parts, n_new, n_after, max_period = [], 0, 0, None
         for k in range(n_parts):
             where = f" WHERE hash(cid) % {n_parts} = {k}" if n_parts > 1 else ""
+            ids_sql = "cid_int" if self._int_ids else "cid"
             table = self.con.sql(
-                f"SELECT cid, CAST(period AS BIGINT) AS period, amt FROM tx{where}"
+                f"SELECT {ids_sql} AS cid, CAST(period AS BIGINT) AS period, amt FROM tx{where}"
             ).to_arrow_table()
             if table.num_rows == 0:
                 continue
@@ -658,6 +1298,9 @@ class _DuckSource:
             if monetary:
                 nulls += table.column("amt").null_count
             if nulls:
+                if self._int_ids and self._has_text_ids():
+                    self._int_ids = False  # start again with the ids as text
+                    return self.reduce(end_period, cal_period, with_holdout, after_end)
                 self._fail()
             periods = table.column("period").to_numpy()
             amounts = table.column("amt").to_numpy() if monetary else None
@@ -681,6 +1324,13 @@ class _DuckSource:
         arrays = {key: np.concatenate([p[1][key] for p in parts])[order] for key in parts[0][1]}
         return ids[order], arrays, n_new, n_after, max_period
 
+    def _has_text_ids(self) -> bool:
+        """Whether some id is not a plain integer of at most 18 digits."""
+        found = self.con.sql(
+            "SELECT 1 FROM tx WHERE cid IS NOT NULL AND cid_int IS NULL LIMIT 1"
+        ).fetchall()
+        return bool(found)
+
     def _fail(self):
         """Run the full validation, which raises the precise error."""
         self.validate()
@@ -688,13 +1338,6 @@ class _DuckSource:
 
     def close(self):
         self.con.close()
-
-
-def _is_duck_numeric(dtype: str) -> bool:
-    return dtype.startswith(
-        ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-         "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
-    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
@@ -755,80 +1398,55 @@ def _summaries(transactions, spec, observation_end, calibration_end, engine, aft
     """Shared driver: returns (summary, n_customers_only_in_holdout)."""
     if after_end not in ("raise", "exclude"):
         raise ValueError(f"after_observation_end must be 'raise' or 'exclude', got {after_end!r}")
+    # the user's dates first: a wrong one fails before any data is read
+    given_end = (
+        None if observation_end is None else _period_of(observation_end, spec, "observation_end")
+    )
+    with_holdout = calibration_end is not None
+    cal_given = _period_of(calibration_end, spec, "calibration_end") if with_holdout else None
+    if given_end is not None and with_holdout:
+        _calibration_period(calibration_end, given_end, spec)
     kind, source = _resolve(transactions)
     engine = _choose_engine(engine, kind, source)
-    with_holdout = calibration_end is not None
-    n_after = 0
-    if engine == "pandas":
-        frame, codes, uniques, periods, amounts = _pandas_validated(kind, source, spec)
-        if observation_end is None:
-            end_period = int(periods.max())
-        else:
-            end_period = _period_of(observation_end, spec, "observation_end")
-            if after_end == "raise":
-                _pandas_after(frame, spec, periods, end_period, "observation_end")
-        cal_period = (
-            end_period
-            if not with_holdout
-            else _calibration_period(calibration_end, end_period, spec)
-        )
-        n_after = int((periods > end_period).sum()) if after_end == "exclude" else 0
-        ids, arrays, n_new = _reduce(
-            codes, uniques, periods, amounts, cal_period, end_period, with_holdout
-        )
-        index_dtype = frame[spec.customer_id].dtype
-    else:
-        given_end = (
-            None
-            if observation_end is None
-            else _period_of(observation_end, spec, "observation_end")
-        )
-        cal_given = None
-        if with_holdout:
-            cal_given = _period_of(calibration_end, spec, "calibration_end")
-            if given_end is not None:
-                _calibration_period(calibration_end, given_end, spec)
-        duck = _DuckSource(kind, source, spec)
-        try:
-            ids, arrays, n_new, n_after, max_period = duck.reduce(
-                given_end, cal_given, with_holdout, after_end
-            )
-        finally:
-            duck.close()
-        end_period = max_period if given_end is None else given_end
-        cal_period = (
-            end_period
-            if not with_holdout
-            else _calibration_period(calibration_end, end_period, spec)
-        )
-        index_dtype = source[spec.customer_id].dtype if kind == "pandas" else None
-    first, last, count = arrays["first"], arrays["last"], arrays["count"]
-    total, first_amount = arrays["total"], arrays["first_amount"]
-    if with_holdout:
-        n_h, total_h = arrays["n_h"], arrays["total_h"]
+    try:
+        result = _engine_reduce(kind, source, spec, engine, given_end, cal_given, with_holdout,
+                                after_end)  # fmt: skip
+    except InputError:
+        raise
+    except _library_error_types() as exc:
+        if _is_our_sql_bug(exc):
+            raise
+        raise _read_failure(kind, source, exc) from exc
+    ids, arrays, n_new, n_after, end_period = result
+    cal_period = (
+        end_period if not with_holdout else _calibration_period(calibration_end, end_period, spec)
+    )
     if len(ids) == 0:
         raise InputError(
             f"no customer made a purchase up to the calibration_end "
             f"{_period_to_timestamp(cal_period, spec)[:10]}; choose a later calibration_end"
         )
-    ids = _as_index_values(ids, index_dtype)
+    if not ids.is_monotonic_increasing:  # e.g. CSV ids that turned out to be integers
+        order = np.asarray(ids.argsort(), dtype=np.int64)
+        ids = ids[order]
+        arrays = {key: np.asarray(values)[order] for key, values in arrays.items()}
     summary = _build_summary(
         ids,
-        np.asarray(first, dtype=np.int64),
-        np.asarray(last, dtype=np.int64),
-        np.asarray(count, dtype=np.int64),
-        np.asarray(total, dtype=np.float64),
-        np.asarray(first_amount, dtype=np.float64),
+        np.asarray(arrays["first"], dtype=np.int64),
+        np.asarray(arrays["last"], dtype=np.int64),
+        np.asarray(arrays["count"], dtype=np.int64),
+        np.asarray(arrays["total"], dtype=np.float64),
+        np.asarray(arrays["first_amount"], dtype=np.float64),
         cal_period,
         spec,
         spec.customer_id,
         np.asarray(arrays["log_gaps"], dtype=np.float64),
     )
     if with_holdout:
-        n_h = np.asarray(n_h, dtype=np.int64)
+        n_h = np.asarray(arrays["n_h"], dtype=np.int64)
         summary["frequency_holdout"] = n_h
         if spec.monetary is not None:
-            total_h = np.asarray(total_h, dtype=np.float64)
+            total_h = np.asarray(arrays["total_h"], dtype=np.float64)
             summary["monetary_value_holdout"] = np.where(n_h > 0, total_h / np.maximum(n_h, 1), 0.0)
         summary["duration_holdout"] = float(end_period - cal_period) / spec.periods_per_unit
         summary.attrs["calibration_end"] = _period_to_timestamp(cal_period, spec)
@@ -838,6 +1456,34 @@ def _summaries(transactions, spec, observation_end, calibration_end, engine, aft
         summary.attrs["n_transactions_after_observation_end"] = n_after
     summary.attrs["engine"] = engine
     return summary, n_new
+
+
+def _engine_reduce(kind, source, spec, engine, given_end, cal_given, with_holdout, after_end):
+    """Read, validate and reduce with one engine: (ids as the summary's index, per-customer
+    arrays, n customers first seen in the holdout, n rows after the end, end period)."""
+    if engine == "pandas":
+        frame, codes, uniques, periods, amounts = _pandas_validated(kind, source, spec)
+        end_period = int(periods.max()) if given_end is None else given_end
+        if given_end is not None and after_end == "raise":
+            _pandas_after(frame, spec, periods, end_period, "observation_end")
+        cal_period = cal_given if with_holdout else end_period
+        n_after = int((periods > end_period).sum()) if after_end == "exclude" else 0
+        ids, arrays, n_new = _reduce(
+            codes, uniques, periods, amounts, cal_period, end_period, with_holdout
+        )
+        dtype = None if kind == "csv" else frame[spec.customer_id].dtype
+    else:
+        duck = _DuckSource(kind, source, spec)
+        try:
+            ids, arrays, n_new, n_after, max_period = duck.reduce(
+                given_end, cal_given, with_holdout, after_end
+            )
+        finally:
+            duck.close()
+        end_period = max_period if given_end is None else given_end
+        dtype = _id_dtype(kind, source, spec)
+    ids = _csv_ids(pd.Index(ids)) if kind == "csv" else _as_index_values(ids, dtype)
+    return ids, arrays, n_new, n_after, end_period
 
 
 def _take(amounts, mask):
@@ -853,16 +1499,6 @@ def _calibration_period(calibration_end, end_period, spec) -> int:
             "Fix: choose a calibration_end earlier than observation_end."
         )
     return cal
-
-
-def _as_index_values(ids, dtype):
-    values = ids.to_numpy() if isinstance(ids, (pd.Series, pd.Index)) else np.asarray(ids)
-    if dtype is not None:
-        try:
-            return pd.Index(values).astype(dtype)
-        except (TypeError, ValueError):  # pragma: no cover - exotic id types
-            return pd.Index(values)
-    return pd.Index(ids)
 
 
 # --------------------------------------------------------------------------------------------
@@ -885,26 +1521,49 @@ def rfm_summary(
 
     Parameters
     ----------
-    transactions : pandas or polars DataFrame, or path to a .csv / .parquet file
-        One row per transaction (several rows per customer and day are fine).
+    transactions : pandas or polars DataFrame, pyarrow Table, or path to a .csv / .parquet file
+        One row per transaction (several rows per customer and day are fine). CSV files are
+        read with a fixed dialect, never sniffed: UTF-8, the first line is the header, commas
+        (tabs for ``.tsv``), double quotes; every column is read as text.
     customer_id, datetime, monetary : column names. ``monetary`` is optional; without it there
         is no ``monetary_value`` column.
     observation_end : date, optional
         End of observation (its whole day, or hour for unit H, is included). Default: the period
-        of the latest transaction. Transactions after it raise an error.
+        of the latest transaction. Transactions after it raise an error. ISO 8601 text
+        ("1997-09-30"; or text in ``datetime_format``), ``datetime.date``/``datetime``, pandas
+        Timestamp or numpy datetime64 (tz-aware ones at their wall time). Numbers are refused:
+        ``20200101`` or ``1577836800`` is not a date.
     time_unit : "H", "D", "W", "M" (365.25/12 days), "Q" or "Y"; recorded in
         ``attrs["time_unit"]``.
-    datetime_format : strftime format for string or integer dates (e.g. "%Y%m%d"); default
-        ISO-8601 strings or datetime columns.
+    datetime_format : strftime format of text or integer dates (e.g. "%m/%d/%Y", "%Y%m%d"),
+        read by DuckDB's ``strptime`` in both engines. Default: date/datetime columns and ISO
+        8601 text only; dates are never guessed, so "01/02/2020" without it is an error that
+        says which format to pass (see the module docstring for the accepted ISO layouts and
+        time zones: every date is taken at its local wall time).
     purchase_period : "D" or "H"; the granularity that makes one purchase (default: the hour for
         unit H, the calendar day otherwise).
-    engine : "auto", "pandas" or "duckdb" (see the module docstring); both give the same
-        result.
+    engine : "auto", "pandas" or "duckdb" (see the module docstring); both accept and reject
+        the same inputs and give the same result, ids included.
     after_observation_end : "raise" (default) or "exclude"
         What to do with transactions after ``observation_end``: an error, or leave them out
         explicitly (their number is kept in ``attrs["n_transactions_after_observation_end"]``).
         Use "exclude" to summarise a calibration period from a longer history, e.g. CDNOW up to
         1997-09-30.
+
+    Customer ids
+    ------------
+    The index holds the ids exactly as the input has them, whichever the engine:
+
+    * typed inputs (pandas, polars, Arrow, Parquet) keep their values and dtype (int64 ids
+      give an int64 index, text gives text, categories a categorical index). An object column
+      that mixes types (``1`` and ``"1"``, or ``1`` and ``1.0``) is an InputError: whether
+      they are one customer would be a guess;
+    * a CSV file has no types, so its ids are text, exactly as written: ``007`` and ``7`` are
+      two customers, ``1`` and ``x`` two text ids. Only when *every* id of the file is a plain
+      integer (``str(int(id)) == id``: no leading zeros, ``+`` or spaces, within int64) does
+      the index become int64, the same index as the frame the file was written from.
+
+    The index is sorted (numbers by value, text by code point, categories in their order).
 
     Returns
     -------
@@ -917,9 +1576,13 @@ def rfm_summary(
     Raises
     ------
     InputError
-        missing columns, empty input, missing customer ids, missing or unreadable dates,
-        transactions after ``observation_end``, negative / missing / non-finite amounts. The
-        message names the column, counts the rows, shows the first few and says how to fix it.
+        missing columns, empty input, missing customer ids, ids of mixed types, missing or
+        unreadable dates, transactions after ``observation_end``, negative / missing /
+        non-finite amounts. The message names the column, counts the rows, shows the first few
+        and says how to fix it. Files that cannot be read (not UTF-8, ragged or unterminated
+        CSV lines, corrupt Parquet, empty files) are InputErrors too, never a raw DuckDB,
+        Arrow or pandas exception; a path that does not exist raises an InputError that is
+        also a FileNotFoundError.
 
     Examples
     --------

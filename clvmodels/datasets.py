@@ -175,7 +175,7 @@ def load_cdnow_calibration_holdout(which: str = "sample") -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame indexed by ``customer_id`` with ``frequency, recency, T, monetary_value``
+    DataFrame indexed by ``customer_id`` with ``frequency, recency, T, litt, monetary_value``
     (calibration) and ``frequency_holdout, monetary_value_holdout, duration_holdout``
     (``duration_holdout`` = 39 weeks for every customer). ``attrs["time_unit"] == "W"``.
     """
