@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,8 @@ __all__ = [
     "equity_summary",
     "score_file",
     "atomic_output",
+    "check_not_input",
+    "same_file",
     "file_format",
     "write_summary_file",
     "connect",
@@ -95,24 +96,71 @@ def file_format(path: str | os.PathLike, purpose: str = "input") -> str:
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path that is renamed to ``path`` when the block succeeds.
 
-    On any exception (including KeyboardInterrupt) the temporary file is removed and ``path``
-    keeps its previous content (or stays absent).
+    On any exception (including KeyboardInterrupt, and SIGTERM under the command line) the
+    temporary file is removed and ``path`` keeps its previous content (or stays absent). The
+    temporary is named ``.<name>.tmp-<host>-<pid>-<token><extension>``
+    (:func:`clvmodels.io.temporary_path`); those left by killed runs are removed here first.
+    Within :func:`clvmodels.io.staged_outputs` claiming ``path``, the complete temporary is kept
+    for the command to rename together with its manifest.
     """
+    from clvmodels.io import publish, remove_stale_temporaries, temporary_path
+
     path = Path(path)
     if path.is_dir():
         raise InputError(f"output {path} is a directory; give a file name such as clv.parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    remove_stale_temporaries(path)
+    tmp = temporary_path(path)
+    done = False
     try:
         yield tmp
         if not tmp.exists():  # pragma: no cover - writer bug
             raise RuntimeError(f"nothing was written to {tmp}")
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
+        done = True
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if not done:
+            tmp.unlink(missing_ok=True)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file: equal once resolved (links, ``..``) or, when both
+    exist, the same inode (hard links, bind mounts)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists() and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_not_input(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
+    """InputError when ``output`` is (or is inside, or contains) one of ``inputs``: writing it
+    would destroy what is being read."""
+    out = Path(output)
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item)
+        if same_file(out, source):
+            raise InputError(
+                f"the output {out} is the input {source}: writing it would destroy the input. "
+                "Fix: choose another output path"
+            )
+        resolved_out, resolved_in = out.resolve(), source.resolve()
+        if resolved_in.is_relative_to(resolved_out):
+            raise InputError(
+                f"the output {out} contains the input {source}: writing it would destroy the "
+                "input. Fix: choose another output path"
+            )
+        if source.is_dir() and resolved_out.is_relative_to(resolved_in):
+            raise InputError(
+                f"the output {out} is inside the input directory {source}: writing it would "
+                "change the input. Fix: choose another output path"
+            )
 
 
 class _TableWriter:
@@ -233,12 +281,21 @@ def _parquet_metadata(path: Path) -> dict[str, Any]:
 
 
 def connect():
-    """A DuckDB connection with bounded memory that keeps the file's row order."""
+    """A DuckDB connection with bounded memory that keeps the file's row order.
+
+    What DuckDB spills to disk goes to this process's scratch folder in the system temporary
+    directory (:func:`clvmodels.io.scratch_directory`), not to ``./.tmp``, so that a killed
+    run's spill files are recognised and removed by the next run
+    (:func:`clvmodels.io.remove_stale_scratch`).
+    """
     import duckdb
+
+    from clvmodels.io import scratch_directory
 
     con = duckdb.connect()
     con.execute("SET memory_limit = '1GB'")
     con.execute("SET preserve_insertion_order = true")
+    con.execute(f"SET temp_directory = {sql_string(scratch_directory('duckdb'))}")
     return con
 
 
@@ -429,15 +486,24 @@ def prepare_draws(
     Returns ``{"purchase": DataFrame, "spend": DataFrame}`` in the layout of
     ``param_draws``; the point estimate (one row) for ``kind="point"``. The seeds of the two
     tables are the first two children of ``numpy.random.SeedSequence(random_seed)``.
+
+    The models are checked first (:func:`clvmodels.valuation.spec.check_model`: fitted, finite
+    positive parameters, a spend model whose population mean spend exists), and so are the spend
+    draws (:func:`~clvmodels.valuation.spec.check_spend_draws`): a Gamma-Gamma draw with
+    ``q <= 1`` would give customers without repeat purchases an infinite expected value.
     """
     from clvmodels.valuation.draws import DrawSpec, resolve_draws
+    from clvmodels.valuation.spec import check_model, check_spend_draws
 
+    check_model(purchase_model, "purchase_model")
+    check_model(spend_model, "spend_model")  # a spend model without a mean spend: refused
     if kind != "point" and (
         isinstance(n_draws, bool) or int(n_draws) != n_draws or int(n_draws) < 1
     ):
         raise InputError(f"the number of draws must be a positive whole number, got {n_draws!r}")
     spec = DrawSpec(int(n_draws) if kind != "point" else 1, random_seed)
     draws = resolve_draws(purchase_model, spend_model, kind, spec)
+    check_spend_draws(spend_model, draws.spend)
     return {"purchase": draws.purchase, "spend": draws.spend}
 
 
@@ -566,10 +632,13 @@ def score_file(
     into place only after the last chunk (see :func:`atomic_output`).
 
     ``random_seed=None`` draws fresh entropy (reported in the result, so the run can be
-    repeated exactly).
+    repeated exactly). An ``output_path`` that is the input file (same path once resolved, or
+    the same file through a link) is refused before anything is read.
     """
     if random_seed is None:
         random_seed = int(np.random.SeedSequence().generate_state(1)[0])
+    if output_path is not None:
+        check_not_input(output_path, input_path)
     info = inspect_summary_file(input_path, customer_id=customer_id, time_unit=time_unit)
     units.require_same_unit(purchase_model.time_unit_, info.time_unit, f"summary {info.path.name}")
     fmt = file_format(output_path, purpose="output") if output_path is not None else None
@@ -629,4 +698,3 @@ def score_file(
         columns=state["columns"],
         random_seed=random_seed,
     )
-

@@ -3,10 +3,15 @@ and every error path (exit code + one line, never a traceback or a partial outpu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import pandas as pd
@@ -520,3 +525,255 @@ def test_transactions_are_summarised_in_the_models_unit(work, tmp_path):
     assert len(pd.read_parquet(out)) == 2357
     result = invoke("score", daily, "--model", work / "model", "-q")  # W model, D summary
     assert_one_line_error(result, 2, "unit 'D'", "'W'")
+
+
+# --------------------------------------------------------------------------------------------
+# no lost data: outputs never overwrite inputs, output and manifest never disagree unnoticed,
+# SIGTERM cleans up like Ctrl-C, and what killed runs leave behind is removed by the next run
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def inputs(work, clv_file, tmp_path):
+    """Copies of the inputs in a fresh folder (transactions, summary, model, CLV file)."""
+    d = tmp_path / "d"
+    d.mkdir()
+    shutil.copy(work / "tx.csv", d / "tx.csv")
+    shutil.copy(work / "summary.parquet", d / "s.parquet")
+    shutil.copytree(work / "model", d / "m")
+    shutil.copy(clv_file, d / "clv.parquet")
+    (d / "settings.toml").write_text("[score]\ndraws = 5\n")
+    return d
+
+
+def _snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+OUTPUT_IS_INPUT = [
+    ("rfm: same path", lambda d: ("rfm", d / "tx.csv", "--out", d / "tx.csv")),
+    ("rfm: same file by another path", lambda d: ("rfm", d / "tx.csv", "--out", d / "." / "tx.csv")),
+    ("rfm: hard link", lambda d: ("rfm", d / "tx.csv", "--out", _link(d, os.link))),
+    ("rfm: symbolic link", lambda d: ("rfm", d / "tx.csv", "--out", _link(d, os.symlink))),
+    ("rfm: the manifest", lambda d: ("rfm", _named(d, "o.csv.manifest.json"), "--out", d / "o.csv")),
+    ("score: the summary", lambda d: ("score", d / "s.parquet", "--model", d / "m", "--out", d / "s.parquet")),
+    ("score: into the model", lambda d: ("score", d / "s.parquet", "--model", d / "m", "--out", d / "m" / "purchase" / "model.json")),
+    ("score: the settings", lambda d: ("score", d / "s.parquet", "--model", d / "m", "--config", d / "settings.toml", "--out", d / "settings.toml")),
+    ("fit: a folder holding the summary", lambda d: ("fit", d / "s.parquet", "--out", d)),
+    ("fit: the summary", lambda d: ("fit", d / "s.parquet", "--out", d / "s.parquet")),
+    ("evaluate: the transactions", lambda d: ("evaluate", d / "tx.csv", "--calibration-end", "1997-06-30", "--out", d / "tx.csv")),
+    ("report: the CLV file", lambda d: ("report", d / "clv.parquet", "--out", d / "clv.parquet")),
+    ("report: its figures folder", lambda d: ("report", _named(d, "r_files/clv.parquet", "clv.parquet"), "--out", d / "r.md")),
+]  # fmt: skip
+
+
+def _link(d, make):
+    target = d / f"link-{make.__name__}.csv"
+    make(d / "tx.csv", target)
+    return target
+
+
+def _named(d, name, source="tx.csv"):
+    path = d / name
+    path.parent.mkdir(exist_ok=True)
+    shutil.copy(d / source, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("label", "args"), OUTPUT_IS_INPUT, ids=[case[0] for case in OUTPUT_IS_INPUT]
+)
+def test_an_output_that_is_an_input_is_refused(inputs, label, args):
+    arguments = args(inputs)
+    before = _snapshot(inputs)
+    line = assert_one_line_error(invoke(*arguments), 2, "the output")
+    assert "would destroy the input" in line or "would change the input" in line
+    assert _snapshot(inputs) == before  # nothing written, nothing removed
+    assert not [p for p in inputs.rglob(".*tmp-*")]
+
+
+def test_manifest_records_the_output_checksum_and_goes_first(work, tmp_path, monkeypatch):
+    from clvmodels.cli.manifest import verify_manifest
+
+    out = tmp_path / "clv.parquet"
+    args = ("score", work / "summary.parquet", "--model", work / "model", "--draws", 10,
+            "--out", out, "-q")  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    entry = json.loads((tmp_path / "clv.parquet.manifest.json").read_text())["outputs"][0]
+    assert entry["file"] == "clv.parquet" and entry["bytes"] == out.stat().st_size
+    assert entry["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert verify_manifest(out)["command"] == "score"
+    model_entry = json.loads((work / "model" / "manifest.json").read_text())["outputs"][0]
+    assert model_entry["directory"] is True and verify_manifest(work / "model")
+
+    renamed, real = [], os.replace
+
+    def recording(src, dst):
+        renamed.append(os.path.basename(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording)
+    assert invoke(*args, "--seed", 1).exit_code == 0
+    assert renamed == ["clv.parquet.manifest.json", "clv.parquet"]
+
+
+def test_a_kill_between_the_two_renames_is_detected(work, tmp_path, monkeypatch):
+    from clvmodels.cli.manifest import ManifestMismatch, verify_manifest
+
+    out = tmp_path / "clv.parquet"
+    args = ("score", work / "summary.parquet", "--model", work / "model", "--draws", 10,
+            "--out", out, "-q")  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    previous = out.read_bytes()
+    real = os.replace
+
+    def killed_before_the_output(src, dst):
+        if os.path.basename(dst) == "clv.parquet":
+            raise KeyboardInterrupt  # as if the process died here: new manifest, old output
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_output)
+    assert invoke(*args, "--seed", 2, "--margin", 0.5).exit_code == 130
+    monkeypatch.undo()
+    assert out.read_bytes() == previous
+    with pytest.raises(ManifestMismatch, match="SHA-256 differs"):
+        verify_manifest(out)
+    # the report notices and leaves the manifest's settings and totals out
+    report = tmp_path / "report.html"
+    result = invoke("report", out, "--out", report)
+    assert result.exit_code == 0, result.stderr
+    assert "Warning: ManifestWarning" in result.stderr and "does not describe" in result.stderr
+    assert "customer equity" not in report.read_text()
+    assert "margin=0.5" not in report.read_text()
+    assert (
+        "ManifestWarning"
+        in json.loads((tmp_path / "report.html.manifest.json").read_text())["warnings"][0]
+    )
+    # the next complete run puts a matching pair in place
+    assert invoke(*args).exit_code == 0
+    verify_manifest(out)
+    # a manifest without checksums (an older clvmodels) cannot be checked: ignored, with a warning
+    manifest = json.loads((tmp_path / "clv.parquet.manifest.json").read_text())
+    for entry in manifest["outputs"]:
+        entry.pop("sha256")
+    (tmp_path / "clv.parquet.manifest.json").write_text(json.dumps(manifest))
+    result = invoke("report", out, "--out", report)
+    assert result.exit_code == 0 and "records no checksum" in result.stderr
+
+
+SLOW_SCORING = """
+import pathlib, sys, time
+from clvmodels import scoring
+from clvmodels.cli import app
+
+real, calls, marker = scoring.score_chunk, [], pathlib.Path(sys.argv[1])
+
+def slow(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:  # the first chunk is in the temporary output by now
+        marker.write_text("scoring")
+        time.sleep(120)
+    return real(*args, **kwargs)
+
+scoring.score_chunk = slow
+sys.argv = ["clvmodels", *sys.argv[2:]]
+app(prog_name="clvmodels")
+"""
+
+
+def test_sigterm_is_handled_like_ctrl_c(work, tmp_path):
+    out = tmp_path / "clv.parquet"
+    args = ["score", work / "summary.parquet", "--model", work / "model", "--draws", 5,
+            "--chunk-size", 500, "--out", out, "-q"]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    previous = out.read_bytes(), (tmp_path / "clv.parquet.manifest.json").read_bytes()
+    scratch, marker = tmp_path / "scratch", tmp_path / "marker"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SCORING, str(marker), *map(str, args)],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert process.poll() is None, process.communicate()
+            if time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(process.communicate())
+            time.sleep(0.1)
+        # mid-run: a partial temporary output and a scratch folder exist
+        assert [p for p in os.listdir(tmp_path) if p.startswith(".clv.parquet.tmp-")]
+        assert [p for p in os.listdir(scratch) if p.startswith("clvmodels-scratch-")]
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines() == [
+        "Error: terminated (SIGTERM); no output was written (previous outputs are intact)"
+    ]
+    assert (out.read_bytes(), (tmp_path / "clv.parquet.manifest.json").read_bytes()) == previous
+    assert sorted(os.listdir(tmp_path)) == [
+        "clv.parquet", "clv.parquet.manifest.json", "marker", "scratch"
+    ]  # fmt: skip
+    assert os.listdir(scratch) == []
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_the_next_run_removes_what_a_killed_run_left(work, tmp_path, monkeypatch):
+    from clvmodels import io as cio
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dead, host = _dead_pid(), cio.HOST_TAG
+    d = tmp_path / "d"
+    d.mkdir()
+    # what `kill -9` of score and fit runs leaves: partial outputs, manifests, folders
+    leftovers = [
+        d / f".clv.parquet.tmp-{host}-{dead}-0123abcd.parquet",
+        d / f".clv.parquet.manifest.json.tmp-{host}-{dead}-4567cdef.json",
+        scratch / f"clvmodels-scratch-{host}-{dead}-x1y2z3",
+        d / f".m.tmp-{host}-{dead}-89abcdef",
+    ]
+    for path in leftovers:
+        if path.suffix:
+            path.write_bytes(b"PAR1 half a file")
+        else:
+            path.mkdir()
+            (path / "summary.parquet").write_bytes(b"PAR1")
+    running = d / f".clv.parquet.tmp-{host}-{os.getpid()}-fedcba98.parquet"  # a live run's
+    running.write_bytes(b"PAR1")
+    out = d / "clv.parquet"
+    result = invoke("score", work / "summary.parquet", "--model", work / "model", "--draws", 5,
+                    "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("left by an interrupted run") == 3
+    assert invoke("fit", work / "summary.parquet", "--out", d / "m", "-q").exit_code == 0
+    assert not any(path.exists() for path in leftovers)
+    assert sorted(os.listdir(d)) == sorted(
+        ["clv.parquet", "clv.parquet.manifest.json", "m", running.name]
+    )
+    assert os.listdir(scratch) == []
+
+
+def test_a_tampered_model_is_refused_in_one_line_naming_file_and_field(work, tmp_path):
+    model = tmp_path / "m"
+    shutil.copytree(work / "model", model)
+    path = model / "purchase" / "model.json"
+    document = json.loads(path.read_text())
+    document["model"]["params"]["r"] = -1
+    path.write_text(json.dumps(document))
+    result = invoke(
+        "score", work / "summary.parquet", "--model", model, "--out", tmp_path / "o.csv"
+    )
+    line = assert_one_line_error(result, 2, str(path), "'model.params.r' = -1")
+    assert "unexpected" not in line and "report it" not in line
+    assert not (tmp_path / "o.csv").exists()

@@ -1,8 +1,11 @@
 """The commands: ``rfm``, ``fit``, ``score``, ``evaluate`` and ``report``, and the ``app``.
 
-Each command resolves its settings (command line, then the TOML file), checks them, does its
-work through the library (:mod:`clvmodels.scoring`, :mod:`clvmodels.io`, the estimators of
-:mod:`clvmodels.registry`) and writes its output and manifest atomically.
+Each command resolves its settings (command line, then the TOML file), checks them (an output
+that is an input, or contains one, is refused), removes what killed runs left behind for its
+outputs, does its work through the library (:mod:`clvmodels.scoring`, :mod:`clvmodels.io`, the
+estimators of :mod:`clvmodels.registry`) and writes its output and manifest atomically and
+together (:func:`clvmodels.io.staged_outputs`: the manifest, with the outputs' checksums, is
+renamed into place first, then the outputs).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from clvmodels.cli.options import (
     TimeUnitOpt,
     check_choice,
     check_output_parent,
+    check_outputs,
     check_valuation_settings,
 )
 from clvmodels.cli.pipeline import (
@@ -37,10 +41,12 @@ from clvmodels.cli.pipeline import (
     fit_diagnostics,
     fit_models,
     is_summary_file,
+    remove_leftovers,
     summarize_transactions_file,
 )
-from clvmodels.cli.report import write_report
+from clvmodels.cli.report import figures_folder, write_report
 from clvmodels.errors import InputError
+from clvmodels.io import scratch_prefix, staged_outputs
 
 
 def _one_of(names: list[str]) -> str:
@@ -119,7 +125,10 @@ def rfm(
     console = Console(s["quiet"])
     run = Run("rfm", s)
     check_output_parent(s["out"])
-    with warnings.catch_warnings(record=True) as caught:
+    outputs = (s["out"], manifest_path(s["out"]))
+    check_outputs(outputs, [s["transactions"], s["config"]])
+    remove_leftovers(console, *outputs)
+    with staged_outputs([s["out"]]) as staging, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _, summary = summarize_transactions_file(
             s["transactions"],
@@ -131,16 +140,16 @@ def rfm(
             observation_end=s["observation_end"],
             calibration_end=s["calibration_end"],
         )
-    console.warn(caught)
-    run.add_warnings(caught)
-    run.add_input(s["transactions"], "transactions")
-    run.record["outputs"].append({"path": str(s["out"]), "rows": len(summary)})
-    run.record["summary"] = {
-        "n_customers": len(summary),
-        "repeat_customers": int((summary["frequency"] > 0).sum()),
-        "attrs": {k: str(v) for k, v in summary.attrs.items()},
-    }
-    run.write(manifest_path(s["out"]))
+        console.warn(caught)
+        run.add_warnings(caught)
+        run.add_input(s["transactions"], "transactions")
+        run.record["outputs"].append({"path": str(s["out"]), "rows": len(summary)})
+        run.record["summary"] = {
+            "n_customers": len(summary),
+            "repeat_customers": int((summary["frequency"] > 0).sum()),
+            "attrs": {k: str(v) for k, v in summary.attrs.items()},
+        }
+        run.commit(staging, manifest_path(s["out"]))
     console.info(f"wrote {len(summary):,} customers to {s['out']}")
 
 
@@ -185,6 +194,8 @@ def fit(
     console = Console(s["quiet"])
     check_choice("--model", s["model"], registry.purchase_model_names())
     check_choice("--spend", s["spend"], registry.spend_model_names())
+    check_outputs([s["out"]], [s["summary"], s["config"]])
+    remove_leftovers(console, s["out"])
     run = Run("fit", s)
     info = inspect_summary_file(
         s["summary"], customer_id=s["customer_id"], time_unit=s["time_unit"]
@@ -211,14 +222,14 @@ def fit(
         "purchase": fit_diagnostics(purchase_model),
         "spend": fit_diagnostics(spend_model),
     }
-    save_pipeline(
+    run.record["outputs"].append({"path": str(s["out"])})
+    save_pipeline(  # the manifest is written inside the directory before it takes its place
         s["out"],
         purchase_model,
         spend_model,
         metadata={"fit_on": str(Path(s["summary"]).resolve()), "n_customers": info.n_customers},
+        before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
     )
-    run.record["outputs"].append({"path": str(s["out"])})
-    run.write(manifest_path(s["out"]), fit_diagnostics=diagnostics)
     console.params_table(purchase_model, spend_model)
     console.info(f"saved the models to {s['out']}")
 
@@ -299,11 +310,16 @@ def score(
     console = Console(s["quiet"])
     check_choice("--kind", s["kind"], ("predictive", "expected", "point"))
     check_valuation_settings(s)
+    outputs = []
     if s["out"] is not None:
         check_output_parent(s["out"])
+        outputs = [s["out"], manifest_path(s["out"])]
+        check_outputs(outputs, [s["input"], s["model"], s["config"]])
+    remove_leftovers(console, *outputs)
     run = Run("score", s)
     with (
-        tempfile.TemporaryDirectory(prefix="clvmodels-") as scratch,
+        staged_outputs(outputs[:1]) as staging,
+        tempfile.TemporaryDirectory(prefix=scratch_prefix()) as scratch,
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always")
@@ -354,17 +370,15 @@ def score(
                 output_metadata={"valuation": valuation},
                 **valuation,
             )
-    console.warn(caught)
-    run.add_warnings(caught)
+        console.warn(caught)
+        run.add_warnings(caught)
+        if s["out"] is not None:
+            run.record["outputs"].append(
+                {"path": str(s["out"]), "rows": result.n_customers, "columns": result.columns}
+            )
+            run.commit(staging, manifest_path(s["out"]), customer_equity=result.equity)
     console.top_table(result, s)
     if s["out"] is not None:
-        run.record["outputs"].append(
-            {"path": str(s["out"]), "rows": result.n_customers, "columns": result.columns}
-        )
-        run.write(
-            manifest_path(s["out"]),
-            customer_equity=result.equity,
-        )
         console.info(f"wrote {result.n_customers:,} customers to {s['out']}")
 
 
@@ -472,10 +486,14 @@ def evaluate(
         raise InputError(f"--models needs at least one of {', '.join(choices)}")
     for name in names:
         check_choice("--models", name, choices)
+    outputs = []
     if s["out"] is not None:
         check_output_parent(s["out"])
         if Path(s["out"]).suffix.lower() not in (".csv", ".parquet", ".json"):
             raise InputError(f"--out {s['out']}: use a .csv, .parquet or .json file name")
+        outputs = [s["out"], manifest_path(s["out"])]
+        check_outputs(outputs, [s["transactions"], s["config"]])
+    remove_leftovers(console, *outputs)
     run = Run("evaluate", s)
     import clvmodels as clv
     from clvmodels.evaluation import compare_models
@@ -539,16 +557,18 @@ def evaluate(
 
         out = Path(s["out"])
         suffix = out.suffix.lower()
-        if suffix == ".json":
-            atomic_write_text(out, table.to_json(orient="index", indent=2))
-        else:
-            with atomic_output(out) as tmp:
-                if suffix == ".csv":
-                    table.to_csv(tmp)
-                else:
-                    table.to_parquet(tmp)
-        run.record["outputs"].append({"path": str(out), "rows": len(table)})
-        run.write(manifest_path(out), metrics=json.loads(table.to_json(orient="index")))
+        with staged_outputs([out]) as staging:
+            if suffix == ".json":
+                atomic_write_text(out, table.to_json(orient="index", indent=2))
+            else:
+                with atomic_output(out) as tmp:
+                    if suffix == ".csv":
+                        table.to_csv(tmp)
+                    else:
+                        table.to_parquet(tmp)
+            run.record["outputs"].append({"path": str(out), "rows": len(table)})
+            metrics = json.loads(table.to_json(orient="index"))
+            run.commit(staging, manifest_path(out), metrics=metrics)
         console.info(f"wrote the metrics of {len(table)} models to {out}")
 
 
@@ -575,9 +595,21 @@ def report(
     s = resolve_settings(ctx, dict(locals()), config, report)
     console = Console(s["quiet"])
     check_output_parent(s["out"])
+    out = Path(s["out"])
+    folders = [figures_folder(out)] if out.suffix.lower() == ".md" else []
+    outputs = [out, manifest_path(out), *folders]
+    check_outputs(outputs, [s["clv_file"], manifest_path(s["clv_file"]), s["config"]])
+    remove_leftovers(console, out, manifest_path(out), folders=tuple(folders))
     run = Run("report", s)
     run.add_input(s["clv_file"], "clv")
-    info = write_report(s["clv_file"], s["out"], top=s["top"])
-    run.record["outputs"].append({"path": str(s["out"]), **info})
-    run.write(manifest_path(s["out"]))
+    with (
+        staged_outputs([out], folders) as staging,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        info = write_report(s["clv_file"], out, top=s["top"])
+        console.warn(caught)
+        run.add_warnings(caught)
+        run.record["outputs"].append({"path": str(out), **info})
+        run.commit(staging, manifest_path(out))
     console.info(f"wrote the report of {info['n_customers']:,} customers to {s['out']}")

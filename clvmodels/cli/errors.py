@@ -1,16 +1,24 @@
 """The CLI's error policy: one line on stderr, ``Error: <what is wrong and how to fix it>``.
 
 Exit codes: 2 for bad input (files, columns, values, options), 1 for anything else, 130 when
-interrupted. :func:`handle_errors` wraps every command body; ``--debug`` re-raises instead.
+interrupted (Ctrl-C, SIGINT), 143 when terminated (SIGTERM: ``kill``, a scheduler's timeout).
+:func:`handle_errors` wraps every command body; ``--debug`` re-raises instead.
+
+SIGTERM is handled like SIGINT: it raises :class:`Terminated` (a ``KeyboardInterrupt``) in the
+command, so the same cleanup runs (temporary outputs and scratch folders removed, previous
+outputs left intact) before the process exits with 143.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import signal
 import sys
+import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import typer
 
@@ -19,6 +27,37 @@ from clvmodels.errors import ClvError, InputError, ModelFileError, TimeUnitError
 EXIT_INPUT = 2
 EXIT_OTHER = 1
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM; raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(f"terminated by signal {signum}")
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (main thread only; elsewhere the
+    handler cannot be set and nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _input_error_types() -> tuple[type[BaseException], ...]:
@@ -61,6 +100,10 @@ def one_line(exc: BaseException) -> str:
 
 def classify_error(exc: BaseException) -> tuple[int, str]:
     """(exit code, one-line message) for an exception raised by a command."""
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED, (
+            "terminated (SIGTERM); no output was written (previous outputs are intact)"
+        )
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted; no output was written (previous outputs are intact)"
     if (
@@ -88,7 +131,8 @@ def handle_errors(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         debug = bool(kwargs.get("debug"))
         try:
-            return func(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except BaseException as exc:  # noqa: BLE001 - the CLI's single error boundary

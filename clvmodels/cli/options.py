@@ -56,16 +56,18 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
 
 
 def check_valuation_settings(s: dict[str, Any]) -> None:
-    """Fail fast, before any data is read, on settings the valuation would refuse later."""
+    """Fail fast, before any data is read, on settings the valuation would refuse later: the
+    ranges are those of :mod:`clvmodels.valuation.spec` (margin in [0, 1], discount rate in
+    [0, 1) a year, interval in (0, 1)), with the option's name in the message."""
     from clvmodels import units
+    from clvmodels.valuation.spec import check_discount_rate, check_interval, check_margin
 
     units.parse_duration(s["horizon"])
     period = s["period"]
     units.parse_duration(f"1{period}" if period.strip().isalpha() else period)
-    if not 0 < s["interval"] < 1:
-        raise InputError(f"--interval must be between 0 and 1 (e.g. 0.9), got {s['interval']}")
-    if not s["discount_rate"] > -1:
-        raise InputError(f"--discount-rate must be greater than -1, got {s['discount_rate']}")
+    check_margin(s["margin"], "--margin")
+    check_discount_rate(s["discount_rate"], "--discount-rate", "year")
+    check_interval(s["interval"], "--interval")
     if s["n_draws"] < 1:
         raise InputError(f"--draws must be at least 1, got {s['n_draws']}")
     if s["chunk_size"] < 1:
@@ -74,6 +76,17 @@ def check_valuation_settings(s: dict[str, Any]) -> None:
         raise InputError(f"--limit must be at least 1, got {s['limit']}")
     if s["time_unit"] is not None:
         units.normalize_unit(s["time_unit"])
+
+
+def check_outputs(outputs: Iterable[Path | None], inputs: Iterable[Path | str | None]) -> None:
+    """No output may be an input, contain one (an output directory) or lie inside an input
+    directory (a model directory): InputError before anything is read or written."""
+    from clvmodels.scoring import check_not_input
+
+    inputs = [Path(i) for i in inputs if i is not None]
+    for out in outputs:
+        if out is not None:
+            check_not_input(out, *inputs)
 
 
 def check_output_parent(out: Path) -> None:

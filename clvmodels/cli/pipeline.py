@@ -20,6 +20,21 @@ from clvmodels.errors import InputError
 PURCHASE_COLUMNS = ("frequency", "recency", "T")
 
 
+def remove_leftovers(console: Console | None, *targets: Path, folders: tuple = ()) -> None:
+    """Remove what killed runs left behind: the temporaries of ``targets`` (and of any file in
+    ``folders``) whose process is gone, and stale scratch folders; say so on stderr."""
+    from clvmodels.io import remove_stale_scratch, remove_stale_temporaries
+
+    done = remove_stale_scratch()
+    for target in targets:
+        done += remove_stale_temporaries(target)
+    for folder in folders:
+        done += remove_stale_temporaries(folder, any_target=True)
+    if console is not None:
+        for line in done:
+            console.info(line)
+
+
 def is_summary_file(path: Path, datetime_col: str) -> bool:
     """A summary has frequency/recency/T and no transaction date column; else transactions."""
     from clvmodels.scoring import file_format
@@ -65,8 +80,9 @@ def summarize_transactions_file(
 ):
     """Summarise a transactions file (DuckDB, out of core) into the summary file ``out``."""
     from clvmodels import data
-    from clvmodels.scoring import file_format, write_summary_file
+    from clvmodels.scoring import check_not_input, file_format, write_summary_file
 
+    check_not_input(out, path)  # never overwrite the transactions with their summary
     file_columns(path, file_format(path))  # missing, empty or unreadable: a clear error first
 
     kwargs = dict(

@@ -137,6 +137,11 @@ def _markdown_table(frame, formats: dict[str, str]) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def figures_folder(out: Path) -> Path:
+    """The folder of the PNG files of a Markdown report ``out``: ``<stem>_files`` beside it."""
+    return Path(out).with_name(Path(out).stem + "_files")
+
+
 def write_report(clv_file: Path, out: Path, top: int = 20) -> dict[str, Any]:
     """Write an HTML (plots inline) or Markdown (plots as PNG files beside it) report."""
     import base64
@@ -200,7 +205,7 @@ def write_report(clv_file: Path, out: Path, top: int = 20) -> dict[str, Any]:
     ]
     info = {"n_customers": data["n"], "total_clv": data["total"]}
     if suffix == ".md":
-        folder = out.with_name(out.stem + "_files")
+        folder = figures_folder(out)
         folder.mkdir(exist_ok=True)
         for name, content in figures.items():
             with atomic_output(folder / name) as tmp:

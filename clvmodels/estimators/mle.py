@@ -458,7 +458,16 @@ class PurchaseModel(MaximumLikelihoodModel):
         )
 
     def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
-        """P(exactly ``k`` purchases in (T, T+t] | history)."""
+        """P(exactly ``k`` purchases in (T, T+t] | history); ``k`` a whole number >= 0."""
+        from numbers import Real
+
+        from clvmodels.errors import InputError
+
+        if isinstance(k, bool) or not isinstance(k, Real) or not float(k).is_integer() or k < 0:
+            raise InputError(
+                f"k must be a non-negative whole number of purchases (0, 1, 2, ...), got {k!r}"
+            )
+        k = int(k)
         params, x, t_x, T = self._prepare(summary)
         values = self.family_.purchase_probability(params, x, t_x, T, self.to_model_time(t), k)
         return pd.Series(np.asarray(values)[0], index=summary.index, name=f"p_{k}_purchases")

@@ -8,6 +8,20 @@ Cash flows are discounted at the end of their period: the horizon ``H`` is cut i
 length ``p`` with ends ``t_k = k p`` (``k = 1..K``, ``K = floor(H / p)``) plus ``t_{K+1} = H``
 when ``H`` is not a whole number of periods, and the cash flow of period ``k`` is multiplied by
 ``(1 + i_p) ** -(t_k / p)`` with ``i_p`` the per-period rate.
+
+Valid settings (anything else is refused with an :class:`~clvmodels.errors.InputError` that
+states the valid range; a value out of range is never used silently):
+
+* ``margin`` in [0, 1]: the share of spend kept as profit, 0.3 for 30% (0 values the costs
+  alone);
+* ``annual_discount_rate`` and ``period_discount_rate`` in [0, 1): 0.1 for 10% (a rate of 10
+  would be 1000% a year);
+* ``interval`` strictly between 0 and 1: 0.9 for a 90% interval;
+* ``horizon`` and ``period``: finite, non-negative durations (the period positive).
+
+The models are checked too (:func:`check_model`): fitted, of the right kind, with finite,
+positive parameters, and for spend models a population mean spend that exists (Gamma-Gamma
+``q > 1``; :func:`check_spend_mean`).
 """
 
 from __future__ import annotations
@@ -35,6 +49,11 @@ __all__ = [
     "quantile_levels",
     "check_kind",
     "check_model",
+    "check_spend_mean",
+    "check_spend_draws",
+    "check_margin",
+    "check_discount_rate",
+    "check_interval",
     "costs_matrix",
 ]
 
@@ -90,11 +109,47 @@ def discount_factors(ends: np.ndarray, period: float, rate: float) -> np.ndarray
     return np.exp(-np.log1p(rate) * (np.asarray(ends, dtype=float) / period))
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def check_margin(margin, name: str = "margin") -> float:
+    """``margin`` as a float in [0, 1] (the share of spend kept); InputError otherwise."""
+    if not _is_number(margin) or not np.isfinite(margin) or not 0 <= margin <= 1:
+        raise InputError(
+            f"{name} must be between 0 and 1 (margin is a share of spend, 0.3 for 30%), "
+            f"got {margin!r}"
+        )
+    return float(margin)
+
+
+def check_discount_rate(rate, name: str = "annual_discount_rate", per: str = "year") -> float:
+    """A discount rate as a float in [0, 1) per ``per`` (0.1 for 10%); InputError otherwise."""
+    if not _is_number(rate) or not np.isfinite(rate) or not 0 <= rate < 1:
+        hint = ""
+        if _is_number(rate) and np.isfinite(rate) and rate >= 1:
+            hint = f" ({rate:g} would mean {rate:.0%} a {per})"
+        raise InputError(
+            f"{name} must be at least 0 and below 1 (a rate per {per}, 0.1 for 10%), "
+            f"got {rate!r}{hint}"
+        )
+    return float(rate)
+
+
+def check_interval(interval, name: str = "interval") -> float:
+    """``interval`` as a float strictly between 0 and 1 (0.9 for 90%); InputError otherwise."""
+    if not _is_number(interval) or not 0 < interval < 1:  # NaN fails the comparison
+        raise InputError(
+            f"{name} must be strictly between 0 and 1 (the probability of the interval: 0.9 for "
+            f"90%), got {interval!r}"
+        )
+    return float(interval)
+
+
 def quantile_levels(interval: float) -> tuple[float, float]:
     """The quantile levels ``((1 - interval) / 2, (1 + interval) / 2)`` of a central interval."""
-    if not 0 < float(interval) < 1:
-        raise InputError(f"interval must be strictly between 0 and 1, got {interval!r}")
-    return (1 - float(interval)) / 2, (1 + float(interval)) / 2
+    interval = check_interval(interval)
+    return (1 - interval) / 2, (1 + interval) / 2
 
 
 def check_kind(kind: str) -> str:
@@ -115,6 +170,88 @@ def check_model(model, role: str) -> None:
             f"{type(model).__name__} of kind {kind!r}"
         )
     model.check_fitted()
+    params = getattr(model, "params_", None)
+    for name in getattr(model, "param_names", ()):
+        value = params.get(name) if isinstance(params, pd.Series) else None
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise InputError(
+                f"{role} {type(model).__name__} has parameter {name} = {float(value)!r}; its "
+                "parameters "
+                "must be positive, finite numbers. Fix: refit the model"
+            )
+    if expected == "spend":
+        check_spend_mean(model, model.point_draws(), "fitted")
+
+
+#: Spend families whose population mean spend per transaction exists only when ``q > 1``
+#: (Gamma-Gamma: ``p v / (q - 1)``), by the name of that parameter.
+_MEAN_EXISTS_ABOVE_ONE = "q"
+
+
+def _spend_mean_columns(model, draws: pd.DataFrame) -> list:
+    """The columns of a draws table holding the Gamma-Gamma ``q`` (``"q"``, or ``("q", group)``
+    for grouped models)."""
+    if _MEAN_EXISTS_ABOVE_ONE not in getattr(model, "param_names", ()):
+        return []
+    return [
+        c
+        for c in draws.columns
+        if c == _MEAN_EXISTS_ABOVE_ONE or (isinstance(c, tuple) and c[0] == _MEAN_EXISTS_ABOVE_ONE)
+    ]
+
+
+def _heavy_tail_message(what: str) -> str:
+    return (
+        f"{what}: with q <= 1 the Gamma-Gamma population mean spend per transaction p v / (q - 1) "
+        "does not exist (spend is too heavy-tailed), so customers without repeat purchases have "
+        "infinite expected spend and their CLV is not a number. Fix: fit the spend model on more "
+        "data or with outlying spend excluded, or use a hierarchical or fixed-parameter spend "
+        "model"
+    )
+
+
+def check_spend_mean(model, draws: pd.DataFrame, which: str = "fitted") -> None:
+    """Raise InputError when a spend model's population mean spend does not exist at the
+    ``which`` parameters (``draws``: a draws table, e.g. ``point_draws()``): Gamma-Gamma
+    with ``q <= 1`` (in any group, for grouped models)."""
+    columns = _spend_mean_columns(model, draws)
+    if not columns:
+        return
+    q = draws.loc[:, columns].to_numpy(dtype=float)
+    bad = ~(q > 1)  # NaN too
+    if not bad.any():
+        return
+    where = ""
+    if isinstance(columns[0], tuple):
+        groups = [str(c[1]) for c, b in zip(columns, bad.any(axis=0), strict=True) if b]
+        where = f" in group(s) {', '.join(groups[:5])}"
+    raise InputError(
+        _heavy_tail_message(
+            f"the {which} spend model {type(model).__name__} has q = {np.nanmin(q):.4g}{where}"
+        )
+    )
+
+
+def check_spend_draws(model, draws: pd.DataFrame | None) -> None:
+    """Raise InputError when any parameter draw of a spend model has no population mean spend
+    (Gamma-Gamma ``q <= 1``): such a draw makes the expected value of a customer without repeat
+    purchases infinite, and every interval built on the draws meaningless."""
+    if draws is None:
+        return
+    columns = _spend_mean_columns(model, draws)
+    if not columns:
+        return
+    q = draws.loc[:, columns].to_numpy(dtype=float)
+    bad = ~(q > 1).all(axis=1)
+    if bad.any():
+        raise InputError(
+            _heavy_tail_message(
+                f"{int(bad.sum())} of {len(draws)} parameter draws of the spend model "
+                f"{type(model).__name__} have q <= 1 (smallest {np.nanmin(q):.4g}; the spend "
+                "parameters are too uncertain for the mean spend to be sure to exist)"
+            )
+            + ", or value at the point estimate (kind='point')"
+        )
 
 
 @dataclass(frozen=True)
@@ -160,17 +297,24 @@ class ValuationSpec:
 
     def __post_init__(self):
         check_kind(self.kind)
-        margin = self.margin
-        if isinstance(margin, bool) or not isinstance(margin, Real) or not np.isfinite(margin):
-            raise InputError(
-                f"margin must be a finite number (share of spend kept), got {margin!r}"
-            )
-        quantile_levels(self.interval)
+        check_margin(self.margin)
+        check_interval(self.interval)
         if self.period_discount_rate is not None and self.annual_discount_rate is not None:
             raise InputError(
                 "give either annual_discount_rate or period_discount_rate, not both "
                 "(period_discount_rate is the rate per period, as in lifetimes' discount_rate)"
             )
+        if self.annual_discount_rate is not None:
+            check_discount_rate(self.annual_discount_rate, "annual_discount_rate", "year")
+        if self.period_discount_rate is not None:
+            check_discount_rate(self.period_discount_rate, "period_discount_rate", "period")
+        for name in ("horizon", "period"):
+            value = getattr(self, name)
+            if _is_number(value) and not (np.isfinite(value) and value >= 0):
+                raise InputError(
+                    f"{name} must be a finite, non-negative duration ('52W', '12M' or a number "
+                    f"in the model's unit), got {value!r}"
+                )
 
     @property
     def quantiles(self) -> tuple[float, float]:
