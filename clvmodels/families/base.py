@@ -161,9 +161,10 @@ class PurchaseFamily(Family):
     def identification_problems(self, rows: FitRows) -> list[str]:
         problems = super().identification_problems(rows)
         used = rows.counts > 0
-        if not np.any(rows["frequency"][used] > 0):
+        columns = rows.columns
+        if "frequency" in columns and not np.any(columns["frequency"][used] > 0):
             problems.append("no customer made a repeat purchase, so the purchase rate is unknown")
-        if not np.any(rows["T"][used] > 0):
+        if "T" in columns and not np.any(columns["T"][used] > 0):
             problems.append("every customer was observed for zero time (T = 0)")
         return problems
 
