@@ -279,7 +279,7 @@ def _oracle(ds: Dataset, settings):
     from clvmodels import BetaGeo, GammaGamma
 
     def fixed(cls, params):
-        names = list(cls.param_names)
+        names = list(cls.family_class.param_names)
         return cls.from_dict(
             {
                 "class": cls.__name__,

@@ -70,6 +70,7 @@ a distinct ``block`` so that batches do not share a random stream.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
@@ -93,6 +94,15 @@ def _dd():
             "clvmodels.distributed needs Dask: pip install 'clvmodels[dask]'"
         ) from exc
     return dd
+
+
+def _call_arguments(function, *args, **kwargs) -> dict[str, Any]:
+    """The arguments of the call ``function(*args, **kwargs)`` by name, with ``function``'s
+    defaults filled in (a TypeError where the call would raise one): how the Dask functions
+    take the arguments of the local function they mirror without writing its signature again."""
+    bound = inspect.signature(function).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,36 +137,38 @@ def _summarise_partition(frame: pd.DataFrame, meta: pd.DataFrame, kwargs: dict) 
     return out[list(meta.columns)].astype(meta.dtypes.to_dict())
 
 
-def rfm_summary_dask(
-    ddf,
-    customer_id: str = "customer_id",
-    datetime: str = "date",
-    monetary: str | None = None,
-    observation_end=None,
-    time_unit: str = "D",
-    *,
-    datetime_format: str | None = None,
-    purchase_period: str | None = None,
-    after_observation_end: str = "raise",
-):
+def rfm_summary_dask(ddf, *args, **kwargs):
     """RFM summary of a Dask DataFrame of transactions, identical to :func:`clvmodels.rfm_summary`.
 
-    Arguments as in :func:`clvmodels.rfm_summary`. Returns a Dask DataFrame indexed by
-    ``customer_id`` (index name ``customer_id``; customers sorted within each partition, the
-    partitions in hash order) with ``frequency, recency, T`` [``monetary_value``], in
-    ``time_unit`` -- pass the same ``time_unit`` to :func:`score_dask`.
+    Arguments as in :func:`clvmodels.rfm_summary` (``customer_id, datetime, monetary,
+    observation_end, time_unit`` by position or name, the others by name, with its defaults),
+    except ``engine``: every partition is summarised with the pandas engine. Returns a Dask
+    DataFrame indexed by ``customer_id`` (index name ``customer_id``; customers sorted within
+    each partition, the partitions in hash order) with ``frequency, recency, T``
+    [``monetary_value``], in ``time_unit`` -- pass the same ``time_unit`` to :func:`score_dask`.
     """
+    from clvmodels.data import rfm_summary
+
     dd = _dd()
     if not isinstance(ddf, dd.DataFrame):
         raise InputError(f"rfm_summary_dask needs a dask DataFrame, got {type(ddf).__name__}")
+    if "engine" in kwargs:
+        raise TypeError(
+            "rfm_summary_dask() got an unexpected keyword argument 'engine' (every partition is "
+            "summarised with the pandas engine)"
+        )
+    kwargs = _call_arguments(rfm_summary, ddf, *args, **kwargs)
+    del kwargs["transactions"], kwargs["engine"]
+    customer_id, datetime = kwargs["customer_id"], kwargs["datetime"]
+    monetary, datetime_format = kwargs["monetary"], kwargs["datetime_format"]
     needed = [customer_id, datetime] + ([monetary] if monetary else [])
     missing = [c for c in needed if c not in ddf.columns]
     if missing:
         raise InputError(
             f"the transactions have no column(s) {missing}; available: {list(ddf.columns)}"
         )
-    units.normalize_unit(time_unit)
-    if observation_end is None:
+    units.normalize_unit(kwargs["time_unit"])
+    if kwargs["observation_end"] is None:
         # one observation end for every partition: the latest transaction overall
         if datetime_format is not None:
             dates = ddf[datetime].map_partitions(
@@ -165,17 +177,7 @@ def rfm_summary_dask(
             )
         else:
             dates = ddf[datetime].map_partitions(pd.to_datetime, meta=(datetime, "datetime64[ns]"))
-        observation_end = pd.Timestamp(dates.max().compute()).isoformat()
-    kwargs = dict(
-        customer_id=customer_id,
-        datetime=datetime,
-        monetary=monetary,
-        observation_end=observation_end,
-        time_unit=time_unit,
-        datetime_format=datetime_format,
-        purchase_period=purchase_period,
-        after_observation_end=after_observation_end,
-    )
+        kwargs["observation_end"] = pd.Timestamp(dates.max().compute()).isoformat()
     meta = _summary_meta(ddf.dtypes[customer_id], kwargs)
     shuffled = ddf[needed].shuffle(on=customer_id)
     return shuffled.map_partitions(_summarise_partition, meta, kwargs, meta=meta)
@@ -304,6 +306,24 @@ def _prepare(ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, 
     return shared
 
 
+def _per_block(ddf, shared, chunk_size, time_unit: str, valuation: dict, part: int):
+    """``(delayed results, n_customers)``: item ``part`` of :func:`_score_block` (0: the scored
+    frame, 1: the per-draw totals) of every block of ``chunk_size`` rows, in block order, all
+    from the ``shared`` payload of :func:`_prepare`."""
+    import dask
+
+    blocks, total = _blocks(ddf, int(chunk_size))
+    unit = units.normalize_unit(time_unit)
+
+    def result_of(pieces, payload, k):
+        return _score_block(pieces, payload, k, unit, valuation)[part]
+
+    delayed = [
+        dask.delayed(result_of, pure=True)(pieces, shared, k) for k, pieces in enumerate(blocks)
+    ]
+    return delayed, total
+
+
 def score_dask(
     ddf,
     purchase_model,
@@ -343,63 +363,44 @@ def score_dask(
     The partition lengths are computed first (to cut the blocks), so an expensive input is
     evaluated twice unless it is persisted: ``score_dask(summary.persist(), ...)``.
     """
-    import dask
-
     dd = _dd()
     shared = _prepare(
         ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, valuation_kwargs, client
     )
-    blocks, _ = _blocks(ddf, int(chunk_size))
-    unit = units.normalize_unit(time_unit)
-
-    def frame_of(pieces, payload, k):
-        return _score_block(pieces, payload, k, unit, valuation_kwargs)[0]
-
+    parts, _ = _per_block(ddf, shared, chunk_size, time_unit, valuation_kwargs, 0)
     index_meta = ddf._meta.index
     meta = pd.DataFrame(
         {c: pd.Series(dtype="float64") for c in SCORE_COLUMNS},
         index=pd.Index([], dtype=index_meta.dtype, name=index_meta.name or "customer_id"),
     )
-    parts = [
-        dask.delayed(frame_of, pure=True)(pieces, shared, k) for k, pieces in enumerate(blocks)
-    ]
     return dd.from_delayed(parts, meta=meta, verify_meta=False)
 
 
-def customer_equity_dask(
-    ddf,
-    purchase_model,
-    spend_model,
-    *,
-    time_unit: str,
-    n_draws: int = 200,
-    random_seed: int = 0,
-    chunk_size: int = 20_000,
-    client=None,
-    **valuation_kwargs,
-) -> pd.DataFrame:
+def customer_equity_dask(ddf, purchase_model, spend_model, **kwargs) -> pd.DataFrame:
     """Customer equity of a Dask DataFrame of customers: per-draw totals summed over blocks.
 
-    Returns a one-row DataFrame (index ``"all"``) with ``equity_mean, equity_median,
-    equity_lower, equity_upper, n_customers`` -- the same numbers as
-    :func:`clvmodels.scoring.score_file`'s ``equity`` for the same rows and settings.
+    Arguments as in :func:`score_dask` (with its defaults). Returns a one-row DataFrame (index
+    ``"all"``) with ``equity_mean, equity_median, equity_lower, equity_upper, n_customers`` --
+    the same numbers as :func:`clvmodels.scoring.score_file`'s ``equity`` for the same rows and
+    settings.
     """
     import dask
 
     from clvmodels.scoring import equity_summary
 
+    args = _call_arguments(score_dask, ddf, purchase_model, spend_model, **kwargs)
+    time_unit, valuation_kwargs = args["time_unit"], args["valuation_kwargs"]
     shared = _prepare(
-        ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, valuation_kwargs, client
+        ddf,
+        purchase_model,
+        spend_model,
+        time_unit,
+        args["n_draws"],
+        args["random_seed"],
+        valuation_kwargs,
+        args["client"],
     )
-    blocks, total = _blocks(ddf, int(chunk_size))
-    unit = units.normalize_unit(time_unit)
-
-    def totals_of(pieces, payload, k):
-        return _score_block(pieces, payload, k, unit, valuation_kwargs)[1]
-
-    per_block = [
-        dask.delayed(totals_of, pure=True)(pieces, shared, k) for k, pieces in enumerate(blocks)
-    ]
+    per_block, total = _per_block(ddf, shared, args["chunk_size"], time_unit, valuation_kwargs, 1)
     totals = dask.delayed(lambda parts: np.sum(parts, axis=0))(per_block).compute()
     interval = float(valuation_kwargs.get("interval", 0.9))
     row = {**equity_summary(totals, interval), "n_customers": total}

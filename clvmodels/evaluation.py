@@ -46,6 +46,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import numpy as np
@@ -898,6 +899,7 @@ def rfm_features(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(features, index=summary.index)
 
 
+@dataclass(eq=False, repr=False)
 class RFMGradientBoosting:
     """Supervised baseline: gradient boosting on RFM features predicting holdout purchases and
     spend.
@@ -925,32 +927,18 @@ class RFMGradientBoosting:
         and more threads only contend on a busy machine; None lets OpenMP decide).
     """
 
-    def __init__(
-        self,
-        transactions: pd.DataFrame,
-        *,
-        customer_id: str = "customer_id",
-        datetime: str = "date",
-        monetary: str | None = "amount",
-        calibration_end,
-        time_unit: str = "W",
-        target_fraction: float = 0.5,
-        max_iter: int = 200,
-        learning_rate: float = 0.05,
-        random_state: int = 0,
-        n_threads: int | None = 1,
-    ):
-        self.transactions = transactions
-        self.customer_id = customer_id
-        self.datetime = datetime
-        self.monetary = monetary
-        self.calibration_end = calibration_end
-        self.time_unit = time_unit
-        self.target_fraction = target_fraction
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.random_state = random_state
-        self.n_threads = n_threads
+    transactions: pd.DataFrame
+    _: KW_ONLY
+    customer_id: str = "customer_id"
+    datetime: str = "date"
+    monetary: str | None = "amount"
+    calibration_end: Any
+    time_unit: str = "W"
+    target_fraction: float = 0.5
+    max_iter: int = 200
+    learning_rate: float = 0.05
+    random_state: int = 0
+    n_threads: int | None = 1
 
     def _threads(self):
         from threadpoolctl import threadpool_limits

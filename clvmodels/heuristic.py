@@ -30,7 +30,9 @@ is ``1 / c`` for ``H = inf`` and ``i = 0`` (the textbook formula, the default).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +45,7 @@ from clvmodels.valuation.spec import with_amount
 __all__ = ["HeuristicCLV"]
 
 
+@dataclass(eq=False, repr=False)
 class HeuristicCLV:
     """Average order value x purchase frequency x lifespan (= 1 / churn rate) - CAC.
 
@@ -68,21 +71,12 @@ class HeuristicCLV:
     >>> value = h.predict(s)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        period="1M",
-        margin: float = 1.0,
-        inactive_after="180D",
-        acquisition_cost: float = 0.0,
-        annual_discount_rate: float = 0.0,
-        level: str = "population",
-    ):
-        self.period = period
-        self.margin = margin
-        self.inactive_after = inactive_after
-        self.acquisition_cost = acquisition_cost
-        self.annual_discount_rate = annual_discount_rate
-        self.level = level
+    period: Any = "1M"
+    margin: float = 1.0
+    inactive_after: Any = "180D"
+    acquisition_cost: float = 0.0
+    annual_discount_rate: float = 0.0
+    level: str = "population"
 
     # ---- fitting ---------------------------------------------------------------------------
     def fit(self, summary: pd.DataFrame) -> HeuristicCLV:

@@ -30,12 +30,12 @@ from clvmodels.errors import InputError, check_columns
 from clvmodels.evaluation import (
     calibration_part,
     check_calibration_holdout,
-    customer_columns,
     expected_holdout_purchases,
     holdout_actuals,
     tracking_data,
 )
-from clvmodels.validation import summary_arrays, validate_summary
+from clvmodels.simulate import frequency_predictive_check
+from clvmodels.validation import validate_summary
 
 __all__ = [
     "plot_tracking",
@@ -57,6 +57,14 @@ def _axes(ax, figsize=(7, 4.5)):
     return ax
 
 
+def _interval_points(ax, at, mean, lower, upper, label: str, horizontal: bool = False) -> None:
+    """Points at ``mean`` with whiskers from ``lower`` to ``upper``, placed at ``at`` on the x
+    axis (on the y axis with ``horizontal``)."""
+    err = [mean - lower, upper - mean]
+    xy, key = ((mean, at), "xerr") if horizontal else ((at, mean), "yerr")
+    ax.errorbar(*xy, **{key: err}, fmt="o", color="tab:blue", capsize=3, label=label)
+
+
 def _unit_label(model) -> str:
     names = {"H": "hours", "D": "days", "W": "weeks", "M": "months", "Q": "quarters", "Y": "years"}
     return names.get(getattr(model, "time_unit_", None) or "", "periods")
@@ -64,35 +72,20 @@ def _unit_label(model) -> str:
 
 # --------------------------------------------------------------------------------------------
 def plot_tracking(
-    model,
-    transactions: pd.DataFrame,
-    *,
-    customer_id: str = "customer_id",
-    datetime: str = "date",
-    calibration_end=None,
-    observation_end=None,
-    period: str | None = None,
-    kind: str = "cumulative",
-    ax=None,
+    model, transactions: pd.DataFrame, *, kind: str = "cumulative", ax=None, **kwargs
 ):
     """Actual vs expected repeat purchases of the whole customer base over calendar time.
 
     ``kind="cumulative"`` (default) plots running totals, ``kind="incremental"`` the count per
-    period (one model unit unless ``period`` such as "1W" is given). The expected curve is the
-    model's forecast from acquisition dates alone (:func:`clvmodels.evaluation.tracking_data`);
-    a dashed line marks ``calibration_end``.
+    period (one model unit unless ``period`` such as "1W" is given). The other keyword arguments
+    (``customer_id, datetime, calibration_end, observation_end, period``) are those of
+    :func:`clvmodels.evaluation.tracking_data`, which gives the expected curve: the model's
+    forecast from acquisition dates alone. A dashed line marks ``calibration_end``.
     """
     if kind not in ("cumulative", "incremental"):
         raise ValueError(f"kind must be 'cumulative' or 'incremental', got {kind!r}")
-    data = tracking_data(
-        model,
-        transactions,
-        customer_id=customer_id,
-        datetime=datetime,
-        calibration_end=calibration_end,
-        observation_end=observation_end,
-        period=period,
-    )
+    data = tracking_data(model, transactions, **kwargs)
+    calibration_end = kwargs.get("calibration_end")
     ax = _axes(ax)
     suffix = "_cumulative" if kind == "cumulative" else ""
     ax.plot(data.index, data["actual" + suffix], color="black", label="actual")
@@ -377,14 +370,8 @@ def plot_hierarchical_shrinkage(
     y = np.arange(len(groups))
     created = ax is None
     ax = _axes(ax, figsize=(7, 0.5 * len(groups) + 2))
-    ax.errorbar(
-        mean,
-        y,
-        xerr=[mean - lower, upper - mean],
-        fmt="o",
-        color="tab:blue",
-        capsize=3,
-        label=f"hierarchical (mean, {interval:.0%} interval)",
+    _interval_points(
+        ax, y, mean, lower, upper, f"hierarchical (mean, {interval:.0%} interval)", horizontal=True
     )
     labels = [str(g) for g in groups]
     if population is not None:
@@ -448,11 +435,12 @@ def plot_posterior_predictive(
 ):
     """Posterior (or sampling-distribution) predictive check of calibration frequency.
 
-    For each parameter draw, every customer's number of repeat purchases in (0, T] is simulated
-    from the model's generative process (a new customer's future over T, via
-    the family's ``sample_future_purchases`` at frequency = recency = T = 0); the number of
-    customers with 0, 1, ..., ``max_frequency``+ repeat purchases is then compared with the observed
-    counts. Bars: observed; points and whiskers: the simulated mean and central ``interval``.
+    For each parameter draw (posterior draws, or the sampling distribution of a
+    maximum-likelihood fit; the point estimate when the model has no draws) every customer's
+    repeat purchases in (0, T] are simulated from the family's generative process, through
+    :func:`clvmodels.simulate.frequency_predictive_check`; the number of customers with 0, 1,
+    ..., ``max_frequency``+ repeat purchases is then compared with the observed counts. Bars:
+    observed; points and whiskers: the simulated mean and central ``interval``.
     """
     validate_summary(summary)
     rng = np.random.default_rng(seed)
@@ -461,36 +449,15 @@ def plot_posterior_predictive(
     except ValueError:
         draws = model.point_draws()
     params = model.customer_params(summary, draws)
-    x, _, T = summary_arrays(summary)
-    zeros = np.zeros_like(T)
-    simulated = np.empty((len(draws), len(T)))
-    for age in np.unique(T):
-        mask = T == age
-        sub = customer_columns(params, mask, len(T))
-        counts = model.family_.sample_future_purchases(
-            sub, zeros[mask], zeros[mask], zeros[mask], np.array([age]), rng
-        )
-        simulated[:, mask] = np.broadcast_to(
-            np.asarray(counts)[..., 0], (len(draws), int(mask.sum()))
-        )
-    bins = np.arange(max_frequency + 1)
-    observed = np.bincount(np.minimum(x.astype(int), max_frequency), minlength=max_frequency + 1)
-    clipped = np.minimum(simulated, max_frequency).astype(int)
-    per_draw = np.stack([np.bincount(row, minlength=max_frequency + 1) for row in clipped])
-    sim_mean = per_draw.mean(axis=0)
-    sim_lo = np.quantile(per_draw, (1 - interval) / 2, axis=0)
-    sim_hi = np.quantile(per_draw, (1 + interval) / 2, axis=0)
+    table = frequency_predictive_check(
+        model.family_, params, summary, max_frequency=max_frequency, interval=interval, seed=rng
+    ).loc["(all)"]
+    bins = table.index.to_numpy()
     ax = _axes(ax)
-    ax.bar(bins, observed, color="lightgrey", edgecolor="black", label="observed")
-    ax.errorbar(
-        bins,
-        sim_mean,
-        yerr=[sim_mean - sim_lo, sim_hi - sim_mean],
-        fmt="o",
-        color="tab:blue",
-        capsize=3,
-        label=f"{type(model).__name__} simulated ({interval:.0%} interval)",
-    )
+    ax.bar(bins, table["observed"], color="lightgrey", edgecolor="black", label="observed")
+    mean, lower, upper = (table[f"simulated_{c}"].to_numpy() for c in ("mean", "lower", "upper"))
+    label = f"{type(model).__name__} simulated ({interval:.0%} interval)"
+    _interval_points(ax, bins, mean, lower, upper, label)
     ax.set_xticks(bins, [str(b) if b < max_frequency else f"{max_frequency}+" for b in bins])
     ax.set_xlabel("repeat purchases in calibration period")
     ax.set_ylabel("customers")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import warnings
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,6 +94,80 @@ class FittedModel:
             return f"{type(self).__name__}(unfitted)"
         inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
         return f"{type(self).__name__}({inner})"
+
+
+class PurchasePredictions:
+    """The predictions of a fitted purchase model, written once for every estimator: the
+    family's functions at each customer's parameters from ``customer_params`` (the point
+    estimate; for Bayesian models the posterior means, per group for grouped ones).
+
+    A mixin for estimators with :class:`FittedModel`'s ``family_``, ``check_fitted``,
+    ``check_unit``, ``to_model_time`` and ``customer_params``.
+    """
+
+    def _prepare(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None):
+        """``(params, x, t_x, T)`` of the customers of ``summary`` (checked against the fit)."""
+        self.check_fitted()
+        validate_summary(summary)
+        self.check_unit(summary)
+        return self.customer_params(summary, draws), *summary_arrays(summary)
+
+    def expected_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
+        """E[X(T, T+t] | frequency, recency, T]: expected purchases in the next ``t``.
+
+        ``t`` is a number in the model's unit or a calendar string such as "39W".
+        """
+        params, x, t_x, T = self._prepare(summary)
+        values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
+        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+        """P(the customer is still active at T | frequency, recency, T)."""
+        params, x, t_x, T = self._prepare(summary)
+        values = self.family_.probability_alive(params, x, t_x, T)
+        return pd.Series(np.asarray(values)[0], index=summary.index, name="probability_alive")
+
+    def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
+        """P(exactly ``k`` purchases in (T, T+t] | history); ``k`` a whole number >= 0."""
+        if isinstance(k, bool) or not isinstance(k, Real) or not float(k).is_integer() or k < 0:
+            raise InputError(
+                f"k must be a non-negative whole number of purchases (0, 1, 2, ...), got {k!r}"
+            )
+        k = int(k)
+        params, x, t_x, T = self._prepare(summary)
+        values = self.family_.purchase_probability(params, x, t_x, T, self.to_model_time(t), k)
+        return pd.Series(np.asarray(values)[0], index=summary.index, name=f"p_{k}_purchases")
+
+    def _new_customer_purchases(self, params: dict[str, np.ndarray], t) -> float | np.ndarray:
+        """E[X(t)] of a newly acquired customer at ``params`` (one draw): a float for one
+        horizon ``t``, an array for a sequence of horizons."""
+        t_model = (
+            np.asarray([self.to_model_time(v) for v in t], dtype=float)
+            if np.ndim(t)
+            else self.to_model_time(t)
+        )
+        values = np.asarray(self.family_.expected_purchases_new_customer(params, t_model))[0]
+        return values if np.ndim(t) else float(np.ravel(values)[0])
+
+
+class SpendPredictions:
+    """The predictions of a fitted spend model, written once for every estimator (see
+    :class:`PurchasePredictions`)."""
+
+    def _prepare(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None):
+        """``(params, x, m)`` of the customers of ``summary`` (``frequency``,
+        ``monetary_value``)."""
+        self.check_fitted()
+        validate_summary(summary, monetary=True)
+        x = summary["frequency"].to_numpy(dtype=float)
+        m = summary["monetary_value"].to_numpy(dtype=float)
+        return self.customer_params(summary, draws), x, m
+
+    def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
+        """Conditional expected spend per transaction; population mean for non-repeaters."""
+        params, x, m = self._prepare(summary)
+        values = self.family_.expected_spend(params, x, m)
+        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_spend")
 
 
 class MaximumLikelihoodModel(FittedModel):
@@ -411,7 +486,7 @@ class MaximumLikelihoodModel(FittedModel):
         return json.dumps(self.to_dict(), indent=2)
 
 
-class PurchaseModel(MaximumLikelihoodModel):
+class PurchaseModel(PurchasePredictions, MaximumLikelihoodModel):
     """A purchase family fitted by maximum likelihood; predictions at the point estimate."""
 
     def fit(self, summary: pd.DataFrame, weights=None):
@@ -419,27 +494,6 @@ class PurchaseModel(MaximumLikelihoodModel):
         extra = tuple(c for c in self.family_class.fit_columns if c not in SUMMARY_COLUMNS)
         validate_summary(summary, extra_columns=extra)
         return self._fit(summary, weights)
-
-    def _prepare(self, summary: pd.DataFrame):
-        self.check_fitted()
-        validate_summary(summary)
-        self.check_unit(summary)
-        return self.customer_params(summary), *summary_arrays(summary)
-
-    def expected_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
-        """E[X(T, T+t] | frequency, recency, T]: expected purchases in the next ``t``.
-
-        ``t`` is a number in the model's unit or a calendar string such as "39W".
-        """
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
-        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_purchases")
-
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
-        """P(the customer is still active at T | frequency, recency, T)."""
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.probability_alive(params, x, t_x, T)
-        return pd.Series(np.asarray(values)[0], index=summary.index, name="probability_alive")
 
     def predict(self, summary: pd.DataFrame, t) -> pd.DataFrame:
         """``expected_purchases`` in the next ``t`` and ``probability_alive`` in one frame,
@@ -457,32 +511,10 @@ class PurchaseModel(MaximumLikelihoodModel):
             index=summary.index,
         )
 
-    def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
-        """P(exactly ``k`` purchases in (T, T+t] | history); ``k`` a whole number >= 0."""
-        from numbers import Real
-
-        from clvmodels.errors import InputError
-
-        if isinstance(k, bool) or not isinstance(k, Real) or not float(k).is_integer() or k < 0:
-            raise InputError(
-                f"k must be a non-negative whole number of purchases (0, 1, 2, ...), got {k!r}"
-            )
-        k = int(k)
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.purchase_probability(params, x, t_x, T, self.to_model_time(t), k)
-        return pd.Series(np.asarray(values)[0], index=summary.index, name=f"p_{k}_purchases")
-
     def expected_purchases_new_customer(self, t) -> float | np.ndarray:
         """E[X(t)]: expected purchases of a newly acquired customer in their first ``t``."""
         self.check_fitted()
-        params = self.customer_params(pd.DataFrame(index=[0]))
-        t_model = (
-            np.asarray([self.to_model_time(v) for v in t], dtype=float)
-            if np.ndim(t)
-            else self.to_model_time(t)
-        )
-        values = np.asarray(self.family_.expected_purchases_new_customer(params, t_model))[0]
-        return values if np.ndim(t) else float(np.ravel(values)[0])
+        return self._new_customer_purchases(self.customer_params(pd.DataFrame(index=[0])), t)
 
     def conditional_latent_draws(
         self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
@@ -500,7 +532,7 @@ class PurchaseModel(MaximumLikelihoodModel):
         return latent_frame(summary, n, latent)
 
 
-class SpendModel(MaximumLikelihoodModel):
+class SpendModel(SpendPredictions, MaximumLikelihoodModel):
     """A spend family fitted by maximum likelihood (on the customers with repeat purchases)."""
 
     def fit(self, summary: pd.DataFrame, weights=None):
@@ -509,19 +541,6 @@ class SpendModel(MaximumLikelihoodModel):
         (they get the population mean from :meth:`expected_spend`). No time unit is needed."""
         validate_summary(summary, monetary=True)
         return self._fit(summary, weights)
-
-    def _prepare(self, summary: pd.DataFrame):
-        self.check_fitted()
-        validate_summary(summary, monetary=True)
-        x = summary["frequency"].to_numpy(dtype=float)
-        m = summary["monetary_value"].to_numpy(dtype=float)
-        return self.customer_params(summary), x, m
-
-    def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
-        """Conditional expected spend per transaction; population mean for non-repeaters."""
-        params, x, m = self._prepare(summary)
-        values = self.family_.expected_spend(params, x, m)
-        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_spend")
 
     def conditional_latent_draws(
         self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None

@@ -374,21 +374,30 @@ def _by_phase(fn, r, alpha, a, b, x, T, t, k, shift):
     )
 
 
+def _alive_phase_mixture(active, r, alpha, a, b, x, t_x, T, u, k, shift, p_alive):
+    """``P(alive) sum_j P(phase j | alive) active(r+kx+j, alpha+T, a, b+x+shift, u, k, j)``: the
+    posterior mixture over the phases of a quantity that is 0 once the customer has dropped out
+    (:func:`active_expected_purchases` at ``u = t``, :func:`active_discounted_purchases` at
+    ``u = delta``)."""
+    r, alpha, a, b, x, t_x, T, u = as_float(r, alpha, a, b, x, t_x, T, u)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, a, b, x, t_x, T, k, shift)
+    by_phase = _by_phase(
+        lambda s_, beta, a_, b_, u_, j: active(s_, beta, a_, b_, u_, k, j),
+        r, alpha, a, b, x, T, u, k, shift,
+    )  # fmt: skip
+    return p_alive * np.sum(phase_weights(r, alpha, x, t_x, T, k) * by_phase, axis=0)
+
+
 def conditional_expected_purchases(
     r, alpha, a, b, x, t_x, T, t, k: int = 1, shift: float = 1.0, p_alive=None
 ):
     """E[X(T, T+t] | x, t_x, T] = P(alive) sum_j P(phase j | alive) E_j, with ``E_j`` the
     exact :func:`active_expected_purchases` at ``Gamma(r+kx+j, alpha+T) x Beta(a, b+x+shift)``.
     """
-    r, alpha, a, b, x, t_x, T, t = as_float(r, alpha, a, b, x, t_x, T, t)
-    if p_alive is None:
-        p_alive = probability_alive(r, alpha, a, b, x, t_x, T, k, shift)
-    by_phase = _by_phase(
-        lambda s_, beta, a_, b_, t_, j: active_expected_purchases(s_, beta, a_, b_, t_, k, j),
-        r, alpha, a, b, x, T, t, k, shift,
-    )  # fmt: skip
-    weights = phase_weights(r, alpha, x, t_x, T, k)
-    return p_alive * np.sum(weights * by_phase, axis=0)
+    return _alive_phase_mixture(
+        active_expected_purchases, r, alpha, a, b, x, t_x, T, t, k, shift, p_alive
+    )
 
 
 def conditional_purchase_probability(
@@ -555,14 +564,9 @@ def discounted_expected_residual_transactions(
     "RFM and CLV", JMR 42(4), eq. 2): ``P(alive) sum_j P(phase j | alive) D_j`` with ``D_j``
     :func:`active_discounted_purchases` at ``Gamma(r+kx+j, alpha+T) x Beta(a, b+x+shift)``
     (exact given lambda; one accurate quadrature over lambda, no long-horizon series)."""
-    r, alpha, a, b, x, t_x, T, delta = as_float(r, alpha, a, b, x, t_x, T, delta)
-    if p_alive is None:
-        p_alive = probability_alive(r, alpha, a, b, x, t_x, T, k, shift)
-    by_phase = _by_phase(
-        lambda s_, beta, a_, b_, d_, j: active_discounted_purchases(s_, beta, a_, b_, d_, k, j),
-        r, alpha, a, b, x, T, delta, k, shift,
-    )  # fmt: skip
-    return p_alive * np.sum(phase_weights(r, alpha, x, t_x, T, k) * by_phase, axis=0)
+    return _alive_phase_mixture(
+        active_discounted_purchases, r, alpha, a, b, x, t_x, T, delta, k, shift, p_alive
+    )
 
 
 def expected_purchases_new_customer(r, alpha, a, b, t, k: int = 1, shift: float = 1.0):

@@ -71,6 +71,7 @@ from clvmodels.estimators.bayes.bayesian import (
     have_module,
     log_normal_pair,
 )
+from clvmodels.estimators.mle import PurchasePredictions
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
 from clvmodels.optimize import compress_rows
 from clvmodels.simulate import frequency_predictive_check
@@ -190,7 +191,7 @@ def bgnbd_log_likelihood_pt(r, alpha, a, b, data: dict[str, Any], fused: bool = 
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-class HierarchicalBetaGeo(BayesianModel):
+class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
     """Bayesian BG/NBD with partial pooling across groups (PyMC), optional covariates.
 
     Parameters
@@ -349,33 +350,8 @@ class HierarchicalBetaGeo(BayesianModel):
             pm.Potential("bgnbd_loglik", loglik)
         return model
 
-    # ---- predictions at the posterior means (the family's math) ------------------------------
-    def _prepare(self, summary: pd.DataFrame):
-        self.check_fitted()
-        validate_summary(summary)
-        self.check_unit(summary)
-        return self.customer_params(summary), *summary_arrays(summary)
-
-    def expected_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
-        """E[X(T, T+t] | frequency, recency, T] at each customer's posterior-mean parameters
-        (FHL 2005 eq. (10)); ``t`` a number in the model's unit or a string such as "39W"."""
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
-        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_purchases")
-
-    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
-        """P(the customer is still active at T | frequency, recency, T) (FHL 2008)."""
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.probability_alive(params, x, t_x, T)
-        return pd.Series(np.asarray(values)[0], index=summary.index, name="probability_alive")
-
-    def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
-        """P(exactly ``k`` purchases in (T, T+t] | history)."""
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.purchase_probability(params, x, t_x, T, self.to_model_time(t), k)
-        return pd.Series(np.asarray(values)[0], index=summary.index, name=f"p_{k}_purchases")
-
-    # ---- per-customer parameters (groups and covariates) --------------------------------------
+    # ---- per-customer parameters (groups and covariates), behind the predictions at the
+    # posterior means that PurchasePredictions provides (the family's math) --------------------
     def customer_params(self, summary, draws=None):
         """``{r, alpha, a, b}`` arrays of shape (n_draws, n_customers) (or (n_draws, 1)).
 
@@ -412,13 +388,7 @@ class HierarchicalBetaGeo(BayesianModel):
         else:
             label = group if group in self.groups_ else NEW_GROUP
             params = {n: point[(n, label)].to_numpy(float)[:, None] for n in self.param_names}
-        t_model = (
-            np.asarray([self.to_model_time(v) for v in t], dtype=float)
-            if np.ndim(t)
-            else self.to_model_time(t)
-        )
-        values = np.asarray(self.family_.expected_purchases_new_customer(params, t_model))[0]
-        return values if np.ndim(t) else float(np.ravel(values)[0])
+        return self._new_customer_purchases(params, t)
 
     def predict_draws(
         self, summary, quantity: str = "expected_purchases", t=None, n: int = 200, seed=None
@@ -428,11 +398,7 @@ class HierarchicalBetaGeo(BayesianModel):
         ``quantity``: "expected_purchases" (needs ``t``) or "probability_alive". Each customer
         uses its own group's parameters in every draw.
         """
-        self.check_fitted()
-        validate_summary(summary)
-        self.check_unit(summary)
-        params = self.customer_params(summary, self.param_draws(n, seed=seed))
-        x, t_x, T = summary_arrays(summary)
+        params, x, t_x, T = self._prepare(summary, self.param_draws(n, seed=seed))
         if quantity == "expected_purchases":
             if t is None:
                 raise ValueError("quantity='expected_purchases' needs a horizon t")

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.estimators.bayes.bayesian import BayesianModel, log_normal_hierarchy
+from clvmodels.estimators.mle import SpendPredictions
 from clvmodels.families.gamma_gamma import GammaGammaFamily
 from clvmodels.optimize import compress_rows
 from clvmodels.validation import validate_summary
@@ -95,7 +96,7 @@ def gamma_gamma_log_likelihood_pt(p, q, v, data: dict[str, Any]):
     return pt.dot(data["gx_w"], per_gx) + pt.dot(data["w"], per_row)
 
 
-class HierarchicalGammaGamma(BayesianModel):
+class HierarchicalGammaGamma(SpendPredictions, BayesianModel):
     """Bayesian Gamma-Gamma spend model with partial pooling across groups (PyMC).
 
     Parameters
@@ -162,26 +163,12 @@ class HierarchicalGammaGamma(BayesianModel):
             pm.Potential("gamma_gamma_loglik", gamma_gamma_log_likelihood_pt(p, q, v, data))
         return model
 
-    # ---- predictions (the family's math) -----------------------------------------------------
-    def _prepare(self, summary: pd.DataFrame):
-        self.check_fitted()
-        validate_summary(summary, monetary=True)
-        x = summary["frequency"].to_numpy(dtype=float)
-        m = summary["monetary_value"].to_numpy(dtype=float)
-        return x, m
-
-    def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
-        """Conditional expected spend per transaction at each customer's posterior-mean
-        parameters (its group's); the population mean ``p v / (q - 1)`` for non-repeaters."""
-        x, m = self._prepare(summary)
-        values = self.family_.expected_spend(self.customer_params(summary), x, m)
-        return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_spend")
-
+    # ---- predictions (the family's math): expected_spend from SpendPredictions, at each
+    # customer's posterior-mean parameters (its group's) ---------------------------------------
     def predict_draws(self, summary: pd.DataFrame, n: int = 200, seed=None) -> pd.DataFrame:
         """Expected spend per transaction per posterior draw: DataFrame indexed by customer_id,
         a column per draw; each customer with its own group's parameters."""
-        x, m = self._prepare(summary)
-        params = self.customer_params(summary, self.param_draws(n, seed=seed))
+        params, x, m = self._prepare(summary, self.param_draws(n, seed=seed))
         values = np.broadcast_to(
             np.asarray(self.family_.expected_spend(params, x, m)), (n, len(summary))
         )
