@@ -843,7 +843,7 @@ def tracking_data(
     births = frame.groupby("cid")["day"].min()
     start = births.min()
     end = pd.Timestamp(observation_end) if observation_end is not None else frame["day"].max()
-    n_periods = int(np.ceil(((end - start).days + 1) / step_days))
+    n_periods = units.period_count(f"{(end - start).days + 1}D", f"{step_days}D", "D")
     edges_days = np.arange(1, n_periods + 1) * step_days  # period ends, days since start
     # a purchase on day d (days since start) belongs to period ceil((d + 1) / step) - 1
     offset = (repeat_days - start).dt.days.to_numpy(dtype=float)

@@ -20,7 +20,7 @@ from clvmodels.errors import InputError, NumericalError
 from clvmodels.families.base import PurchaseFamily
 from clvmodels.validation import summary_arrays, validate_summary
 from clvmodels.valuation.engine import as_2d
-from clvmodels.valuation.spec import DEFAULT_ANNUAL_DISCOUNT_RATE, check_model
+from clvmodels.valuation.spec import DEFAULT_ANNUAL_DISCOUNT_RATE, check_discount_rate, check_model
 
 __all__ = [
     "discounted_expected_residual_transactions",
@@ -50,6 +50,7 @@ def continuous_discount_rate(time_unit: str, annual_discount_rate=None, rate=Non
             raise InputError("continuous_rate must be positive (infinite horizon)")
         return delta
     annual = DEFAULT_ANNUAL_DISCOUNT_RATE if annual_discount_rate is None else annual_discount_rate
+    annual = check_discount_rate(annual)
     if not annual > 0:
         raise InputError("DERT needs a positive discount rate (infinite horizon)")
     return math.log1p(annual) * units.days_per(time_unit) / 365.25

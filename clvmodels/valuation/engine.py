@@ -39,7 +39,13 @@ from clvmodels.families.base import PurchaseFamily
 from clvmodels.families.sampling import take_flat
 from clvmodels.validation import summary_arrays, validate_summary
 from clvmodels.valuation.draws import DrawSpec, ModelDraws, params_are_shared, resolve_draws
-from clvmodels.valuation.spec import PeriodGrid, ValuationSpec, check_model, costs_matrix
+from clvmodels.valuation.spec import (
+    PeriodGrid,
+    ValuationSpec,
+    check_model,
+    check_spend_draws,
+    costs_matrix,
+)
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -542,6 +548,7 @@ def plan_valuation(purchase_model, spend_model, summary, spec, draws: DrawSpec, 
     costs = costs_matrix(spec.costs, summary, grid)
     point = ModelDraws(purchase_model.point_draws(), spend_model.point_draws())
     model_draws = resolve_draws(purchase_model, spend_model, spec.kind, draws)
+    check_spend_draws(spend_model, model_draws.spend)
     plan = ChunkPlan(purchase_model, spend_model, spec, grid, model_draws, point, output)
     customers = Customers.from_summary(summary, output.group_codes, costs, grid.n_periods)
     return plan, customers

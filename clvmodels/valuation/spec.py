@@ -80,10 +80,9 @@ def period_grid(horizon, period, unit: str) -> tuple[np.ndarray, np.ndarray, flo
     >>> period_grid("10W", "4W", "W")[0]
     array([ 4.,  8., 10.])
     """
+    units.period_count(with_amount(horizon), with_amount(period), unit)  # bounded, or raises
     H = units.to_unit(with_amount(horizon), unit)
     p = units.to_unit(with_amount(period), unit)
-    if not p > 0:
-        raise InputError(f"period must be a positive duration such as '1M' or '4W', got {period!r}")
     if H == 0:
         return np.empty(0), np.empty(0), p, H
     ratio = H / p
