@@ -87,15 +87,16 @@ def load_cdnow_transactions(which: str = "sample") -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns
+    DataFrame
+        One row per line of the file, with columns
 
-    * ``customer_id`` (int64): for the sample, the sample id 1..2,357 used as ``ID`` in the
-      published summaries (``cdnow_customers_summary.csv``); for the master file, the master
-      id 1..23,570;
-    * ``date`` (datetime64): purchase day (the files store ``%Y%m%d`` integers);
-    * ``quantity`` (int64): number of CDs on the line;
-    * ``amount`` (float64): dollar value of the line;
-    * sample only: ``master_customer_id`` (int64), the customer's id in the master file.
+        * ``customer_id`` (int64): for the sample, the sample id 1..2,357 used as ``ID`` in the
+          published summaries (``cdnow_customers_summary.csv``); for the master file, the
+          master id 1..23,570;
+        * ``date`` (datetime64): purchase day (the files store ``%Y%m%d`` integers);
+        * ``quantity`` (int64): number of CDs on the line;
+        * ``amount`` (float64): dollar value of the line;
+        * sample only: ``master_customer_id`` (int64), the customer's id in the master file.
 
     Several lines may share a customer and a day; :func:`clvmodels.rfm_summary` merges them into
     one purchase. Rows are in file order (by customer, then date).
@@ -141,12 +142,13 @@ def load_cdnow_summary() -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame indexed by ``customer_id`` (the sample id 1..2,357) with columns
+    DataFrame
+        Indexed by ``customer_id`` (the sample id 1..2,357), with columns
 
-    * ``frequency``: repeat purchase days in calibration (x);
-    * ``recency``: weeks from first to last purchase (t_x);
-    * ``T``: weeks from first purchase to 1997-09-30;
-    * ``monetary_value``: mean spend of the repeat purchases (zbar; 0 without repeats).
+        * ``frequency``: repeat purchase days in calibration (x);
+        * ``recency``: weeks from first to last purchase (t_x);
+        * ``T``: weeks from first purchase to 1997-09-30;
+        * ``monetary_value``: mean spend of the repeat purchases (zbar; 0 without repeats).
 
     ``attrs["time_unit"] == "W"``. Totals: 2,457 repeat purchases, 946 repeat buyers.
     """
@@ -175,9 +177,10 @@ def load_cdnow_calibration_holdout(which: str = "sample") -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame indexed by ``customer_id`` with ``frequency, recency, T, litt, monetary_value``
-    (calibration) and ``frequency_holdout, monetary_value_holdout, duration_holdout``
-    (``duration_holdout`` = 39 weeks for every customer). ``attrs["time_unit"] == "W"``.
+    DataFrame
+        Indexed by ``customer_id``, with ``frequency, recency, T, litt, monetary_value``
+        (calibration) and ``frequency_holdout, monetary_value_holdout, duration_holdout``
+        (``duration_holdout`` = 39 weeks for every customer). ``attrs["time_unit"] == "W"``.
     """
     from clvmodels.data import calibration_holdout_summary
 
@@ -201,9 +204,10 @@ def load_donations_summary() -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame with columns ``frequency`` (repeat donations, 0..6), ``recency`` (year of the
-    last donation, 0..6), ``n_periods`` (opportunities, always 6) and ``count`` (number of
-    donors with this history). ``attrs["time_unit"] == "Y"``.
+    DataFrame
+        Columns ``frequency`` (repeat donations, 0..6), ``recency`` (year of the last
+        donation, 0..6), ``n_periods`` (opportunities, always 6) and ``count`` (number of donors
+        with this history). ``attrs["time_unit"] == "Y"``.
     """
     raw = pd.read_csv(cdnow_path("donations"))
     out = pd.DataFrame(
