@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -496,11 +497,25 @@ def test_report(work, clv_file, tmp_path, suffix):
     result = invoke("report", clv_file, "--out", out, "--top", 5)
     assert result.exit_code == 0, result.stderr
     text = out.read_text()
-    assert "customer equity" in text and "Value by decile" in text
+    assert "Customer equity" in text and "Value by decile" in text
+    # the settings in plain words, and why most predictive lower bounds are 0
+    words = re.sub(r"<[^>]+>", "", text)
+    assert "Horizon: 12 months" in words and "buys nothing at all" in words
     if suffix == ".html":
-        assert text.count("<img") == 3 and text.count("<table>") == 2
+        assert text.count("<img") == 3 and text.count("<table") == 2
+        # proper tables: a header row and a row per decile / customer (test_report_browser.py
+        # checks them as a browser reads them)
+        assert text.count("<thead>") == text.count("<tbody>") == 2
+        assert text.count("<tr>") == 2 + 10 + 5
+        assert '<th scope="col" class="number">CLV ($)</th>' in text
     else:
         assert text.count("](report_files/") == 3
+        tables = [line for line in text.splitlines() if line.startswith("|")]
+        assert len(tables) == 2 * 2 + 10 + 5  # header and rule, a row per decile / customer
+        rules = [line for line in tables if set(line) <= set("|:-")]
+        assert len(rules) == 2
+        assert len({line.count(" | ") for line in tables if line not in rules}) == 2
+        assert "| Top 10% | " in text and "CLV ($) |" in text
         # the figures are written atomically: no temporary files are left beside them
         assert sorted(os.listdir(tmp_path / "report_files")) == [
             "clv_by_rank.png", "clv_histogram.png", "gain_curve.png"
@@ -510,6 +525,46 @@ def test_report(work, clv_file, tmp_path, suffix):
     assert_one_line_error(result, 2, "missing column(s)")
     result = invoke("report", clv_file, "--out", tmp_path / "report.pdf")
     assert_one_line_error(result, 2, ".html or .md")
+
+
+def test_report_currency_and_a_file_without_manifest(clv_file, tmp_path):
+    """``--currency`` in the headers and amounts; a CLV file written by a script (no manifest,
+    settings in the Parquet's pandas attrs) still gets its settings explained; HTML is escaped."""
+    s = clv.datasets.load_cdnow_summary().head(200)
+    bg, gg = clv.BetaGeo().fit(s), clv.GammaGamma().fit(s)
+    values = clv.lifetime_value(bg, gg, s, horizon="52W", draws=10, interval=0.8)
+    values.index = [f"<b>{i}</b>" for i in values.index]
+    values.index.name = "customer_id"
+    values.reset_index().to_parquet(tmp_path / "values.parquet")
+    out = tmp_path / "values.html"
+    result = invoke("report", tmp_path / "values.parquet", "--out", out, "--currency", "EUR")
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text()
+    words = re.sub(r"<[^>]+>", "", text)
+    assert "Total CLV (EUR)" in text and "EUR 0" in text and "$" not in text
+    assert "Horizon: 52 weeks" in words and "80% range: low (EUR)" in words
+    assert "Discount rate: 10% a year" in words
+    assert "&lt;b&gt;" in text and "<b>" not in text
+    result = invoke("report", clv_file, "--out", out, "--currency", "euros and cents")
+    assert_one_line_error(result, 2, "--currency")
+
+
+def test_report_templates_ship_with_the_package():
+    """The templates are package data (found by an installed, non-editable package too)."""
+    import tomllib
+    from importlib import resources
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["clvmodels"]
+    templates = resources.files("clvmodels.cli") / "templates"
+    names = sorted(p.name for p in templates.iterdir() if p.name.endswith(".j2"))
+    assert names == ["report.html.j2", "report.md.j2"]
+    package = root / "clvmodels"
+    shipped = {p.name for pattern in patterns for p in package.glob(pattern)}
+    assert set(names) <= shipped
+    assert any(d.startswith("jinja2>=3.1") for d in config["project"]["dependencies"])
 
 
 def test_transactions_are_summarised_in_the_models_unit(work, tmp_path):

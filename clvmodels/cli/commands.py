@@ -587,6 +587,9 @@ def report(
         Path, typer.Option("--out", "-o", help="Report to write: .html, or .md (+ PNG files).")
     ],
     top: Annotated[int, typer.Option(help="Customers listed in the top table.")] = 20,
+    currency: Annotated[
+        str, typer.Option(help="Currency shown with the amounts: $, €, EUR, ... ('' for none).")
+    ] = "$",
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -607,7 +610,7 @@ def report(
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always")
-        info = write_report(s["clv_file"], out, top=s["top"])
+        info = write_report(s["clv_file"], out, top=s["top"], currency=s["currency"])
         console.warn(caught)
         run.add_warnings(caught)
         run.record["outputs"].append({"path": str(out), **info})

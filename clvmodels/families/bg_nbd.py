@@ -109,13 +109,12 @@ def active_expected_quadrature(s, beta, a_, b_, t, n_nodes: int = _HERMITE_NODES
     return np.sum(weights * np.exp(log_density) * f, axis=-1)
 
 
-def active_expected_gauss_jacobi(s, beta, a_, b_, t, n_nodes: int = 64):
-    """The integral of :func:`active_expected_quadrature` by Gauss-Jacobi quadrature: the
-    nodes and weights of the Beta(a_, b_) measure itself (Golub-Welsch, from the recurrence of
-    the Jacobi polynomials, batched over the elements), so any shape of the Beta is integrated
-    exactly for polynomial integrands; for a skewed concentrated Beta (one shape below 5) where
-    the logit-normal approximation of :func:`active_expected_quadrature` is poor. 1-d arrays."""
-    s, beta, a_, b_, t = (np.asarray(v, dtype=float)[:, None] for v in (s, beta, a_, b_, t))
+def gauss_jacobi_rule(a_, b_, n_nodes: int):
+    """Nodes and weights of the ``n_nodes``-point Gauss rule of the Beta(a_, b_) measure on
+    [0, 1] (Golub-Welsch from the recurrence of the Jacobi polynomials), batched over the 1-d
+    arrays ``a_``, ``b_``: ``(nodes, weights)`` of shape ``(len(a_), n_nodes)``, weights summing
+    to one."""
+    a_, b_ = (np.asarray(v, dtype=float)[:, None] for v in (a_, b_))
     k = np.arange(n_nodes, dtype=float)
     jac_a, jac_b = b_ - 1.0, a_ - 1.0  # weight (1-x)^jac_a (1+x)^jac_b on [-1, 1]
     total = 2.0 * k + jac_a + jac_b
@@ -123,24 +122,37 @@ def active_expected_gauss_jacobi(s, beta, a_, b_, t, n_nodes: int = 64):
         diag = (jac_b**2 - jac_a**2) / (total * (total + 2.0))
     diag[:, 0] = ((jac_b - jac_a) / (jac_a + jac_b + 2.0))[:, 0]
     k1, total1 = k[1:], total[:, 1:]
-    off = np.sqrt(
-        4.0
-        * k1
-        * (k1 + jac_a)
-        * (k1 + jac_b)
-        * (k1 + jac_a + jac_b)
-        / (total1**2 * (total1 + 1.0) * (total1 - 1.0))
-    )
+    product = k1 * (k1 + jac_a) * (k1 + jac_b) * (k1 + jac_a + jac_b)
+    off = np.sqrt(4.0 * product / (total1**2 * (total1 + 1.0) * (total1 - 1.0)))
     matrix = np.zeros((len(a_), n_nodes, n_nodes))
     index = np.arange(n_nodes)
     matrix[:, index, index] = (1.0 + diag) / 2.0  # p = (1 + x) / 2
     matrix[:, index[1:], index[:-1]] = off / 2.0
     matrix[:, index[:-1], index[1:]] = off / 2.0
-    p, vectors = np.linalg.eigh(matrix)
-    weights = vectors[:, 0, :] ** 2
-    p = np.clip(p, np.finfo(float).tiny, 1.0)
-    f = -np.expm1(-s * np.log1p(p * t / beta)) / p
-    return np.sum(weights * f, axis=-1)
+    nodes, vectors = np.linalg.eigh(matrix)
+    return np.clip(nodes, np.finfo(float).tiny, 1.0), vectors[:, 0, :] ** 2
+
+
+def active_expected_gauss_jacobi(s, beta, a_, b_, t, n_nodes: int = 64):
+    """The integral of :func:`active_expected_quadrature` by Gauss-Jacobi quadrature: the
+    Gauss rule of the Beta(a_, b_) measure itself (:func:`gauss_jacobi_rule`), so any shape of
+    the Beta is integrated exactly for polynomial integrands; for a skewed concentrated Beta
+    (one shape below 5) where the logit-normal approximation of
+    :func:`active_expected_quadrature` is poor. The rule depends on (a_, b_) alone, so it is
+    computed once per distinct pair (with shared parameters, once per distinct frequency).
+    1-d arrays, evaluated in blocks of rows (bounded memory)."""
+    s, beta, a_, b_, t = (np.asarray(v, dtype=float) for v in (s, beta, a_, b_, t))
+    pairs, pair_of = np.unique(np.column_stack([a_, b_]), axis=0, return_inverse=True)
+    nodes, weights = gauss_jacobi_rule(pairs[:, 0], pairs[:, 1], n_nodes)
+    out = np.empty(len(s))
+    block = max(1, (1 << 21) // n_nodes)
+    for start in range(0, len(s), block):
+        rows = slice(start, start + block)
+        p, w = nodes[pair_of.ravel()[rows]], weights[pair_of.ravel()[rows]]
+        u = p * (t[rows] / beta[rows])[:, None]
+        f = -np.expm1(-s[rows, None] * np.log1p(u)) / p
+        out[rows] = np.sum(w * f, axis=-1)
+    return out
 
 
 def active_expected_adaptive(s, beta, a_, b_, t) -> float:
@@ -207,21 +219,22 @@ def _active_expected_raw(s, beta, a_, b_, t):
         values[normal_like] = active_expected_quadrature(*(v[normal_like] for v in flat))
         failed[normal_like] = False
     skewed = np.flatnonzero(positive & concentrated & (np.minimum(a, b) < 5.0))
-    closed_form = values.copy()
-    for coarse_nodes, fine_nodes in ((64, 96), (192, 256)):
+    closed_form = np.where(failed, np.nan, values)
+    previous_rule = np.full(values.shape, np.nan)
+    for nodes in (96, 64, 192, 256):
         if not skewed.size:
             break
-        # a sharp integrand (huge s t / beta) needs more nodes: escalate where orders disagree
-        rows = [v[skewed] for v in flat]
-        coarse = active_expected_gauss_jacobi(*rows, n_nodes=coarse_nodes)
-        fine = active_expected_gauss_jacobi(*rows, n_nodes=fine_nodes)
-        values[skewed] = fine
-        settled = np.abs(fine - coarse) <= 1e-8 * np.abs(fine)
-        # the closed form is kept where it passed its bounds and agrees with the finer rule
-        agrees = ~failed[skewed] & (np.abs(closed_form[skewed] - fine) <= 1e-7 * np.abs(fine))
-        values[skewed[agrees & ~settled]] = closed_form[skewed[agrees & ~settled]]
+        # a value is settled when two independent routes agree to 1e-8: the closed form (where
+        # it passed its bounds) or the previous rule; a sharp integrand (huge s t / beta) needs
+        # more nodes, so the unsettled rows escalate
+        rule = active_expected_gauss_jacobi(*(v[skewed] for v in flat), n_nodes=nodes)
+        tolerance = 1e-8 * np.abs(rule)
+        with np.errstate(invalid="ignore"):
+            settled = np.abs(rule - closed_form[skewed]) <= tolerance
+            settled |= np.abs(rule - previous_rule[skewed]) <= tolerance
+        values[skewed] = previous_rule[skewed] = rule
         failed[skewed] = False
-        skewed = skewed[~(settled | agrees)]
+        skewed = skewed[~settled]
     failed[skewed] = True
     for i in np.flatnonzero(positive & failed & (regular | concentrated)):
         values[i] = active_expected_adaptive(s_[i], beta_[i], a[i], b[i], t_[i])
