@@ -54,9 +54,16 @@ def value_tiers(
     labels : one label per tier, lowest first; default ``("bottom", "middle", "top")`` for two
         cut points, ``("tier_1", ..., "tier_k")`` (tier_k the most valuable) otherwise.
 
+    Returns
+    -------
+    pandas.Series
+        An ordered Categorical Series named ``value_tier``, by customer.
+
+    Notes
+    -----
     Ranks are percentile ranks with ties averaged, so equal values always share a tier (with
     many ties -- e.g. lapsed customers all worth 0 -- tier shares differ from the nominal
-    ones). Returns an ordered Categorical Series named ``value_tier``.
+    ones).
     """
     values = _values(clv, column, "clv")
     cuts = np.asarray(quantiles, dtype=float)
