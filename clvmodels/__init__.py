@@ -71,21 +71,43 @@ if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from clvmodels.registry import BetaGeo, GammaGamma  # noqa: F401
 
 
+def _import(module: str, name: str):
+    """Import ``module`` for the public ``name``; a missing optional dependency is a
+    :class:`~clvmodels.errors.MissingExtraError` naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        from clvmodels.errors import missing_extra
+
+        converted = missing_extra(exc, f"clvmodels.{name}")
+        if converted is None:
+            raise
+        raise converted from exc
+
+
 def __getattr__(name: str):
     if name[:1].isupper() and name not in _EXPORTS:
         # the estimators (clv.BetaGeo, clv.HierarchicalBetaGeo, ...) are listed by the registry
         from clvmodels import registry
 
         if name in registry.public_names():
-            value = registry.class_by_name(name)
+            try:
+                value = registry.class_by_name(name)
+            except ModuleNotFoundError as exc:
+                from clvmodels.errors import missing_extra
+
+                converted = missing_extra(exc, f"clvmodels.{name}")
+                if converted is None:
+                    raise
+                raise converted from exc
             globals()[name] = value
             return value
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(_import(_EXPORTS[name], name), name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        module = importlib.import_module(f"clvmodels.{name}")
+        module = _import(f"clvmodels.{name}", name)
         globals()[name] = module
         return module
     raise AttributeError(f"module 'clvmodels' has no attribute {name!r}")

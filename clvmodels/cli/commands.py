@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from clvmodels import registry
 from clvmodels.cli.config import resolve_settings
@@ -24,25 +25,36 @@ from clvmodels.cli.console import Console
 from clvmodels.cli.errors import handle_errors
 from clvmodels.cli.manifest import Run, manifest_path
 from clvmodels.cli.options import (
+    SPEND_CUSTOMERS,
+    AfterObservationEndOpt,
+    Command,
     ConfigOpt,
     CustomerIdOpt,
+    DatetimeFormatOpt,
     DatetimeOpt,
     DebugOpt,
+    Group,
     MonetaryOpt,
     QuietOpt,
+    SpendCustomersOpt,
+    SummaryCustomerIdOpt,
     TimeUnitOpt,
+    after_end_policy,
     check_choice,
     check_output_parent,
     check_outputs,
     check_valuation_settings,
+    in_cli_words,
 )
 from clvmodels.cli.pipeline import (
     fit_columns,
     fit_diagnostics,
     fit_models,
     is_summary_file,
+    not_positive_spend_error,
     remove_leftovers,
     summarize_transactions_file,
+    summary_settings,
 )
 from clvmodels.cli.report import figures_folder, write_report
 from clvmodels.errors import InputError
@@ -72,6 +84,7 @@ app = typer.Typer(
         "  clvmodels report clv.parquet --out report.html\n\n"
         "Errors print one line and exit with 2 (bad input) or 1 (anything else)."
     ),
+    cls=Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -89,11 +102,17 @@ def _root(ctx: typer.Context) -> None:
 
 @app.command(
     epilog=(
+        "Transactions: one row per purchase with a customer id (--customer-id, default "
+        "customer_id), a date (--datetime, default date: a date/datetime column or ISO 8601 "
+        "text; other layouts with --datetime-format) and an amount (--monetary, default "
+        "amount: numbers >= 0). Other columns are ignored.\n\n"
         "Examples:\n\n"
         "  clvmodels rfm transactions.parquet --out summary.parquet --time-unit W\n\n"
+        "  clvmodels rfm tx.csv --out summary.parquet --observation-end 1997-09-30 "
+        "--after-observation-end exclude --datetime-format '%m/%d/%Y'\n\n"
         "  clvmodels rfm tx.csv --out ch.parquet --calibration-end 1997-09-30 "
         "--observation-end 1998-06-30"
-    )
+    ),
 )
 @handle_errors
 def rfm(
@@ -113,16 +132,21 @@ def rfm(
         typer.Option(help="End of calibration: adds holdout columns up to --observation-end."),
     ] = None,
     time_unit: Annotated[str, typer.Option(help="Time unit: D, W, M, Q or Y.")] = "W",
+    after_observation_end: AfterObservationEndOpt = "error",
     customer_id: CustomerIdOpt = "customer_id",
     datetime_col: DatetimeOpt = "date",
+    datetime_format: DatetimeFormatOpt = None,
     monetary: MonetaryOpt = "amount",
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ):
-    """Summarise transactions into one row per customer: frequency, recency, T, monetary_value."""
+    """Summarise transactions into one row per customer: frequency, recency, T, monetary_value.
+
+    The summary records its time unit and customer id column: later commands read them."""
     s = resolve_settings(ctx, dict(locals()), config, rfm)
     console = Console(s["quiet"])
+    after = after_end_policy(s["after_observation_end"])
     run = Run("rfm", s)
     check_output_parent(s["out"])
     outputs = (s["out"], manifest_path(s["out"]))
@@ -139,17 +163,28 @@ def rfm(
             time_unit=s["time_unit"],
             observation_end=s["observation_end"],
             calibration_end=s["calibration_end"],
+            datetime_format=s["datetime_format"],
+            after_observation_end=after,
         )
         console.warn(caught)
         run.add_warnings(caught)
         run.add_input(s["transactions"], "transactions")
         run.record["outputs"].append({"path": str(s["out"]), "rows": len(summary)})
+        n_after = int(summary.attrs.get("n_transactions_after_observation_end", 0))
         run.record["summary"] = {
             "n_customers": len(summary),
             "repeat_customers": int((summary["frequency"] > 0).sum()),
+            "customer_id": summary.attrs["customer_id"],
+            "time_unit": summary.attrs.get("time_unit"),
+            "n_transactions_after_observation_end": n_after,
             "attrs": {k: str(v) for k, v in summary.attrs.items()},
         }
         run.commit(staging, manifest_path(s["out"]))
+    if n_after:
+        console.info(
+            f"left out {n_after:,} transactions after the observation end "
+            f"{summary.attrs.get('observation_end')} (--after-observation-end exclude)"
+        )
     console.info(f"wrote {len(summary):,} customers to {s['out']}")
 
 
@@ -157,6 +192,8 @@ def rfm(
     epilog=(
         "Examples:\n\n"
         "  clvmodels fit summary.parquet --model bgnbd --spend gamma-gamma --out models/cdnow\n\n"
+        "  clvmodels fit summary.parquet --spend-customers positive --out models/m   "
+        "# zero-value orders\n\n"
         "  clvmodels fit summary.parquet --model hierarchical --spend hierarchical "
         "--group channel --out models/h"
     )
@@ -180,8 +217,9 @@ def fit(
     tune: Annotated[int, typer.Option(help="Tuning steps per chain (hierarchical).")] = 1000,
     chains: Annotated[int, typer.Option(help="Chains (hierarchical).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    spend_customers: SpendCustomersOpt = "all",
     time_unit: TimeUnitOpt = None,
-    customer_id: CustomerIdOpt = "customer_id",
+    customer_id: SummaryCustomerIdOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -194,12 +232,14 @@ def fit(
     console = Console(s["quiet"])
     check_choice("--model", s["model"], registry.purchase_model_names())
     check_choice("--spend", s["spend"], registry.spend_model_names())
+    check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
     check_outputs([s["out"]], [s["summary"], s["config"]])
     remove_leftovers(console, s["out"])
+    customer_id, time_unit = summary_settings(s["summary"], s["customer_id"], s["time_unit"])
+    s.update(customer_id=customer_id, time_unit=time_unit)  # recorded as used
     run = Run("fit", s)
-    info = inspect_summary_file(
-        s["summary"], customer_id=s["customer_id"], time_unit=s["time_unit"]
-    )
+    info = inspect_summary_file(s["summary"], customer_id=customer_id, time_unit=time_unit)
+    notes: dict = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         purchase_model, spend_model = fit_models(
@@ -214,10 +254,13 @@ def fit(
                 "random_seed": s["seed"],
             },
             console=console,
+            spend_customers=s["spend_customers"],
+            notes=notes,
         )
     console.warn(caught)
     run.add_warnings(caught)
     run.add_input(s["summary"], "summary", n_customers=info.n_customers)
+    run.record["spend_fit"] = notes["spend_fit"]
     diagnostics = {
         "purchase": fit_diagnostics(purchase_model),
         "spend": fit_diagnostics(spend_model),
@@ -227,7 +270,12 @@ def fit(
         s["out"],
         purchase_model,
         spend_model,
-        metadata={"fit_on": str(Path(s["summary"]).resolve()), "n_customers": info.n_customers},
+        metadata={
+            "fit_on": str(Path(s["summary"]).resolve()),
+            "n_customers": info.n_customers,
+            "customer_id": info.customer_id,
+            "spend_fit": notes["spend_fit"],
+        },
         before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
     )
     console.params_table(purchase_model, spend_model)
@@ -289,26 +337,41 @@ def score(
         int | None,
         typer.Option(help="Score only the first N customers (whole chunks): a trial run."),
     ] = None,
-    time_unit: TimeUnitOpt = None,
+    time_unit: Annotated[
+        str | None,
+        typer.Option(
+            "--time-unit",
+            help="Time unit: D, W, M, Q, Y (default: the unit the summary file records, else "
+            "the --model's unit).",
+        ),
+    ] = None,
     observation_end: Annotated[
         str | None,
         typer.Option(
             help="Transactions input: end of observation (default: last date; demo: 1997-09-30)."
         ),
     ] = None,
-    customer_id: CustomerIdOpt = "customer_id",
+    after_observation_end: AfterObservationEndOpt = "error",
+    spend_customers: SpendCustomersOpt = "all",
+    customer_id: SummaryCustomerIdOpt = None,
     datetime_col: DatetimeOpt = "date",
+    datetime_format: DatetimeFormatOpt = None,
     monetary: MonetaryOpt = "amount",
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ):
-    """Score customers: discounted CLV over a horizon with intervals, streamed in chunks."""
+    """Score customers: discounted CLV over a horizon with intervals, streamed in chunks.
+
+    Without --model, BG/NBD and Gamma-Gamma are fit on the input first (--spend-customers
+    applies to that fit)."""
     s = resolve_settings(ctx, dict(locals()), config, score)  # first: locals() are the options
     from clvmodels.scoring import inspect_summary_file, score_file
 
     console = Console(s["quiet"])
     check_choice("--kind", s["kind"], ("predictive", "expected", "point"))
+    check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
+    after_end_policy(s["after_observation_end"])
     check_valuation_settings(s)
     outputs = []
     if s["out"] is not None:
@@ -329,17 +392,25 @@ def score(
 
             models = load_pipeline(s["model"])  # first: its unit is the default for summaries
             run.add_input(s["model"], "model")
-        default_unit = s["time_unit"] or (models.time_unit if models is not None else "W")
-        summary_path, summary_unit = _score_input(s, Path(scratch), console, run, default_unit)
-        info = inspect_summary_file(
-            summary_path,
-            customer_id=s["customer_id"] if s["input"] else "customer_id",
-            time_unit=summary_unit,
+        model_unit = models.time_unit if models is not None else None
+        summary_path, customer_id, summary_unit = _score_input(
+            s, Path(scratch), console, run, model_unit
         )
+        run.record["settings"].update(customer_id=customer_id, time_unit=summary_unit)
+        info = inspect_summary_file(summary_path, customer_id=customer_id, time_unit=summary_unit)
         if models is not None:
             purchase_model, spend_model = models.purchase, models.spend
         else:
-            purchase_model, spend_model = fit_models(info, "bgnbd", "gamma-gamma", console=console)
+            notes: dict = {}
+            purchase_model, spend_model = fit_models(
+                info,
+                "bgnbd",
+                "gamma-gamma",
+                console=console,
+                spend_customers=s["spend_customers"],
+                notes=notes,
+            )
+            run.record["spend_fit"] = notes["spend_fit"]
         run.record["fit_diagnostics"] = {
             "purchase": fit_diagnostics(purchase_model),
             "spend": fit_diagnostics(spend_model),
@@ -383,9 +454,16 @@ def score(
 
 
 def _score_input(
-    s: dict, scratch: Path, console: Console, run: Run, default_unit: str
-) -> tuple[Path, str | None]:
-    """The summary file to score (summarising transactions first when needed) and its unit."""
+    s: dict, scratch: Path, console: Console, run: Run, model_unit: str | None
+) -> tuple[Path, str, str | None]:
+    """The summary file to score (summarising transactions first when needed), its customer id
+    column and its time unit.
+
+    A summary file's unit: ``--time-unit``, else the one the file records, else the model's
+    (a unit the file records that differs from ``--time-unit`` or from the model's is an
+    error, never a rescale). Transactions are summarised in ``--time-unit``, else the model's
+    unit, else weeks."""
+    default_unit = s["time_unit"] or model_unit or "W"
     if s["input"] is None:
         from clvmodels import datasets
         from clvmodels.data import rfm_summary
@@ -404,26 +482,34 @@ def _score_input(
         )
         path = write_summary_file(summary, scratch / "summary.parquet")
         run.add_input(str(datasets.cdnow_path("sample")), "transactions (CDNOW sample)")
+        n_after = int(summary.attrs.get("n_transactions_after_observation_end", 0))
+        later = f"; {n_after:,} later ones left out (the holdout)" if n_after else ""
         console.info(
-            f"CDNOW sample: {len(tx):,} transactions of {len(summary):,} customers, observed to "
-            f"{end}, unit {summary.attrs.get('time_unit', 'W')}"
+            f"CDNOW sample: {len(tx) - n_after:,} transactions of {len(summary):,} customers "
+            f"up to {end}{later}; unit {summary.attrs.get('time_unit', 'W')}"
         )
-        return path, None
+        return path, "customer_id", summary.attrs.get("time_unit", default_unit)
     path = Path(s["input"])
     run.add_input(path, "input")
     if is_summary_file(path, s["datetime_col"]):
-        return path, s["time_unit"]
+        customer_id, unit = summary_settings(path, s["customer_id"], s["time_unit"], model_unit)
+        return path, customer_id, unit
     out, summary = summarize_transactions_file(
         path,
         scratch / "summary.parquet",
-        customer_id=s["customer_id"],
+        customer_id=s["customer_id"] or "customer_id",
         datetime_col=s["datetime_col"],
         monetary=s["monetary"],
         time_unit=default_unit,
         observation_end=s["observation_end"],
+        datetime_format=s["datetime_format"],
+        after_observation_end=after_end_policy(s["after_observation_end"]),
     )
-    console.info(f"summarised transactions: {len(summary):,} customers")
-    return out, None
+    n_after = int(summary.attrs.get("n_transactions_after_observation_end", 0))
+    later = f" ({n_after:,} transactions after the observation end left out)" if n_after else ""
+    console.info(f"summarised transactions: {len(summary):,} customers{later}")
+    run.record["summary"] = {"n_transactions_after_observation_end": n_after}
+    return out, summary.attrs["customer_id"], summary.attrs.get("time_unit", default_unit)
 
 
 @app.command(
@@ -470,8 +556,11 @@ def evaluate(
         Path | None,
         typer.Option("--out", "-o", help="Metrics table to write (.csv, .parquet or .json)."),
     ] = None,
+    after_observation_end: AfterObservationEndOpt = "error",
+    spend_customers: SpendCustomersOpt = "all",
     customer_id: CustomerIdOpt = "customer_id",
     datetime_col: DatetimeOpt = "date",
+    datetime_format: DatetimeFormatOpt = None,
     monetary: MonetaryOpt = "amount",
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
@@ -486,6 +575,8 @@ def evaluate(
         raise InputError(f"--models needs at least one of {', '.join(choices)}")
     for name in names:
         check_choice("--models", name, choices)
+    check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
+    after = after_end_policy(s["after_observation_end"])
     outputs = []
     if s["out"] is not None:
         check_output_parent(s["out"])
@@ -515,17 +606,34 @@ def evaluate(
             if not Path(source).exists():
                 raise FileNotFoundError(f"input file {source} does not exist")
             run.add_input(Path(source), "transactions")
-        ch = clv.calibration_holdout_summary(
-            source,
-            customer_id=s["customer_id"],
-            datetime=s["datetime_col"],
-            monetary=s["monetary"],
-            calibration_end=calibration_end,
-            observation_end=observation_end,
-            time_unit=s["time_unit"],
-        )
+        with in_cli_words():
+            ch = clv.calibration_holdout_summary(
+                source,
+                customer_id=s["customer_id"],
+                datetime=s["datetime_col"],
+                monetary=s["monetary"],
+                calibration_end=calibration_end,
+                observation_end=observation_end,
+                time_unit=s["time_unit"],
+                datetime_format=s["datetime_format"],
+                after_observation_end=after,
+            )
         calibration = ch[["frequency", "recency", "T", "monetary_value"]]
-        spend_model = registry.estimator_class("spend", "gamma-gamma")().fit(calibration)
+        repeat = calibration["frequency"] > 0
+        not_positive = repeat & ~(calibration["monetary_value"] > 0)
+        if not_positive.any() and s["spend_customers"] == "all":
+            raise not_positive_spend_error(
+                int(not_positive.sum()), int(repeat.sum()), "the calibration period"
+            )
+        run.record["spend_fit"] = {
+            "customers": s["spend_customers"],
+            "n_repeat_customers": int(repeat.sum()),
+            "n_fitted": int((repeat & ~not_positive).sum()),
+            "n_left_out": int(not_positive.sum()),
+        }
+        spend_model = registry.estimator_class("spend", "gamma-gamma")().fit(
+            calibration[~not_positive]
+        )
         fitted = {}
         for name in names:
             estimator = registry.estimator_class("purchase", name)
@@ -550,7 +658,7 @@ def evaluate(
         "observation_end": str(ch.attrs.get("observation_end", observation_end)),
         "n_customers": len(ch),
     }
-    console.metrics_table(table, len(ch), calibration_end)
+    console.metrics_table(table, len(ch), calibration_end, out=s["out"])
     if s["out"] is not None:
         from clvmodels.io import atomic_write_text
         from clvmodels.scoring import atomic_output
@@ -616,3 +724,8 @@ def report(
         run.record["outputs"].append({"path": str(out), **info})
         run.commit(staging, manifest_path(out))
     console.info(f"wrote the report of {info['n_customers']:,} customers to {s['out']}")
+
+
+for _info in app.registered_commands:  # every command's help: no "<bool>" after a flag
+    if _info.cls is None or _info.cls is TyperCommand:
+        _info.cls = Command

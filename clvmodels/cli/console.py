@@ -111,8 +111,8 @@ class Console:
             highlight=False,
         )
 
-    def metrics_table(self, table, n_customers: int, calibration_end) -> None:
-        """The main holdout metrics of each model (``evaluate``)."""
+    def metrics_table(self, table, n_customers: int, calibration_end, out=None) -> None:
+        """The main holdout metrics of each model (``evaluate``); all of them are in ``out``."""
         if self.quiet:
             return
         from rich.table import Table
@@ -127,13 +127,14 @@ class Console:
             "spend_mae": "spend MAE",
         }
         columns = [c for c in preferred if c in table.columns]
-        out = Table(
+        where = f"all metrics in {out}" if out is not None else "all metrics with --out FILE"
+        rendered = Table(
             title=f"Holdout purchases of {n_customers:,} customers (calibration to "
-            f"{calibration_end}; all metrics in the --out file)"
+            f"{calibration_end}; {where})"
         )
-        out.add_column("model")
+        rendered.add_column("model")
         for c in columns:
-            out.add_column(preferred[c], justify="right")
+            rendered.add_column(preferred[c], justify="right")
         for name, row in table.iterrows():
-            out.add_row(str(name), *[f"{row[c]:.4g}" for c in columns])
-        self.out.print(out)
+            rendered.add_row(str(name), *[f"{row[c]:.4g}" for c in columns])
+        self.out.print(rendered)

@@ -1,7 +1,9 @@
 """The CLI's error policy: one line on stderr, ``Error: <what is wrong and how to fix it>``.
 
-Exit codes: 2 for bad input (files, columns, values, options), 1 for anything else, 130 when
-interrupted (Ctrl-C, SIGINT), 143 when terminated (SIGTERM: ``kill``, a scheduler's timeout).
+Exit codes: 2 for bad input (files, columns, values, options) and for a missing optional
+dependency (the message names the extra to install: ``pip install "clvmodels[bayes]"``), 1 for
+anything else, 130 when interrupted (Ctrl-C, SIGINT), 143 when terminated (SIGTERM: ``kill``, a
+scheduler's timeout).
 :func:`handle_errors` wraps every command body; ``--debug`` re-raises instead.
 
 SIGTERM is handled like SIGINT: it raises :class:`Terminated` (a ``KeyboardInterrupt``) in the
@@ -22,7 +24,14 @@ from collections.abc import Callable, Iterator
 
 import typer
 
-from clvmodels.errors import ClvError, InputError, ModelFileError, TimeUnitError
+from clvmodels.errors import (
+    ClvError,
+    InputError,
+    MissingExtraError,
+    ModelFileError,
+    TimeUnitError,
+    missing_extra,
+)
 
 EXIT_INPUT = 2
 EXIT_OTHER = 1
@@ -112,7 +121,11 @@ def classify_error(exc: BaseException) -> tuple[int, str]:
         and not str(exc).startswith(("input", "model"))
     ):
         return EXIT_INPUT, f"file not found: {exc.filename}"
-    if isinstance(exc, _input_error_types()):
+    if isinstance(exc, ImportError):
+        extra = missing_extra(exc)
+        if extra is not None:  # an optional dependency: name the extra that installs it
+            return EXIT_INPUT, one_line(extra)
+    if isinstance(exc, (MissingExtraError, *_input_error_types())):
         return EXIT_INPUT, one_line(exc)
     if isinstance(exc, MemoryError):
         return EXIT_OTHER, "out of memory; lower --chunk-size or --draws"

@@ -6,11 +6,14 @@ code 2).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from clvmodels.errors import InputError
 
@@ -25,14 +28,54 @@ ConfigOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="Print nothing but errors (for cron).")
+    bool,
+    typer.Option("--quiet", "-q", help="Print nothing but errors (for cron).", metavar=""),
 ]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one line.")]
+DebugOpt = Annotated[
+    bool, typer.Option("--debug", help="Show tracebacks instead of one line.", metavar="")
+]
 CustomerIdOpt = Annotated[
     str, typer.Option("--customer-id", help="Customer id column.", rich_help_panel="Columns")
 ]
+SummaryCustomerIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--customer-id",
+        help="Customer id column (default: the one the summary file records, else customer_id).",
+        rich_help_panel="Columns",
+        show_default=False,
+    ),
+]
 DatetimeOpt = Annotated[
     str, typer.Option("--datetime", help="Transaction date column.", rich_help_panel="Columns")
+]
+DatetimeFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--datetime-format",
+        help="Format of the dates when they are not ISO 8601 (2024-03-01), in strftime codes: "
+        "'%m/%d/%Y' for US dates, '%d/%m/%Y', '%Y%m%d'. Dates are never guessed.",
+        rich_help_panel="Columns",
+        show_default=False,
+    ),
+]
+AfterObservationEndOpt = Annotated[
+    str,
+    typer.Option(
+        "--after-observation-end",
+        help="Transactions after --observation-end: error, or exclude (leave them out, e.g. a "
+        "later holdout period; their number is reported and recorded in the manifest).",
+    ),
+]
+SpendCustomersOpt = Annotated[
+    str,
+    typer.Option(
+        "--spend-customers",
+        help="Customers the spend model is fit on: all repeat customers (a mean spend of zero "
+        "or less is then an error: zero-value orders, returns), or positive (only the repeat "
+        "customers with a positive mean spend; how many were left out is printed and recorded "
+        "in the manifest). Every customer is still scored.",
+    ),
 ]
 MonetaryOpt = Annotated[
     str,
@@ -45,6 +88,99 @@ TimeUnitOpt = Annotated[
         help="Time unit of the summary: D, W, M, Q, Y (read from the file when it records one).",
     ),
 ]
+
+
+class _FlagsWithoutType:
+    """Help that shows no value type after a flag (``--quiet``, ``--help``): flags take no
+    value, so the rich help's ``<bool>`` there would be wrong."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsWithoutType, TyperCommand):
+    """The commands' class: flags shown without a value type."""
+
+
+class Group(_FlagsWithoutType, TyperGroup):
+    """The application's class: flags shown without a value type."""
+
+
+AFTER_OBSERVATION_END = {"error": "raise", "raise": "raise", "exclude": "exclude"}
+SPEND_CUSTOMERS = ("all", "positive")
+
+
+def after_end_policy(value: str) -> str:
+    """The ``after_observation_end`` of :func:`clvmodels.rfm_summary` for the CLI's
+    ``--after-observation-end`` (``error`` or ``exclude``; ``raise`` as in Python is accepted)."""
+    check_choice("--after-observation-end", value, AFTER_OBSERVATION_END)
+    return AFTER_OBSERVATION_END[value]
+
+
+# Python keywords of the data layer named in its messages -> the CLI's options
+_KEYWORD_OPTIONS = {
+    "after_observation_end": "--after-observation-end",
+    "datetime_format": "--datetime-format",
+    "observation_end": "--observation-end",
+    "calibration_end": "--calibration-end",
+    "time_unit": "--time-unit",
+}
+_COLUMN_OPTIONS = {
+    "customer_id": "--customer-id",
+    "datetime": "--datetime",
+    "monetary": "--monetary",
+}
+_VALUE = r"""('[^']*'|"[^"]*"|[^\s,;)]+)"""
+
+
+def cli_wording(message: str) -> str:
+    """A message of the Python API in the CLI's words: ``pass after_observation_end='exclude'``
+    becomes ``pass --after-observation-end exclude``, ``datetime_format='%m/%d/%Y'`` becomes
+    ``--datetime-format '%m/%d/%Y'``."""
+
+    def option_value(option: str, value: str) -> str:
+        bare = value.strip("'\"")
+        if re.fullmatch(r"[\w.:+-]+", bare):
+            return f"{option} {bare}"
+        return f"{option} '{bare}'"
+
+    for keyword, option in {**_KEYWORD_OPTIONS, **_COLUMN_OPTIONS}.items():
+        message = re.sub(
+            rf"\b{keyword}={_VALUE}", lambda m, o=option: option_value(o, m.group(1)), message
+        )
+    for keyword, option in _KEYWORD_OPTIONS.items():
+        message = re.sub(rf"\b{keyword}\b", option, message)
+    return message
+
+
+@contextlib.contextmanager
+def in_cli_words() -> Iterator[None]:
+    """Errors of the data layer raised in the block name the CLI's options rather than the
+    Python keywords (:func:`cli_wording`); same exception class, same cause."""
+    from clvmodels.errors import ClvError
+
+    try:
+        yield
+    except ClvError as exc:
+        text = str(exc)
+        worded = cli_wording(text)
+        if worded == text or len(exc.args) != 1:
+            raise
+        try:
+            new = type(exc)(worded)
+        except Exception:  # pragma: no cover - an error class with other arguments
+            raise exc from None
+        raise new.with_traceback(exc.__traceback__) from exc.__cause__
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
@@ -62,7 +198,14 @@ def check_valuation_settings(s: dict[str, Any]) -> None:
     from clvmodels import units
     from clvmodels.valuation.spec import check_discount_rate, check_interval, check_margin
 
-    units.parse_duration(s["horizon"])
+    horizon = str(s["horizon"]).strip()
+    if re.fullmatch(r"[0-9.eE+-]+", horizon):  # a bare number: which unit would be a guess
+        raise InputError(
+            f"--horizon {horizon} has no unit; write {horizon}M for months, {horizon}W for weeks, "
+            f"{horizon}D for days or {horizon}Y for years (a bare number is never taken to be "
+            "in some unit)"
+        )
+    units.parse_duration(horizon)
     period = s["period"]
     units.parse_duration(f"1{period}" if period.strip().isalpha() else period)
     check_margin(s["margin"], "--margin")

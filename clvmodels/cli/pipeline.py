@@ -15,6 +15,7 @@ from typing import Any
 
 from clvmodels import registry
 from clvmodels.cli.console import Console
+from clvmodels.cli.options import SPEND_CUSTOMERS, check_choice, in_cli_words
 from clvmodels.errors import InputError
 
 PURCHASE_COLUMNS = ("frequency", "recency", "T")
@@ -77,8 +78,15 @@ def summarize_transactions_file(
     time_unit: str,
     observation_end: str | None,
     calibration_end: str | None = None,
+    datetime_format: str | None = None,
+    after_observation_end: str = "raise",
 ):
-    """Summarise a transactions file (DuckDB, out of core) into the summary file ``out``."""
+    """Summarise a transactions file (DuckDB, out of core) into the summary file ``out``.
+
+    The summary file records its time unit and the name of its customer id column (Parquet
+    metadata; the command's manifest for CSV), so later commands need neither option again
+    (:func:`recorded_settings`). Errors of the data layer name the CLI's options.
+    """
     from clvmodels import data
     from clvmodels.scoring import check_not_input, file_format, write_summary_file
 
@@ -86,15 +94,112 @@ def summarize_transactions_file(
     file_columns(path, file_format(path))  # missing, empty or unreadable: a clear error first
 
     kwargs = dict(
-        customer_id=customer_id, datetime=datetime_col, monetary=monetary, time_unit=time_unit
+        customer_id=customer_id,
+        datetime=datetime_col,
+        monetary=monetary,
+        time_unit=time_unit,
+        datetime_format=datetime_format,
+        after_observation_end=after_observation_end,
     )
-    if calibration_end is not None:
-        summary = data.calibration_holdout_summary(
-            str(path), calibration_end=calibration_end, observation_end=observation_end, **kwargs
-        )
-    else:
-        summary = data.rfm_summary(str(path), observation_end=observation_end, **kwargs)
+    with in_cli_words():
+        if calibration_end is not None:
+            summary = data.calibration_holdout_summary(
+                str(path),
+                calibration_end=calibration_end,
+                observation_end=observation_end,
+                **kwargs,
+            )
+        else:
+            summary = data.rfm_summary(str(path), observation_end=observation_end, **kwargs)
+    # the id column of the file: write_summary_file names it after the index
+    summary.attrs["customer_id"] = str(summary.index.name or "customer_id")
     return write_summary_file(summary, out), summary
+
+
+def _json_object(raw) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def recorded_settings(path: Path) -> dict[str, str]:
+    """What a summary file records about itself: ``time_unit`` and ``customer_id`` (the name of
+    its id column), each only when recorded.
+
+    Read from, in order: the Parquet metadata ``clvmodels rfm`` writes; a pandas-written
+    Parquet file's ``DataFrame.attrs`` (``time_unit``) and index (the id column); the manifest
+    ``clvmodels rfm`` wrote beside the file (CSV summaries), if it still describes the file.
+    An unreadable file records nothing here: reading it later gives the error.
+    """
+    from clvmodels.cli.manifest import ManifestMismatch, manifest_path, verify_manifest
+    from clvmodels.scoring import PARQUET_METADATA_KEY, file_format
+
+    path = Path(path)
+    out: dict[str, str] = {}
+
+    def take(source: dict[str, Any]) -> None:
+        for key in ("time_unit", "customer_id"):
+            value = source.get(key)
+            if isinstance(value, str) and value:
+                out.setdefault(key, value)
+
+    if not path.is_file():
+        return out
+    try:
+        fmt = file_format(path)
+    except InputError:
+        return out
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError):
+            meta = {}
+        take(_json_object(meta.get(PARQUET_METADATA_KEY)))
+        take({"time_unit": _json_object(meta.get(b"PANDAS_ATTRS")).get("time_unit")})
+        index = _json_object(meta.get(b"pandas")).get("index_columns") or []
+        if len(index) == 1 and isinstance(index[0], str) and not index[0].startswith("__"):
+            take({"customer_id": index[0]})
+    if manifest_path(path).is_file():
+        try:
+            manifest = verify_manifest(path)
+        except ManifestMismatch:
+            manifest = None
+        if manifest and manifest.get("command") == "rfm":
+            summary = manifest.get("summary") or {}
+            take({"customer_id": summary.get("customer_id")})
+            take(summary.get("attrs") or {})
+            take(manifest.get("settings") or {})
+    return out
+
+
+def summary_settings(
+    path: Path, customer_id: str | None, time_unit: str | None, fallback_unit: str | None = None
+) -> tuple[str, str | None]:
+    """The id column and time unit to read a summary file with: the options when given, else
+    what the file records (:func:`recorded_settings`), else ``customer_id`` and
+    ``fallback_unit`` (a loaded model's unit). A ``time_unit`` option that differs from the
+    unit the file records is an InputError: durations are never rescaled silently."""
+    from clvmodels import units
+
+    recorded = recorded_settings(path)
+    cid = customer_id or recorded.get("customer_id") or "customer_id"
+    unit = time_unit or recorded.get("time_unit") or fallback_unit
+    if time_unit is not None and "time_unit" in recorded:
+        given, stored = units.normalize_unit(time_unit), units.normalize_unit(recorded["time_unit"])
+        if given != stored:
+            raise InputError(
+                f"{Path(path).name} records time unit {stored!r} but {given!r} was given "
+                "(--time-unit); durations are never rescaled silently: drop the option or "
+                "rebuild the summary"
+            )
+    return cid, unit
 
 
 def is_grouped(estimator: type) -> bool:
@@ -111,6 +216,16 @@ def fit_columns(estimator: type, base: tuple[str, ...]) -> tuple[str, ...]:
     return base + extra
 
 
+def not_positive_spend_error(n_not_positive: int, n_repeat: int, where: str) -> InputError:
+    """The error for repeat customers whose mean spend is zero or less, with the CLI's fix."""
+    return InputError(
+        f"{n_not_positive:,} of the {n_repeat:,} customers with repeat purchases in {where} have "
+        "a mean spend (monetary_value) of zero or less (zero-value orders or returns?); the "
+        "spend model needs positive spends. Fix: pass --spend-customers positive to fit the "
+        "spend model on the others (every customer is still scored), or check the amount column"
+    )
+
+
 def fit_models(
     info,
     purchase: str,
@@ -119,17 +234,26 @@ def fit_models(
     group: str | None = None,
     sampling: dict[str, Any] | None = None,
     console: Console | None = None,
+    spend_customers: str = "all",
+    notes: dict[str, Any] | None = None,
 ):
     """Fit a purchase and a spend model (CLI names of :mod:`clvmodels.registry`) on a summary file.
 
     Maximum-likelihood models are fit on the distinct rows of the columns they read, with their
     counts, read with DuckDB, so fitting needs memory for the distinct rows only, not for every
     customer. Grouped models (``--group``) are fit on every customer.
+
+    ``spend_customers``: ``"all"`` fits the spend model on every repeat customer, and a repeat
+    customer with a mean spend of zero or less (zero-value orders, returns) is an InputError
+    before anything is fit; ``"positive"`` leaves those customers out of the spend fit (they
+    are still scored). ``notes``, when given, receives ``notes["spend_fit"]``: the customers
+    the spend model was fit on and how many were left out.
     """
     import numpy as np
 
     from clvmodels.scoring import connect, duckdb_source
 
+    check_choice("--spend-customers", spend_customers, SPEND_CUSTOMERS)
     purchase_cls = registry.estimator_class("purchase", purchase)
     spend_cls = registry.estimator_class("spend", spend)
     grouped_purchase, grouped_spend = is_grouped(purchase_cls), is_grouped(spend_cls)
@@ -146,8 +270,15 @@ def fit_models(
         return ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
 
     source = duckdb_source(info.path, info.format)
+    not_positive = "frequency > 0 AND NOT coalesce(monetary_value > 0, false)"
     con = connect()
     try:
+        n_repeat, n_not_positive = con.execute(
+            f"SELECT count(*) FILTER (WHERE frequency > 0), count(*) FILTER (WHERE {not_positive}) "
+            f"FROM {source}"
+        ).fetchall()[0]
+        if n_not_positive and spend_customers == "all":
+            raise not_positive_spend_error(n_not_positive, n_repeat, info.path.name)
         if grouped_purchase or grouped_spend:
             if group is None:
                 raise InputError("--model hierarchical needs --group COLUMN (e.g. channel)")
@@ -166,12 +297,28 @@ def fit_models(
         rows = con.sql(
             f"SELECT {quoted(purchase_cols)}, count(*) AS n FROM {source} GROUP BY ALL"
         ).df()
+        keep = "frequency > 0" + (
+            " AND monetary_value > 0" if spend_customers == "positive" else ""
+        )
         repeat = con.sql(
-            f"SELECT {quoted(spend_cols)}, count(*) AS n FROM {source} WHERE frequency > 0 "
-            "GROUP BY ALL"
+            f"SELECT {quoted(spend_cols)}, count(*) AS n FROM {source} WHERE {keep} GROUP BY ALL"
         ).df()
     finally:
         con.close()
+    n_spend = int(n_repeat) - (int(n_not_positive) if spend_customers == "positive" else 0)
+    spend_fit = {
+        "customers": spend_customers,
+        "n_repeat_customers": int(n_repeat),
+        "n_fitted": n_spend,
+        "n_left_out": int(n_repeat) - n_spend,
+    }
+    if notes is not None:
+        notes["spend_fit"] = spend_fit
+    if console is not None and spend_fit["n_left_out"]:
+        console.info(
+            f"spend model: fit on the {n_spend:,} repeat customers with a positive mean spend; "
+            f"left out {spend_fit['n_left_out']:,} with zero or less (--spend-customers positive)"
+        )
     for frame in (rows, repeat):
         frame.attrs["time_unit"] = info.time_unit
     if console is not None:
@@ -188,12 +335,16 @@ def fit_models(
             rows[list(purchase_cols)], weights=rows["n"].to_numpy(np.float64)
         )
     if grouped_spend:
-        spend_model = spend_cls(group=group).fit(full, **(sampling or {}))
+        spend_rows = full
+        if spend_customers == "positive":
+            spend_rows = full[~((full["frequency"] > 0) & ~(full["monetary_value"] > 0))]
+        spend_model = spend_cls(group=group).fit(spend_rows, **(sampling or {}))
     else:
         if len(repeat) == 0:
+            which = " and a positive mean spend" if spend_customers == "positive" else ""
             raise InputError(
-                f"{info.path.name} has no customers with repeat purchases (frequency > 0): the "
-                "spend model cannot be fit"
+                f"{info.path.name} has no customers with repeat purchases (frequency > 0){which}:"
+                " the spend model cannot be fit"
             )
         spend_model = spend_cls().fit(
             repeat[list(spend_cols)], weights=repeat["n"].to_numpy(np.float64)
