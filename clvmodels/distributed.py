@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels import units
-from clvmodels.errors import InputError
+from clvmodels.errors import InputError, import_optional
 from clvmodels.valuation.engine import VALUE_COLUMNS
 
 __all__ = ["rfm_summary_dask", "score_dask", "customer_equity_dask"]
@@ -87,13 +87,7 @@ SCORE_COLUMNS = list(VALUE_COLUMNS)
 
 
 def _dd():
-    try:
-        import dask.dataframe as dd
-    except ImportError as exc:  # pragma: no cover - optional extra
-        raise ImportError(
-            "clvmodels.distributed needs Dask: pip install 'clvmodels[dask]'"
-        ) from exc
-    return dd
+    return import_optional("dask.dataframe", "clvmodels.distributed")
 
 
 def _call_arguments(function, *args, **kwargs) -> dict[str, Any]:

@@ -419,7 +419,8 @@ def _frames_from_batches(batches, info: SummaryFile, columns: list[str]) -> Iter
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        frame = batch.to_pandas()
+        # pandas' own metadata would restore its index (the id column) and clash with ours
+        frame = batch.to_pandas(ignore_metadata=True)
         frame = frame.set_index(info.customer_id)
         frame.index.name = "customer_id"
         frame.attrs["time_unit"] = info.time_unit

@@ -954,12 +954,6 @@ def test_a_summary_written_by_pandas_needs_no_time_unit(work, tmp_path):
     assert clv.io.load_pipeline(tmp_path / "m").time_unit == "W"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clvmodels.scoring._frames_from_batches: batch.to_pandas() restores the pandas index "
-    "(customer_id) of a pandas-written Parquet file, then set_index fails; needs "
-    "to_pandas(ignore_metadata=True) (owner of scoring.py)",
-)
 def test_score_reads_a_pandas_written_parquet_summary(work, tmp_path):
     s = clv.datasets.load_cdnow_summary()
     s.to_parquet(tmp_path / "s.parquet")  # the unit in the pandas attrs, the id as its index
