@@ -291,6 +291,50 @@ def _rows_error(
     )
 
 
+# the row checks both engines make, with the same messages
+def _missing_ids_error(spec: _Spec, n_bad: int, examples: pd.DataFrame) -> InputError:
+    return _rows_error(spec.customer_id, "have a missing customer id", n_bad, examples, _FIX_IDS)
+
+
+def _missing_dates_error(spec: _Spec, n_bad: int, examples: pd.DataFrame) -> InputError:
+    return _rows_error(spec.datetime, "have a missing date", n_bad, examples, _FIX_MISSING_DATES)
+
+
+def _bad_dates_error(spec: _Spec, n_bad: int, examples: pd.DataFrame) -> InputError:
+    fmt = f" with datetime_format={spec.datetime_format!r}" if spec.datetime_format else ""
+    return _rows_error(
+        spec.datetime,
+        f"cannot be read as dates{fmt}",
+        n_bad,
+        examples,
+        _date_fix(spec, examples[spec.datetime].tolist()),
+    )
+
+
+def _bad_amounts_error(
+    spec: _Spec, n_bad: int, all_not_numbers: bool, examples: pd.DataFrame
+) -> InputError:
+    problem = "are not numbers" if all_not_numbers else "are missing, not numbers or infinite"
+    return _rows_error(spec.monetary, problem, n_bad, examples, _FIX_AMOUNT)
+
+
+def _negative_amounts_error(spec: _Spec, n_bad: int, examples: pd.DataFrame) -> InputError:
+    return _rows_error(spec.monetary, "are negative", n_bad, examples, _FIX_AMOUNT)
+
+
+def _after_end_error(
+    spec: _Spec, what: str, end_period: int, n_bad: int, examples: pd.DataFrame
+) -> InputError:
+    return _rows_error(
+        spec.datetime,
+        f"are after the {what} {_period_to_timestamp(end_period, spec)[:19]} ({spec.period} "
+        "periods)",
+        n_bad,
+        examples,
+        _after_end_fix(spec, what),
+    )
+
+
 def _missing_columns_error(spec: _Spec, available: list[str]) -> None:
     missing = [c for c in spec.columns if c not in available]
     if missing:
@@ -855,13 +899,7 @@ def _pandas_dates_us(frame: pd.DataFrame, spec: _Spec) -> np.ndarray:
     col = frame[spec.datetime]
     missing = col.isna().to_numpy()
     if missing.any():
-        raise _rows_error(
-            spec.datetime,
-            "have a missing date",
-            int(missing.sum()),
-            _examples(frame, spec, missing),
-            _FIX_MISSING_DATES,
-        )
+        raise _missing_dates_error(spec, int(missing.sum()), _examples(frame, spec, missing))
     if isinstance(col.dtype, pd.DatetimeTZDtype):
         col = col.dt.tz_localize(None)
     if pd.api.types.is_datetime64_dtype(col.dtype):
@@ -869,15 +907,7 @@ def _pandas_dates_us(frame: pd.DataFrame, spec: _Spec) -> np.ndarray:
     parsed = _duck_eval(frame, spec, "date")
     bad = np.ma.getmaskarray(parsed)
     if bad.any():
-        fmt = f" with datetime_format={spec.datetime_format!r}" if spec.datetime_format else ""
-        examples = _examples(frame, spec, bad)
-        raise _rows_error(
-            spec.datetime,
-            f"cannot be read as dates{fmt}",
-            int(bad.sum()),
-            examples,
-            _date_fix(spec, examples[spec.datetime].tolist()),
-        )
+        raise _bad_dates_error(spec, int(bad.sum()), _examples(frame, spec, bad))
     return np.asarray(parsed.data, dtype=np.int64)
 
 
@@ -894,21 +924,12 @@ def _pandas_amounts(frame: pd.DataFrame, spec: _Spec) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         not_number = bad & col.notna().to_numpy() & ~np.isinf(values)
-        problem = (
-            "are not numbers" if not_number[bad].all() else "are missing, not numbers or infinite"
-        )
-        raise _rows_error(
-            spec.monetary, problem, int(bad.sum()), _examples(frame, spec, bad), _FIX_AMOUNT
+        raise _bad_amounts_error(
+            spec, int(bad.sum()), bool(not_number[bad].all()), _examples(frame, spec, bad)
         )
     negative = values < 0
     if negative.any():
-        raise _rows_error(
-            spec.monetary,
-            "are negative",
-            int(negative.sum()),
-            _examples(frame, spec, negative),
-            _FIX_AMOUNT,
-        )
+        raise _negative_amounts_error(spec, int(negative.sum()), _examples(frame, spec, negative))
     return values
 
 
@@ -921,13 +942,7 @@ def _pandas_validated(kind, source, spec):
     ids = frame[spec.customer_id]
     missing = ids.isna().to_numpy()
     if missing.any():
-        raise _rows_error(
-            spec.customer_id,
-            "have a missing customer id",
-            int(missing.sum()),
-            _examples(frame, spec, missing),
-            _FIX_IDS,
-        )
+        raise _missing_ids_error(spec, int(missing.sum()), _examples(frame, spec, missing))
     stamps = _pandas_dates_us(frame, spec)
     amounts = _pandas_amounts(frame, spec) if spec.monetary is not None else None
     codes, uniques = _factorize_ids(ids)
@@ -1025,13 +1040,8 @@ def _as_index_values(ids, dtype):
 def _pandas_after(frame, spec, periods, end_period, what):
     late = periods > end_period
     if late.any():
-        raise _rows_error(
-            spec.datetime,
-            f"are after the {what} {_period_to_timestamp(end_period, spec)[:19]} ({spec.period} "
-            "periods)",
-            int(late.sum()),
-            _examples(frame, spec, late),
-            _after_end_fix(spec, what),
+        raise _after_end_error(
+            spec, what, end_period, int(late.sum()), _examples(frame, spec, late)
         )
 
 
@@ -1201,70 +1211,35 @@ class _DuckSource:
         if found["n_rows"] == 0:
             raise InputError("the transactions are empty: there is nothing to summarise")
         if found["no_id"]:
-            raise _rows_error(
-                spec.customer_id,
-                "have a missing customer id",
-                found["no_id"],
-                self.examples("cid IS NULL"),
-                _FIX_IDS,
-            )
+            raise _missing_ids_error(spec, found["no_id"], self.examples("cid IS NULL"))
         if found["no_date"]:
-            raise _rows_error(
-                spec.datetime,
-                "have a missing date",
-                found["no_date"],
-                self.examples("raw_dt IS NULL"),
-                _FIX_MISSING_DATES,
-            )
+            raise _missing_dates_error(spec, found["no_date"], self.examples("raw_dt IS NULL"))
         if self._date_error is not None:
             raise self._date_error
         if found["bad_date"]:
-            fmt = f" with datetime_format={spec.datetime_format!r}" if spec.datetime_format else ""
-            examples = self.examples("raw_dt IS NOT NULL AND ts IS NULL")
-            raise _rows_error(
-                spec.datetime,
-                f"cannot be read as dates{fmt}",
-                found["bad_date"],
-                examples,
-                _date_fix(spec, examples[spec.datetime].tolist()),
+            raise _bad_dates_error(
+                spec, found["bad_date"], self.examples("raw_dt IS NOT NULL AND ts IS NULL")
             )
         if spec.monetary is not None:
             if self._amount_error is not None:
                 raise self._amount_error
             if found["bad_amt"]:
-                problem = (
-                    "are not numbers"
-                    if found["not_number"] == found["bad_amt"]
-                    else "are missing, not numbers or infinite"
-                )
-                raise _rows_error(
-                    spec.monetary,
-                    problem,
+                raise _bad_amounts_error(
+                    spec,
                     found["bad_amt"],
+                    found["not_number"] == found["bad_amt"],
                     self.examples("amt IS NULL OR NOT isfinite(amt)"),
-                    _FIX_AMOUNT,
                 )
             if found["neg_amt"]:
-                raise _rows_error(
-                    spec.monetary,
-                    "are negative",
-                    found["neg_amt"],
-                    self.examples("amt < 0"),
-                    _FIX_AMOUNT,
-                )
+                raise _negative_amounts_error(spec, found["neg_amt"], self.examples("amt < 0"))
 
     def check_after(self, end_period: int, what: str) -> None:
         n_late = self.con.sql(f"SELECT count(*) FROM tx WHERE period > {end_period}").fetchall()[0][
             0
         ]
         if n_late:
-            raise _rows_error(
-                self.spec.datetime,
-                f"are after the {what} {_period_to_timestamp(end_period, self.spec)[:19]} "
-                f"({self.spec.period} periods)",
-                n_late,
-                self.examples(f"period > {end_period}"),
-                _after_end_fix(self.spec, what),
+            raise _after_end_error(
+                self.spec, what, end_period, n_late, self.examples(f"period > {end_period}")
             )
 
     def reduce(self, end_period, cal_period, with_holdout: bool, after_end: str):

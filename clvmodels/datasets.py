@@ -152,20 +152,18 @@ def load_cdnow_summary() -> pd.DataFrame:
 
     ``attrs["time_unit"] == "W"``. Totals: 2,457 repeat purchases, 946 repeat buyers.
     """
-    raw = pd.read_csv(cdnow_path("summary_with_transactions"))
-    out = pd.DataFrame(
+    return _read_summary(
+        "summary_with_transactions",
         {
-            "frequency": raw["x"].to_numpy(dtype="int64"),
-            "recency": raw["t_x"].to_numpy(dtype="float64"),
-            "T": raw["T"].to_numpy(dtype="float64"),
-            "monetary_value": raw["zbar"].to_numpy(dtype="float64"),
+            "frequency": ("x", "int64"),
+            "recency": ("t_x", "float64"),
+            "T": ("T", "float64"),
+            "monetary_value": ("zbar", "float64"),
         },
-        index=pd.Index(raw["ID"].to_numpy(dtype="int64"), name="customer_id"),
+        index=("ID", "customer_id"),
+        time_unit="W",
+        calibration_end=CDNOW_CALIBRATION_END,
     )
-    out.attrs["time_unit"] = "W"
-    out.attrs["calibration_end"] = CDNOW_CALIBRATION_END
-    out.attrs["source"] = f"lifetimes/datasets/{_FILES['summary_with_transactions']}"
-    return out
 
 
 def load_cdnow_calibration_holdout(which: str = "sample") -> pd.DataFrame:
@@ -209,15 +207,37 @@ def load_donations_summary() -> pd.DataFrame:
         donation, 0..6), ``n_periods`` (opportunities, always 6) and ``count`` (number of donors
         with this history). ``attrs["time_unit"] == "Y"``.
     """
-    raw = pd.read_csv(cdnow_path("donations"))
-    out = pd.DataFrame(
+    return _read_summary(
+        "donations",
         {
-            "frequency": raw["frequency"].to_numpy(dtype="int64"),
-            "recency": raw["recency"].to_numpy(dtype="int64"),
-            "n_periods": raw["periods"].to_numpy(dtype="int64"),
-            "count": raw["weights"].to_numpy(dtype="int64"),
-        }
+            "frequency": ("frequency", "int64"),
+            "recency": ("recency", "int64"),
+            "n_periods": ("periods", "int64"),
+            "count": ("weights", "int64"),
+        },
+        time_unit="Y",
     )
-    out.attrs["time_unit"] = "Y"
-    out.attrs["source"] = f"lifetimes/datasets/{_FILES['donations']}"
+
+
+def _read_summary(
+    name: str,
+    columns: dict[str, tuple[str, str]],
+    *,
+    index: tuple[str, str] | None = None,
+    time_unit: str,
+    **attrs: str,
+) -> pd.DataFrame:
+    """The CSV file ``name`` as a summary: ``columns`` maps each column to (the file's column,
+    dtype); ``index`` is (the file's int64 id column, index name). ``attrs``: ``time_unit``,
+    then ``attrs``, then ``source``."""
+    raw = pd.read_csv(cdnow_path(name))
+    out = pd.DataFrame(
+        {new: raw[old].to_numpy(dtype=dtype) for new, (old, dtype) in columns.items()},
+        index=None
+        if index is None
+        else pd.Index(raw[index[0]].to_numpy(dtype="int64"), name=index[1]),
+    )
+    out.attrs["time_unit"] = time_unit
+    out.attrs.update(attrs)
+    out.attrs["source"] = f"lifetimes/datasets/{_FILES[name]}"
     return out

@@ -62,6 +62,9 @@ __all__ = [
     "first_line",
     "format_name",
     "sql_string",
+    "check_input_file",
+    "describe_file",
+    "json_object",
 ]
 
 SUMMARY_FILE_COLUMNS = ("frequency", "recency", "T", "monetary_value")
@@ -267,17 +270,44 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _parquet_metadata(path: Path) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    raw = (pq.read_schema(path).metadata or {}).get(PARQUET_METADATA_KEY)
+def json_object(raw) -> dict[str, Any]:
+    """``raw`` (JSON text or bytes, or None) decoded when it is a JSON object, else ``{}``."""
     if raw is None:
         return {}
     try:
-        meta = json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         return {}
-    return meta if isinstance(meta, dict) else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _parquet_metadata(path: Path) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    return json_object((pq.read_schema(path).metadata or {}).get(PARQUET_METADATA_KEY))
+
+
+def check_input_file(path: Path) -> None:
+    """FileNotFoundError if ``path`` does not exist, InputError if it is a directory or empty."""
+    if not path.exists():
+        raise FileNotFoundError(f"input file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"input {path} is a directory; pass a Parquet or CSV file")
+    if path.stat().st_size == 0:
+        raise InputError(f"input file {path} is empty (0 bytes)")
+
+
+def describe_file(con, path: Path, fmt: str) -> list[tuple]:
+    """DuckDB's ``DESCRIBE`` rows (name, type, ...) of the file ``path`` in format ``fmt``, read
+    through the connection ``con``; InputError if DuckDB cannot read it."""
+    import duckdb
+
+    try:
+        return con.execute(f"DESCRIBE SELECT * FROM {duckdb_source(path, fmt)}").fetchall()
+    except duckdb.Error as exc:
+        raise InputError(
+            f"cannot read {path} as {format_name(fmt)} ({first_line(exc)}); is the file complete?"
+        ) from None
 
 
 def connect():
@@ -315,12 +345,7 @@ def inspect_summary_file(
     import duckdb
 
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"input file {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory; pass a Parquet or CSV file")
-    if path.stat().st_size == 0:
-        raise InputError(f"input file {path} is empty (0 bytes)")
+    check_input_file(path)
     fmt = file_format(path)
     metadata: dict[str, Any] = {}
     con = connect()
@@ -336,12 +361,7 @@ def inspect_summary_file(
                     f"cannot read {path} as Parquet ({first_line(exc)}); the file is corrupt or "
                     "not Parquet"
                 ) from None
-        try:
-            described = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
-        except duckdb.Error as exc:
-            raise InputError(
-                f"cannot read {path} as {format_name(fmt)} ({first_line(exc)}); is the file complete?"
-            ) from None
+        described = describe_file(con, path, fmt)
         types = {row[0]: str(row[1]).upper() for row in described}
         required = ["frequency", "recency", "T"] + (["monetary_value"] if require_monetary else [])
         missing = [c for c in [customer_id, *required] if c not in types]

@@ -46,23 +46,12 @@ def is_summary_file(path: Path, datetime_col: str) -> bool:
 
 def file_columns(path: Path, fmt: str) -> list[str]:
     """The column names of a Parquet or CSV file; InputError if it is missing or unreadable."""
-    import duckdb
+    from clvmodels.scoring import check_input_file, connect, describe_file
 
-    from clvmodels.scoring import connect, duckdb_source, first_line, format_name
-
-    if not path.exists():
-        raise FileNotFoundError(f"input file {path} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory; pass a Parquet or CSV file")
-    if path.stat().st_size == 0:
-        raise InputError(f"input file {path} is empty (0 bytes)")
+    check_input_file(path)
     con = connect()
     try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {duckdb_source(path, fmt)}").fetchall()
-    except duckdb.Error as exc:
-        raise InputError(
-            f"cannot read {path} as {format_name(fmt)} ({first_line(exc)}); is the file complete?"
-        ) from None
+        rows = describe_file(con, path, fmt)
     finally:
         con.close()
     return [r[0] for r in rows]
@@ -116,16 +105,6 @@ def summarize_transactions_file(
     return write_summary_file(summary, out), summary
 
 
-def _json_object(raw) -> dict[str, Any]:
-    if raw is None:
-        return {}
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def recorded_settings(path: Path) -> dict[str, str]:
     """What a summary file records about itself: ``time_unit`` and ``customer_id`` (the name of
     its id column), each only when recorded.
@@ -136,7 +115,7 @@ def recorded_settings(path: Path) -> dict[str, str]:
     An unreadable file records nothing here: reading it later gives the error.
     """
     from clvmodels.cli.manifest import ManifestMismatch, manifest_path, verify_manifest
-    from clvmodels.scoring import PARQUET_METADATA_KEY, file_format
+    from clvmodels.scoring import PARQUET_METADATA_KEY, file_format, json_object
 
     path = Path(path)
     out: dict[str, str] = {}
@@ -161,9 +140,9 @@ def recorded_settings(path: Path) -> dict[str, str]:
             meta = pq.read_schema(path).metadata or {}
         except (pa.ArrowException, OSError):
             meta = {}
-        take(_json_object(meta.get(PARQUET_METADATA_KEY)))
-        take({"time_unit": _json_object(meta.get(b"PANDAS_ATTRS")).get("time_unit")})
-        index = _json_object(meta.get(b"pandas")).get("index_columns") or []
+        take(json_object(meta.get(PARQUET_METADATA_KEY)))
+        take({"time_unit": json_object(meta.get(b"PANDAS_ATTRS")).get("time_unit")})
+        index = json_object(meta.get(b"pandas")).get("index_columns") or []
         if len(index) == 1 and isinstance(index[0], str) and not index[0].startswith("__"):
             take({"customer_id": index[0]})
     if manifest_path(path).is_file():
