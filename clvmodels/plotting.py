@@ -326,7 +326,7 @@ def _separate_estimator(model):
     complete-pooling fits), from :mod:`clvmodels.registry`."""
     from clvmodels import registry
 
-    family = model.family_
+    family = getattr(model, "family_", None) or model.family_class()
     for entry in registry.MAXIMUM_LIKELIHOOD:
         if entry.family is type(family):
             cls = registry.class_by_name(entry.name)
@@ -349,13 +349,16 @@ def plot_hierarchical_shrinkage(
     """Group estimates of a hierarchical model with their intervals, against no pooling.
 
     For each group the posterior mean and central ``interval`` of ``parameter`` (default: the
-    first parameter); with ``summary`` (which carries the model's group column) the separate
-    maximum-likelihood fit of each group (no pooling, hollow marker, linked by a line to the
-    hierarchical estimate) and the fit on all customers (complete pooling, dashed line) are
+    first of the model's family parameters, ``model.family_class.param_names``: ``r`` for
+    :class:`HierarchicalBetaGeo`, ``p`` for :class:`HierarchicalGammaGamma`); with ``summary``
+    (which carries the model's group column) the separate maximum-likelihood fit of each group
+    with the estimator of the model's family from :mod:`clvmodels.registry` (BG/NBD or
+    Gamma-Gamma; no pooling, hollow marker, linked by a line to the hierarchical estimate) and the fit on all customers (complete pooling, dashed line) are
     added. Groups are labelled with their number of customers. Shrinkage shows as hierarchical
     estimates pulled from the separate fits towards the pooled one, most for small groups.
     """
-    names = list(getattr(model, "param_names", ()))
+    family_class = getattr(model, "family_class", None)
+    names = list(getattr(family_class, "param_names", ()) or getattr(model, "param_names", ()))
     parameter = parameter or (names[0] if names else None)
     if parameter is None:
         raise InputError("give the parameter to plot")

@@ -131,3 +131,27 @@ def test_spend_input_errors(cdnow):
         HierarchicalGammaGamma().fit(bad, draws=10, tune=10)
     with pytest.raises(InputError, match="repeat purchases"):
         HierarchicalGammaGamma().fit(cdnow[cdnow["frequency"] == 0], draws=10, tune=10)
+
+
+def test_shrinkage_plot_uses_the_spend_family(grouped_fit, grouped_data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clvmodels.plotting import plot_hierarchical_shrinkage
+
+    df, _ = grouped_data
+    ax = plot_hierarchical_shrinkage(grouped_fit, df)  # default parameter: the family's first
+    assert ax.get_xlabel() == "p" == HierarchicalGammaGamma.family_class.param_names[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert ticks == [f"{g} (n={n:,})" for g, n in df.groupby("group").size().items()]
+    # the hollow markers are the separate Gamma-Gamma maximum-likelihood fits per group
+    separate = next(li for li in ax.get_lines() if li.get_label() == "separate fit (no pooling)")
+    for g, value in zip(grouped_fit.groups_, separate.get_xdata(), strict=True):
+        expected = GammaGamma().fit(df[df["group"] == g]).params_["p"]
+        assert value == pytest.approx(expected, rel=1e-6)
+    for name in ("q", "v"):
+        ax = plot_hierarchical_shrinkage(grouped_fit, parameter=name)
+        assert ax.get_xlabel() == name
+    plt.close("all")

@@ -18,9 +18,41 @@ distribution with a learned mean and scale, written non-centred (Betancourt & Gi
 So a group with few customers is shrunk toward ``exp(mu)`` and a group with many is not.
 ``centered=True`` samples ``log theta_g ~ N(mu, sigma)`` directly, which mixes better when every
 group is large (the likelihood then pins each group down and the non-centred form becomes a
-funnel in ``z``). The default ``centered="auto"`` uses the non-centred form unless every group
-has at least ``AUTO_CENTERED_MIN_GROUP`` (2,000) customers. With no group column, or a single group, there is no hierarchy: ``log theta ~
+funnel in ``z``). The default ``centered="auto"`` uses the non-centred form unless there are at
+least ``FEW_GROUPS`` (10) groups and every one has at least ``AUTO_CENTERED_MIN_GROUP`` (2,000)
+customers. With no group column, or a single group, there is no hierarchy: ``log theta ~
 N(m, s)``, a plain Bayesian model.
+
+Few groups
+----------
+With few groups the population scale ``sigma_theta`` is weakly identified: two or three group
+values say little about their spread, so its posterior is close to its prior, and with a wide
+prior NUTS meets both ends of it, large ``sigma`` with groups that the data pins down (a curved,
+inverted funnel in the non-centred coordinates) and ``sigma`` near 0 (the funnel of the centred
+ones). On the apparel data by acquisition channel (2 groups of 372 and 228 customers) the
+former defaults (``tau_theta = 1``, ``target_accept=0.8``) gave 53 to 78 divergent transitions
+per fit of 4 x 1,000 draws (three seeds), the centred form 575 to 770; 10,000 simulated
+customers in 3 groups of 2,000 to 5,000 (then centred by default) gave 226 to 671. As the
+hierarchical-models literature recommends for few groups (Gelman 2006, "Prior distributions for
+variance parameters in hierarchical models", *Bayesian Analysis* 1(3); the Stan prior-choice
+recommendations), the defaults are therefore
+
+* the non-centred form with fewer than ``FEW_GROUPS`` groups, however large (the 3 groups above:
+  0 divergences, but about 200 gradient evaluations per draw instead of 12: ``centered=True``
+  is faster when its diagnostics are clean);
+* ``group_sigma=None`` resolves to ``tau_theta = 0.5`` with fewer than ``FEW_GROUPS`` (10)
+  groups (a between-group sd of ``log theta`` mostly below 1: groups within a factor of about
+  e of each other), ``1`` with more, where the groups themselves identify the scale;
+* ``fit(target_accept=None)`` resolves to 0.99 for the non-centred hierarchy (smaller steps
+  through its curved regions; about twice the gradient evaluations per draw) and to 0.8
+  otherwise (ungrouped, or centred: large groups).
+
+Apparel by channel with these defaults: 0 divergences for three seeds, r_hat <= 1.005 on the
+104-week calibration and <= 1.010 on all six years (9 to 14 s per fit on 2 cores, about 125
+gradient evaluations per draw instead of 64). Give ``priors={"r": {"group_sigma": 1.0}, ...}``
+when groups are known to differ by more, and ``target_accept`` explicitly to trade robustness
+for speed. Ungrouped fits (CDNOW, the benchmarks against pymc-marketing) and many large groups
+(centred) keep their former settings.
 
 Conventions
 -----------
@@ -73,6 +105,18 @@ SCHEMA_VERSION = 1
 RHAT_MAX = 1.01
 AUTO_CENTERED_MIN_GROUP = 2000
 ESS_PER_CHAIN_MIN = 100
+
+# default scale of the half-normal prior of the between-group sd of a log-parameter
+# (``group_sigma=None``): 0.5 with fewer than FEW_GROUPS groups, 1 otherwise (see the module
+# docstring, "Few groups")
+FEW_GROUPS = 10
+GROUP_SIGMA_FEW = 0.5
+GROUP_SIGMA_MANY = 1.0
+# default NUTS target acceptance (``target_accept=None``): the non-centred hierarchy's posterior
+# has strongly curved regions (large between-group sd with groups the data pins down), where
+# the step size of the default 0.8 diverges
+TARGET_ACCEPT = 0.8
+TARGET_ACCEPT_NON_CENTERED = 0.99
 
 
 def have_module(module: str) -> bool:
@@ -299,6 +343,11 @@ class BayesianModel(FittedModel):
             name: _natural_prior(given.get(name, {}), default, name)
             for name, default in self._default_priors.items()
         }
+        n_groups = len(self.groups_) if self.groups_ else 1
+        scale = GROUP_SIGMA_FEW if n_groups < FEW_GROUPS else GROUP_SIGMA_MANY
+        for prior in priors.values():
+            if "group_sigma" in prior and prior["group_sigma"] is None:
+                prior["group_sigma"] = scale
         return self._resolve_data_priors(priors, summary)
 
     def _group_codes(self, summary: pd.DataFrame, fitting: bool) -> np.ndarray:
@@ -347,9 +396,9 @@ class BayesianModel(FittedModel):
         sampler: str = "auto",
         random_seed: int | None = None,
         method: str = "nuts",
-        target_accept: float = 0.8,
+        target_accept: float | None = None,
         cores: int | None = None,
-        progressbar: bool = False,
+        progressbar: bool = True,
         check_convergence: bool = True,
         sampler_kwargs: dict[str, Any] | None = None,
     ):
@@ -375,8 +424,18 @@ class BayesianModel(FittedModel):
             of the MLE; mean-field ADVI ignores posterior correlations (r-alpha, a-b).
         random_seed : int, optional
             Seed for the sampler (reproducible draws with the same sampler and versions).
-        target_accept : float
-            NUTS target acceptance; raise it (0.9, 0.95) when divergences are reported.
+        target_accept : float, optional
+            NUTS target acceptance. Default: 0.99 for the non-centred hierarchy (grouped fits
+            with ``centered_`` False, see "Few groups" in the module docstring), 0.8
+            otherwise; raise it (0.9-0.99) when divergences are
+            reported, lower it (0.9) to trade robustness for speed.
+        cores : int, optional
+            Chains run in parallel (default: one per CPU, at most ``chains``).
+        progressbar : bool
+            Show the sampler's progress (chains, draws, divergences so far, time left): a
+            live bar in a terminal or a Jupyter notebook (nutpie's, PyMC's or numpyro's own;
+            the variational methods show theirs); ``False`` for silence (the CLI's
+            ``--quiet``).
         sampler_kwargs : dict, optional
             Passed to the sampler (``nutpie.sample`` or ``pm.sample``), e.g.
             ``{"low_rank_modified_mass_matrix": True}`` for nutpie on strongly correlated
@@ -417,8 +476,11 @@ class BayesianModel(FittedModel):
         )
         if self.centered not in (True, False, "auto"):
             raise ValueError(f"centered must be True, False or 'auto', got {self.centered!r}")
+        # centred only for many large groups: with few groups sigma can approach 0, the funnel
+        # of the centred form (see "Few groups" in the module docstring)
         self.centered_ = (
-            bool(self._group_sizes_) and min(self._group_sizes_.values()) >= AUTO_CENTERED_MIN_GROUP
+            len(self._group_sizes_) >= FEW_GROUPS
+            and min(self._group_sizes_.values()) >= AUTO_CENTERED_MIN_GROUP
             if self.centered == "auto"
             else bool(self.centered)
         )
@@ -430,6 +492,14 @@ class BayesianModel(FittedModel):
         # resolved before the model is built: the JAX back-end (numpyro) needs the plain
         # pytensor likelihood, the others take the fused (numba / numpy) one
         self.sampler_ = resolve_sampler(sampler) if method == "nuts" else method
+        if target_accept is None:
+            target_accept = (
+                TARGET_ACCEPT_NON_CENTERED
+                if self.hierarchical_ and not self.centered_
+                else TARGET_ACCEPT
+            )
+        elif not 0.0 < float(target_accept) < 1.0:
+            raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
         t0 = time.perf_counter()
         model = self._build_model(data, coords)
         self.idata_ = self._sample(
@@ -560,16 +630,26 @@ class BayesianModel(FittedModel):
             if divergences:
                 problems.append(f"{divergences} divergent transitions after tuning")
             if problems:
+                used = (getattr(self, "fit_settings_", None) or {}).get("target_accept")
+                higher = (
+                    "a higher target_accept (0.9-0.99) against divergences"
+                    if used is None or used < TARGET_ACCEPT_NON_CENTERED
+                    else "target_accept=0.995 against divergences"
+                )
                 advice = (
-                    "Try: more tune steps and draws (fit(..., tune=2000, draws=2000)), a higher "
-                    "target_accept (0.9-0.99) against divergences"
+                    "Try: more tune steps and draws (fit(..., tune=2000, draws=2000)), "
+                    + higher
                     + (
-                        ", centered=True when every group is large (or centered=False when "
-                        "some are small)"
+                        f", centered=True when there are many ({FEW_GROUPS}+) groups and "
+                        "every one is large (or centered=False when some are small), or a "
+                        "tighter prior on the between-group scales "
+                        "(priors={name: {'group_sigma': 0.3}} for each parameter; the default "
+                        f"is {GROUP_SIGMA_FEW} with fewer than {FEW_GROUPS} groups, "
+                        f"{GROUP_SIGMA_MANY} with more)"
                         if self.hierarchical_
-                        else ""
+                        else ", or tighter priors"
                     )
-                    + ", or tighter priors."
+                    + "."
                 )
                 warnings.warn(
                     f"{type(self).__name__}: the sampler may not have converged: "

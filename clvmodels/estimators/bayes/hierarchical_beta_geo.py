@@ -46,13 +46,18 @@ Priors (weakly informative, on the log scale; override with ``priors={"r": {"mu"
 =========  =====================================================  ==========  ===============
 parameter  population mean ``mu = E[log theta]``                    prior sd    ``group_sigma``
 =========  =====================================================  ==========  ===============
-r          0                                                        2           1
-alpha      ``log(mean T / (mean frequency + 1))`` (time scale)      2           1
-a          0                                                        2           1
-b          0                                                        2           1
+r          0                                                        2           *
+alpha      ``log(mean T / (mean frequency + 1))`` (time scale)      2           *
+a          0                                                        2           *
+b          0                                                        2           *
 =========  =====================================================  ==========  ===============
 
-``group_sigma`` is the scale of the half-normal prior of the between-group sd of ``log theta``.
+``group_sigma`` is the scale of the half-normal prior of the between-group sd of ``log theta``;
+(*) by default 0.5 with fewer than 10 groups and 1 with more: with few groups that sd is weakly
+identified and a wide prior makes NUTS diverge (apparel by channel, 2 groups: 53-78 divergent
+transitions per fit before, 0 now), see "Few groups" in
+:mod:`clvmodels.estimators.bayes.bayesian`, which also explains the default
+``target_accept`` (0.99 for the non-centred hierarchy).
 Predictions are those of the BG/NBD family (:class:`clvmodels.families.bg_nbd.BetaGeoNBDFamily`)
 at each customer's parameters.
 """
@@ -206,7 +211,9 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
         ``{"r": {"mu": -1.0, "sigma": 1.0}, "coefficients": {"sigma": 0.5}}``.
     centered : bool or "auto"
         Centred hierarchy (better when every group has thousands of customers); "auto"
-        (default): centred only when every group has at least 2,000 customers.
+        (default): centred only with at least 10 groups of at least 2,000 customers each
+        (with fewer groups the centred form diverges, see "Few groups" in
+        :mod:`clvmodels.estimators.bayes.bayesian`).
 
     Examples
     --------
@@ -218,10 +225,10 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
 
     family_class: ClassVar[type[BetaGeoNBDFamily]] = BetaGeoNBDFamily
     _default_priors: ClassVar[dict[str, dict[str, float | None]]] = {
-        "r": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
-        "alpha": {"mu": None, "sigma": 2.0, "group_sigma": 1.0},
-        "a": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
-        "b": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
+        "r": {"mu": 0.0, "sigma": 2.0, "group_sigma": None},
+        "alpha": {"mu": None, "sigma": 2.0, "group_sigma": None},
+        "a": {"mu": 0.0, "sigma": 2.0, "group_sigma": None},
+        "b": {"mu": 0.0, "sigma": 2.0, "group_sigma": None},
         "coefficients": {"mu": 0.0, "sigma": 1.0},
     }
 

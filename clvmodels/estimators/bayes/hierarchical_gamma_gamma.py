@@ -23,10 +23,14 @@ Priors (weakly informative, on the log scale; override with ``priors={"p": {"mu"
 =========  ==============================================  ========  ===============
 parameter  population mean ``mu = E[log theta]``             prior sd  ``group_sigma``
 =========  ==============================================  ========  ===============
-p          0                                                 2         1
-q          1 (q near e, so the mean spend p v/(q-1) exists)  1.5       1
-v          ``log(2 * mean m)`` (the scale of spend)          2         1
+p          0                                                 2         *
+q          1 (q near e, so the mean spend p v/(q-1) exists)  1.5       *
+v          ``log(2 * mean m)`` (the scale of spend)          2         *
 =========  ==============================================  ========  ===============
+
+(*) ``group_sigma``, the scale of the half-normal prior of the between-group sd of ``log theta``:
+by default 0.5 with fewer than 10 groups and 1 with more (few groups identify that sd weakly,
+see "Few groups" in :mod:`clvmodels.estimators.bayes.bayesian`).
 
 Predictions are those of the Gamma-Gamma family
 (:class:`clvmodels.families.gamma_gamma.GammaGammaFamily`) at each customer's parameters.
@@ -108,7 +112,9 @@ class HierarchicalGammaGamma(SpendPredictions, BayesianModel):
         Overrides of the log-scale priors (see the module docstring).
     centered : bool or "auto"
         Centred hierarchy (better when every group has thousands of customers); "auto"
-        (default): centred only when every group has at least 2,000 customers.
+        (default): centred only with at least 10 groups of at least 2,000 customers each
+        (with fewer groups the centred form diverges, see "Few groups" in
+        :mod:`clvmodels.estimators.bayes.bayesian`).
 
     Examples
     --------
@@ -118,9 +124,9 @@ class HierarchicalGammaGamma(SpendPredictions, BayesianModel):
 
     family_class: ClassVar[type[GammaGammaFamily]] = GammaGammaFamily
     _default_priors: ClassVar[dict[str, dict[str, float | None]]] = {
-        "p": {"mu": 0.0, "sigma": 2.0, "group_sigma": 1.0},
-        "q": {"mu": 1.0, "sigma": 1.5, "group_sigma": 1.0},
-        "v": {"mu": None, "sigma": 2.0, "group_sigma": 1.0},
+        "p": {"mu": 0.0, "sigma": 2.0, "group_sigma": None},
+        "q": {"mu": 1.0, "sigma": 1.5, "group_sigma": None},
+        "v": {"mu": None, "sigma": 2.0, "group_sigma": None},
     }
 
     def _validate(self, summary):
