@@ -22,20 +22,6 @@ matplotlib.use("Agg")
 
 OPTIONFLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
-# Docstrings whose examples are known to fail, with the reason; they are run by
-# `test_known_failing_examples` (expected to fail) instead. Remove an entry once its examples
-# run (or carry `# doctest: +SKIP` where they need what a doctest cannot have).
-KNOWN_FAILING: dict[str, str] = {
-    "clvmodels.estimators.bayes.hierarchical_beta_geo.HierarchicalBetaGeo": (
-        "the example uses an undefined `summary` with a `channel` column and samples 4 chains "
-        "x 1000 draws (hierarchical_beta_geo.py, class docstring, Examples)"
-    ),
-    "clvmodels.estimators.bayes.hierarchical_gamma_gamma.HierarchicalGammaGamma": (
-        "the example uses an undefined `summary` with a `channel` column and samples 1000 "
-        "draws (hierarchical_gamma_gamma.py, class docstring, Examples)"
-    ),
-}
-
 
 def _module_names() -> list[str]:
     names = ["clvmodels"]
@@ -79,22 +65,8 @@ def test_modules_found():
 
 @pytest.mark.parametrize("module_name", MODULES)
 def test_docstring_examples(module_name):
-    tests = [t for t in _doctests(module_name) if t.name not in KNOWN_FAILING]
+    tests = _doctests(module_name)
     attempted, failed, report = _run(tests)
     assert failed == 0, (
         f"{failed} of {attempted} docstring examples failed in {module_name}:\n{report}"
     )
-
-
-@pytest.mark.parametrize("name", sorted(KNOWN_FAILING))
-def test_known_failing_examples(name):
-    module_name = name
-    while module_name not in MODULES:
-        module_name = module_name.rsplit(".", 1)[0]
-    tests = [t for t in _doctests(module_name) if t.name == name]
-    assert tests, f"no docstring examples named {name}: remove it from KNOWN_FAILING"
-    attempted, failed, report = _run(tests)
-    if failed:
-        pytest.xfail(f"{KNOWN_FAILING[name]}; {failed} of {attempted} examples fail")
-    # they run now: nothing to do but remove the entry
-    pytest.fail(f"the examples of {name} run now: remove it from KNOWN_FAILING")

@@ -252,6 +252,7 @@ def fit(
                 "tune": s["tune"],
                 "chains": s["chains"],
                 "random_seed": s["seed"],
+                "progressbar": not s["quiet"],
             },
             console=console,
             spend_customers=s["spend_customers"],

@@ -217,10 +217,25 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
 
     Examples
     --------
-    >>> hb = HierarchicalBetaGeo(group="channel").fit(summary, draws=1000, chains=4)
-    >>> hb.summary()                          # per-group posterior table
-    >>> hb.expected_purchases(summary, t="39W")
-    >>> draws = hb.param_draws(200, seed=0)   # (parameter, group) columns, for valuation
+    Two channels of simulated customers (a short run; the defaults are 4 chains x 1000 draws):
+
+    >>> import clvmodels as clv
+    >>> truth = {"web": dict(r=0.3, alpha=5.0, a=0.8, b=2.5),
+    ...          "store": dict(r=0.6, alpha=5.0, a=0.8, b=2.5)}
+    >>> summary = clv.simulate.simulate_grouped_beta_geo({"web": 400, "store": 400}, truth,
+    ...                                                 seed=1).rename(columns={"group": "channel"})
+    >>> import warnings
+    >>> with warnings.catch_warnings():  # so short a run may warn about convergence
+    ...     warnings.simplefilter("ignore")
+    ...     hb = HierarchicalBetaGeo(group="channel").fit(
+    ...         summary, draws=200, tune=200, chains=2, random_seed=1, progressbar=False)
+    >>> table = hb.summary()                      # per-group posterior table
+    >>> expected = hb.expected_purchases(summary, t="39W")
+    >>> bool((expected > 0).all())
+    True
+    >>> draws = hb.param_draws(100, seed=0)       # (parameter, group) columns, for valuation
+    >>> sorted({group for _, group in draws.columns})  # with a new, unseen group
+    ['__new__', 'store', 'web']
     """
 
     family_class: ClassVar[type[BetaGeoNBDFamily]] = BetaGeoNBDFamily

@@ -118,8 +118,22 @@ class HierarchicalGammaGamma(SpendPredictions, BayesianModel):
 
     Examples
     --------
-    >>> hg = HierarchicalGammaGamma(group="channel").fit(summary, draws=1000)
-    >>> hg.expected_spend(summary)            # each customer with its group's parameters
+    Two channels of simulated customers (a short run; the defaults are 4 chains x 1000 draws):
+
+    >>> import clvmodels as clv
+    >>> purchases = {g: dict(r=0.8, alpha=5.0, a=0.8, b=2.5) for g in ("web", "store")}
+    >>> spend = {"web": dict(p=6.0, q=4.0, v=15.0), "store": dict(p=6.0, q=4.0, v=30.0)}
+    >>> summary = clv.simulate.simulate_grouped_beta_geo(
+    ...     {"web": 400, "store": 400}, purchases, spend_params=spend, seed=2
+    ... ).rename(columns={"group": "channel"})
+    >>> import warnings
+    >>> with warnings.catch_warnings():  # so short a run may warn about convergence
+    ...     warnings.simplefilter("ignore")
+    ...     hg = HierarchicalGammaGamma(group="channel").fit(
+    ...         summary, draws=200, tune=200, chains=2, random_seed=1, progressbar=False)
+    >>> spend_by_customer = hg.expected_spend(summary)  # each with its group's parameters
+    >>> bool((spend_by_customer > 0).all())
+    True
     """
 
     family_class: ClassVar[type[GammaGammaFamily]] = GammaGammaFamily
