@@ -130,6 +130,7 @@ def summary_arrays(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nd
         summary["T"].to_numpy(dtype=float),
     )
 
+
 def check_weights(weights, n: int) -> np.ndarray | None:
     """Validate optional per-customer weights (non-negative, finite, length n)."""
     if weights is None:
