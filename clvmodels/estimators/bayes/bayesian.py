@@ -90,6 +90,7 @@ from clvmodels.errors import (
     TimeUnitError,
     check_columns,
     describe_rows,
+    import_optional,
 )
 from clvmodels.estimators.mle import FittedModel, draws_as_params
 from clvmodels.validation import summary_time_unit
@@ -446,6 +447,8 @@ class BayesianModel(FittedModel):
             Compute r_hat, bulk/tail ESS and divergences and warn (``ConvergenceWarning``)
             naming the offending parameters.
         """
+        for module in ("pymc", "arviz"):  # MissingExtraError naming clvmodels[bayes] if absent
+            import_optional(module, type(self).__name__)
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
