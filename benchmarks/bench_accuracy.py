@@ -16,7 +16,7 @@ Data sets
   Groups for the hierarchical model: the month of the first purchase (Jan/Feb/Mar 1997).
 * **Apparel** (600 customers, CLVTools' ``apparelTrans``; all acquired 2005-01-02): calibration
   104 weeks (to 2006-12-31), holdout to 2010-12-20 (207 weeks); groups: acquisition channel.
-  Read from ``/work/shared/data`` or ``$CLV_APPAREL_DIR``; skipped with a note when absent.
+  Read from ``tests/data`` (shipped with the repository) or ``$CLV_APPAREL_DIR``.
 * **Simulated** BG/NBD + Gamma-Gamma transactions with CDNOW-like parameters (customers acquired
   over 13 weeks, 39-week calibration, 39-week holdout), where the true parameters are known: the
   "oracle" row scores predictions made with them.
@@ -60,7 +60,9 @@ from clvmodels.io import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLOTS = RESULTS / "plots"
-APPAREL_DIR = Path(os.environ.get("CLV_APPAREL_DIR", "/work/shared/data"))
+APPAREL_DIR = Path(
+    os.environ.get("CLV_APPAREL_DIR", Path(__file__).resolve().parents[1] / "tests" / "data")
+)
 
 # columns of the Markdown table: (metric column, header, format)
 TABLE_COLUMNS = [

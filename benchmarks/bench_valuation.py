@@ -57,7 +57,7 @@ from clvmodels import valuation as V  # noqa: E402
 from clvmodels.io import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-APPAREL = ROOT.parent / "shared" / "data" / "apparel_transactions.csv"
+APPAREL = ROOT / "tests" / "data" / "apparel_transactions.csv"
 LEVELS = (0.5, 0.8, 0.9)
 
 

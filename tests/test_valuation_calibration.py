@@ -31,7 +31,7 @@ import pytest
 import clvmodels as clv
 from clvmodels.valuation import interval_coverage
 
-APPAREL = Path(__file__).resolve().parents[2] / "shared" / "data" / "apparel_transactions.csv"
+APPAREL = Path(__file__).resolve().parent / "data" / "apparel_transactions.csv"
 LEVELS = (0.5, 0.8, 0.9)
 
 
