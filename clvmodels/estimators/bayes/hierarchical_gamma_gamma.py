@@ -111,14 +111,11 @@ class HierarchicalGammaGamma(SpendPredictions, BayesianModel):
     priors : dict, optional
         Overrides of the log-scale priors (see the module docstring).
     centered : bool or "auto"
-        Centred hierarchy (better when every group has thousands of customers); "auto"
-        (default): centred only with at least 10 groups of at least 2,000 customers each
-        (with fewer groups the centred form diverges, see "Few groups" in
-        :mod:`clvmodels.estimators.bayes.bayesian`).
+        As in :class:`~clvmodels.estimators.bayes.hierarchical_beta_geo.HierarchicalBetaGeo`.
 
     Examples
     --------
-    Two channels of simulated customers (a short run; the defaults are 4 chains x 1000 draws):
+    Spend of two simulated channels, in a short run:
 
     >>> import clvmodels as clv
     >>> purchases = {g: dict(r=0.8, alpha=5.0, a=0.8, b=2.5) for g in ("web", "store")}
