@@ -67,32 +67,27 @@ def sim():
     return s
 
 
-@pytest.fixture(scope="module")
-def cdnow():
-    tx = clv.datasets.load_cdnow_transactions()
+def weekly_summary(transactions, observation_end):
+    """The weekly summary (with litt) of the transactions up to ``observation_end``."""
     return clv.rfm_summary(
-        tx,
+        transactions,
         "customer_id",
         "date",
         "amount",
-        observation_end="1997-09-30",
+        observation_end=observation_end,
         time_unit="W",
         after_observation_end="exclude",
     )
+
+
+@pytest.fixture(scope="module")
+def cdnow():
+    return weekly_summary(clv.datasets.load_cdnow_transactions(), "1997-09-30")
 
 
 @pytest.fixture(scope="module")
 def apparel():
-    tx = pd.read_csv(DATA / "apparel_transactions.csv")
-    return clv.rfm_summary(
-        tx,
-        "customer_id",
-        "date",
-        "amount",
-        observation_end="2006-12-31",
-        time_unit="W",
-        after_observation_end="exclude",
-    )
+    return weekly_summary(pd.read_csv(DATA / "apparel_transactions.csv"), "2006-12-31")
 
 
 @pytest.fixture(scope="module")
