@@ -56,7 +56,7 @@ from scipy import stats
 from clvmodels import units
 from clvmodels.errors import InputError, check_columns, describe_rows
 from clvmodels.heuristic import HeuristicCLV
-from clvmodels.validation import summary_arrays, validate_summary
+from clvmodels.validation import validate_summary
 from clvmodels.valuation.calibration import empirical_cdf_bounds, pit_interval_coverage
 
 __all__ = [
@@ -297,16 +297,14 @@ def expected_holdout_purchases(model, calibration: pd.DataFrame, durations) -> n
     model.check_unit(calibration)
     family = model.family_
     params = model.customer_params(calibration)
-    x, t_x, T = summary_arrays(calibration)
-    n = len(x)
-    p_alive = np.atleast_2d(np.asarray(family.probability_alive(params, x, t_x, T)))
+    customer = family.customer_arrays(calibration)
+    n = len(calibration)
+    p_alive = np.atleast_2d(np.asarray(family.probability_alive(params, *customer)))
     out = np.empty(n)
     for duration, mask in duration_groups(np.asarray(durations, dtype=float)):
         values = family.expected_purchases(
             customer_columns(params, mask, n),
-            x[mask],
-            t_x[mask],
-            T[mask],
+            *(a[mask] for a in customer),
             duration,
             p_alive=customer_columns({"p": p_alive}, mask, n)["p"],
         )
@@ -317,10 +315,9 @@ def expected_holdout_purchases(model, calibration: pd.DataFrame, durations) -> n
 def expected_spend_per_purchase(model, calibration: pd.DataFrame) -> np.ndarray:
     """The spend family's expected spend per transaction at the point estimate."""
     model.check_fitted()
-    x = calibration["frequency"].to_numpy(dtype=float)
-    m = calibration["monetary_value"].to_numpy(dtype=float)
-    values = model.family_.expected_spend(model.customer_params(calibration), x, m)
-    return np.broadcast_to(np.asarray(values, dtype=float), (1, len(x)))[0]
+    customer = model.family_.customer_arrays(calibration)
+    values = model.family_.expected_spend(model.customer_params(calibration), *customer)
+    return np.broadcast_to(np.asarray(values, dtype=float), (1, len(calibration)))[0]
 
 
 def _draws(model, n_draws: int, seed) -> pd.DataFrame:
@@ -357,8 +354,8 @@ def predictive_samples(
     ch = check_calibration_holdout(calibration_holdout)
     rng = np.random.default_rng(seed)
     calibration = calibration_part(ch)
-    x, t_x, T = summary_arrays(ch)
-    m = ch["monetary_value"].to_numpy(dtype=float) if spend_model is not None else None
+    customer = purchase_model.family_.customer_arrays(ch)
+    spender = spend_model.family_.customer_arrays(ch) if spend_model is not None else None
     durations = ch["duration_holdout"].to_numpy(dtype=float)
     draws = _draws(purchase_model, n_draws, seed)
     reps = max(1, int(np.ceil(n_samples / len(draws))))
@@ -375,14 +372,14 @@ def predictive_samples(
     for duration, mask in duration_groups(durations):
         sub = customer_columns(params, mask, len(ch))
         sampled = purchase_model.family_.sample_future_purchases(
-            sub, x[mask], t_x[mask], T[mask], np.array([duration]), rng
+            sub, *(a[mask] for a in customer), np.array([duration]), rng
         )
         sampled = np.asarray(sampled)[..., 0]
         counts[:, mask] = np.broadcast_to(sampled, (len(draws), int(mask.sum())))
         if spend is not None:
             sp = customer_columns(spend_params, mask, len(ch))
             amount = spend_model.family_.sample_future_spend(
-                sp, x[mask], m[mask], counts[:, mask][..., None], rng
+                sp, *(a[mask] for a in spender), counts[:, mask][..., None], rng
             )
             spend[:, mask] = np.asarray(amount)[..., 0]
     return counts, spend
@@ -393,23 +390,20 @@ def _log_predictive_score(model, calibration: pd.DataFrame, actual: pd.DataFrame
     ``purchase_probability`` (P(alive) computed once per holdout length)."""
     family = model.family_
     params = model.customer_params(calibration)
-    x, t_x, T = summary_arrays(calibration)
-    n = len(x)
+    customer = family.customer_arrays(calibration)
+    n = len(calibration)
     y = actual["purchases"].to_numpy()
     logp = np.empty(n)
     for duration, group in duration_groups(actual["duration"].to_numpy()):
         p_group = customer_columns(params, group, n)
         cols = np.flatnonzero(group)
-        p_alive = np.atleast_2d(
-            np.asarray(family.probability_alive(p_group, x[cols], t_x[cols], T[cols]))
-        )
+        in_group = tuple(a[cols] for a in customer)
+        p_alive = np.atleast_2d(np.asarray(family.probability_alive(p_group, *in_group)))
         for k in np.unique(y[cols]):
             hit = y[cols] == k
             prob = family.purchase_probability(
                 customer_columns(p_group, hit, len(cols)),
-                x[cols][hit],
-                t_x[cols][hit],
-                T[cols][hit],
+                *(a[hit] for a in in_group),
                 duration,
                 int(k),
                 p_alive=customer_columns({"p": p_alive}, hit, len(cols))["p"],

@@ -29,13 +29,7 @@ from clvmodels import units
 from clvmodels.errors import ConvergenceWarning, InputError, NotFittedError, TimeUnitError
 from clvmodels.families.base import Family, FitRows
 from clvmodels.optimize import minimize_negative_log_likelihood, numerical_hessian
-from clvmodels.validation import (
-    SUMMARY_COLUMNS,
-    check_same_unit,
-    summary_arrays,
-    summary_time_unit,
-    validate_summary,
-)
+from clvmodels.validation import check_same_unit, summary_time_unit
 
 ENGINES = ("native", "lifetimes")
 
@@ -106,25 +100,27 @@ class PurchasePredictions:
     """
 
     def _prepare(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None):
-        """``(params, x, t_x, T)`` of the customers of ``summary`` (checked against the fit)."""
+        """``(params, customer)`` of the customers of ``summary`` (checked against the fit):
+        the family's params and its ``customer_arrays`` (frequency, recency, T for the
+        RFM families)."""
         self.check_fitted()
-        validate_summary(summary)
+        self.family_.validate_summary(summary)
         self.check_unit(summary)
-        return self.customer_params(summary, draws), *summary_arrays(summary)
+        return self.customer_params(summary, draws), self.family_.customer_arrays(summary)
 
     def expected_purchases(self, summary: pd.DataFrame, t) -> pd.Series:
         """E[X(T, T+t] | frequency, recency, T]: expected purchases in the next ``t``.
 
         ``t`` is a number in the model's unit or a calendar string such as "39W".
         """
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
+        params, customer = self._prepare(summary)
+        values = self.family_.expected_purchases(params, *customer, self.to_model_time(t))
         return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_purchases")
 
     def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
         """P(the customer is still active at T | frequency, recency, T)."""
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.probability_alive(params, x, t_x, T)
+        params, customer = self._prepare(summary)
+        values = self.family_.probability_alive(params, *customer)
         return pd.Series(np.asarray(values)[0], index=summary.index, name="probability_alive")
 
     def purchase_probability(self, summary: pd.DataFrame, t, k: int) -> pd.Series:
@@ -134,8 +130,8 @@ class PurchasePredictions:
                 f"k must be a non-negative whole number of purchases (0, 1, 2, ...), got {k!r}"
             )
         k = int(k)
-        params, x, t_x, T = self._prepare(summary)
-        values = self.family_.purchase_probability(params, x, t_x, T, self.to_model_time(t), k)
+        params, customer = self._prepare(summary)
+        values = self.family_.purchase_probability(params, *customer, self.to_model_time(t), k)
         return pd.Series(np.asarray(values)[0], index=summary.index, name=f"p_{k}_purchases")
 
     def _new_customer_purchases(self, params: dict[str, np.ndarray], t) -> float | np.ndarray:
@@ -155,18 +151,16 @@ class SpendPredictions:
     :class:`PurchasePredictions`)."""
 
     def _prepare(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None):
-        """``(params, x, m)`` of the customers of ``summary`` (``frequency``,
-        ``monetary_value``)."""
+        """``(params, customer)`` of the customers of ``summary``: the family's params and its
+        ``customer_arrays`` (``frequency``, ``monetary_value`` for Gamma-Gamma)."""
         self.check_fitted()
-        validate_summary(summary, monetary=True)
-        x = summary["frequency"].to_numpy(dtype=float)
-        m = summary["monetary_value"].to_numpy(dtype=float)
-        return self.customer_params(summary, draws), x, m
+        self.family_.validate_summary(summary)
+        return self.customer_params(summary, draws), self.family_.customer_arrays(summary)
 
     def expected_spend(self, summary: pd.DataFrame) -> pd.Series:
         """Conditional expected spend per transaction; population mean for non-repeaters."""
-        params, x, m = self._prepare(summary)
-        values = self.family_.expected_spend(params, x, m)
+        params, customer = self._prepare(summary)
+        values = self.family_.expected_spend(params, *customer)
         return pd.Series(np.asarray(values)[0], index=summary.index, name="expected_spend")
 
 
@@ -491,17 +485,16 @@ class PurchaseModel(PurchasePredictions, MaximumLikelihoodModel):
 
     def fit(self, summary: pd.DataFrame, weights=None):
         """Fit by maximum likelihood on the distinct rows of the family's fitting columns."""
-        extra = tuple(c for c in self.family_class.fit_columns if c not in SUMMARY_COLUMNS)
-        validate_summary(summary, extra_columns=extra)
+        self.family_class.validate_summary(summary, fitting=True)
         return self._fit(summary, weights)
 
     def predict(self, summary: pd.DataFrame, t) -> pd.DataFrame:
         """``expected_purchases`` in the next ``t`` and ``probability_alive`` in one frame,
         P(alive) computed once for both (scoring asks for the two together)."""
-        params, x, t_x, T = self._prepare(summary)
-        alive = self.family_.probability_alive(params, x, t_x, T)
+        params, customer = self._prepare(summary)
+        alive = self.family_.probability_alive(params, *customer)
         expected = self.family_.expected_purchases(
-            params, x, t_x, T, self.to_model_time(t), p_alive=alive
+            params, *customer, self.to_model_time(t), p_alive=alive
         )
         return pd.DataFrame(
             {
@@ -526,9 +519,9 @@ class PurchaseModel(PurchasePredictions, MaximumLikelihoodModel):
         With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw, so
         parameter uncertainty is included; otherwise all use the point estimate.
         """
-        params, x, t_x, T = self._prepare(summary)
+        params, customer = self._prepare(summary)
         params, n = repeat_draws(self, summary, params, n, draws)
-        latent = self.family_.sample_latent(params, x, t_x, T, np.random.default_rng(seed))
+        latent = self.family_.sample_latent(params, *customer, np.random.default_rng(seed))
         return latent_frame(summary, n, latent)
 
 
@@ -539,7 +532,7 @@ class SpendModel(SpendPredictions, MaximumLikelihoodModel):
         """Fit on the repeat customers of ``summary`` (needs ``monetary_value``). Customers
         without repeat purchases carry no information about spend and are left out of the fit
         (they get the population mean from :meth:`expected_spend`). No time unit is needed."""
-        validate_summary(summary, monetary=True)
+        self.family_class.validate_summary(summary, fitting=True)
         return self._fit(summary, weights)
 
     def conditional_latent_draws(
@@ -550,9 +543,9 @@ class SpendModel(SpendPredictions, MaximumLikelihoodModel):
 
         With ``draws`` (e.g. ``param_draws(200)``) each latent draw uses one parameter draw.
         """
-        params, x, m = self._prepare(summary)
+        params, customer = self._prepare(summary)
         params, n = repeat_draws(self, summary, params, n, draws)
-        nu = self.family_.sample_spend_rate(params, x, m, np.random.default_rng(seed))
+        nu = self.family_.sample_spend_rate(params, *customer, np.random.default_rng(seed))
         mean_spend = np.asarray(params["p"]) / nu
         return latent_frame(summary, n, {"nu": nu, "mean_spend": mean_spend})
 

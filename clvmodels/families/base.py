@@ -10,8 +10,12 @@ Conventions
 -----------
 * ``params``: a mapping ``{name: array}`` for the names in ``param_names``, each of shape
   ``(n_draws, 1)`` (shared by all customers) or ``(n_draws, n_customers)``; scalars broadcast.
-* customers: 1-d float arrays ``x`` (frequency), ``t_x`` (recency), ``T`` (age) for purchase
-  families; ``x``, ``m`` (monetary value) for spend families.
+* customers: 1-d float arrays of the summary's ``customer_columns``, passed positionally after
+  ``params``: ``x`` (frequency), ``t_x`` (recency), ``T`` (age) for the RFM purchase families;
+  ``x``, ``m`` (monetary value) for Gamma-Gamma. A family whose customers are described by
+  other columns (a subscription's tenure and churn flag, BG/BB's number of opportunities)
+  declares them in ``customer_columns`` and checks them in ``validate_summary``; callers use
+  ``customer_arrays(summary)`` and never read the columns themselves.
 * results broadcast to ``(n_draws, n_customers)``; sampled purchase counts add a last axis of
   length ``len(t_grid)``.
 * ``p_alive``: an optional precomputed :meth:`PurchaseFamily.probability_alive` of the same
@@ -32,7 +36,7 @@ from scipy import special
 
 from clvmodels.errors import InputError
 from clvmodels.optimize import compress_rows
-from clvmodels.validation import check_weights
+from clvmodels.validation import SUMMARY_COLUMNS, check_weights, validate_summary
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,23 @@ class Family:
     label: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
     fit_columns: ClassVar[tuple[str, ...]]
+    #: the summary columns passed (as float arrays, in this order) to the prediction methods
+    customer_columns: ClassVar[tuple[str, ...]]
     #: settings searched by the estimator when given as None: name -> candidate values
     settings_grid: ClassVar[dict[str, tuple]] = {}
+
+    @classmethod
+    def customer_arrays(cls, summary: pd.DataFrame) -> tuple[np.ndarray, ...]:
+        """The ``customer_columns`` of ``summary`` as float arrays, in order."""
+        return tuple(summary[c].to_numpy(dtype=float) for c in cls.customer_columns)
+
+    @classmethod
+    def validate_summary(
+        cls, summary: pd.DataFrame, what: str = "summary", fitting: bool = False
+    ) -> pd.DataFrame:
+        """Check ``summary`` for this family (``fitting``: also the columns only the
+        likelihood reads) and return it; raise InputError naming the problem and the fix."""
+        raise NotImplementedError
 
     def settings(self) -> dict[str, Any]:
         """The family's fixed settings (``{}`` for most, ``{"k": 3}`` for CNBD-k)."""
@@ -154,9 +173,19 @@ class PurchaseFamily(Family):
     """A purchase model: likelihood, predictions and samplers (see the module docstring)."""
 
     kind: ClassVar[str] = "purchase"
-    fit_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    fit_columns: ClassVar[tuple[str, ...]] = SUMMARY_COLUMNS
+    customer_columns: ClassVar[tuple[str, ...]] = SUMMARY_COLUMNS
     #: names of the latent values returned by :meth:`sample_latent`
     latent_names: ClassVar[tuple[str, ...]] = ("alive", "lambda")
+
+    @classmethod
+    def validate_summary(
+        cls, summary: pd.DataFrame, what: str = "summary", fitting: bool = False
+    ) -> pd.DataFrame:
+        """The RFM summary checks of :func:`clvmodels.validation.validate_summary`, with the
+        family's extra fitting columns (CNBD-k's ``litt``) when ``fitting``."""
+        extra = tuple(c for c in cls.fit_columns if c not in SUMMARY_COLUMNS) if fitting else ()
+        return validate_summary(summary, extra_columns=extra, what=what)
 
     def identification_problems(self, rows: FitRows) -> list[str]:
         problems = super().identification_problems(rows)
@@ -243,6 +272,14 @@ class SpendFamily(Family):
 
     kind: ClassVar[str] = "spend"
     fit_columns: ClassVar[tuple[str, ...]] = ("frequency", "monetary_value")
+    customer_columns: ClassVar[tuple[str, ...]] = ("frequency", "monetary_value")
+
+    @classmethod
+    def validate_summary(
+        cls, summary: pd.DataFrame, what: str = "summary", fitting: bool = False
+    ) -> pd.DataFrame:
+        """The RFM summary checks with ``monetary_value``."""
+        return validate_summary(summary, monetary=True, what=what)
 
     def expected_spend(self, params, x, m):
         """E[spend per transaction | x repeat purchases of mean m]; population mean at x = 0."""

@@ -18,7 +18,6 @@ import pandas as pd
 from clvmodels import units
 from clvmodels.errors import InputError, NumericalError
 from clvmodels.families.base import PurchaseFamily
-from clvmodels.validation import summary_arrays, validate_summary
 from clvmodels.valuation.engine import as_2d
 from clvmodels.valuation.spec import DEFAULT_ANNUAL_DISCOUNT_RATE, check_discount_rate, check_model
 
@@ -80,7 +79,7 @@ def discounted_expected_residual_transactions(
     are not finite raise NumericalError.
     """
     check_model(purchase_model, "purchase_model")
-    validate_summary(summary)
+    purchase_model.family_.validate_summary(summary)
     purchase_model.check_unit(summary)
     if method not in METHODS:
         raise InputError(f"method must be 'auto', 'closed_form' or 'quadrature', got {method!r}")
@@ -95,18 +94,18 @@ def discounted_expected_residual_transactions(
             f"no closed-form DERT for {family.label} ({type(family).__name__} integrates "
             "expected_purchases numerically); use method='quadrature' or 'auto'"
         )
-    x, t_x, T = summary_arrays(summary)
+    customer = family.customer_arrays(summary)
     params = purchase_model.customer_params(summary)
-    p_alive = family.probability_alive(params, x, t_x, T)
+    p_alive = family.probability_alive(params, *customer)
     if method == "quadrature" or not has_closed_form_dert(family):
         # the base class's rule, even where the family overrides it
         dert = PurchaseFamily.discounted_expected_residual_transactions
-        values = dert(family, params, x, t_x, T, delta, p_alive=p_alive, n_nodes=n_nodes)
+        values = dert(family, params, *customer, delta, p_alive=p_alive, n_nodes=n_nodes)
     else:
         values = family.discounted_expected_residual_transactions(
-            params, x, t_x, T, delta, p_alive=p_alive
+            params, *customer, delta, p_alive=p_alive
         )
-    values = as_2d(values, 1, len(x))[0]
+    values = as_2d(values, 1, len(summary))[0]
     if not np.all(np.isfinite(values)):
         raise NumericalError(
             f"DERT is not finite for {int((~np.isfinite(values)).sum())} customers, e.g.\n"

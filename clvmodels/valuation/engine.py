@@ -37,7 +37,6 @@ import pandas as pd
 from clvmodels.errors import InputError
 from clvmodels.families.base import PurchaseFamily
 from clvmodels.families.sampling import take_flat
-from clvmodels.validation import summary_arrays, validate_summary
 from clvmodels.valuation.draws import DrawSpec, ModelDraws, params_are_shared, resolve_draws
 from clvmodels.valuation.spec import (
     PeriodGrid,
@@ -184,32 +183,40 @@ def samples_sparsely(family: PurchaseFamily) -> bool:
 
 @dataclass(frozen=True)
 class Customers:
-    """A block of customers: their rows of the summary, the arrays the families read, the
-    group of each, its costs per period (or None; ``own_costs`` when they differ between
-    customers) and, for distinct rows, its multiplicity."""
+    """A block of customers: their rows of the summary, the arrays the families read (the
+    purchase family's ``customer_columns``, then the spend family's), the group of each, its
+    costs per period (or None; ``own_costs`` when they differ between customers) and, for
+    distinct rows, its multiplicity."""
 
     summary: pd.DataFrame
-    x: np.ndarray
-    t_x: np.ndarray
-    T: np.ndarray
-    m: np.ndarray
+    purchase: tuple[np.ndarray, ...]
+    spend: tuple[np.ndarray, ...]
     codes: np.ndarray
     costs: np.ndarray | None = None
     own_costs: bool = False
     weights: np.ndarray | None = None
 
     @classmethod
-    def from_summary(cls, summary: pd.DataFrame, codes, costs, n_periods: int) -> Customers:
+    def from_summary(
+        cls, summary: pd.DataFrame, families, codes, costs, n_periods: int
+    ) -> Customers:
+        """The customers of ``summary`` for ``families`` (purchase family, spend family)."""
         n = len(summary)
-        x, t_x, T = summary_arrays(summary)
-        m = summary["monetary_value"].to_numpy(dtype=float)
+        purchase_family, spend_family = families
         codes = np.zeros(n, dtype=np.intp) if codes is None else np.asarray(codes)
         own_costs = costs is not None and costs.shape[0] > 1
         costs = None if costs is None else np.broadcast_to(costs, (n, n_periods))
-        return cls(summary, x, t_x, T, m, codes, costs, own_costs)
+        return cls(
+            summary,
+            purchase_family.customer_arrays(summary),
+            spend_family.customer_arrays(summary),
+            codes,
+            costs,
+            own_costs,
+        )
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.codes)
 
     def rows(self, index) -> Customers:
         """The customers at ``index`` (a slice or an integer array)."""
@@ -217,13 +224,10 @@ class Customers:
         def take(a):
             return None if a is None else a[index]
 
-        summary = self.summary.iloc[index]
         return Customers(
-            summary,
-            self.x[index],
-            self.t_x[index],
-            self.T[index],
-            self.m[index],
+            self.summary.iloc[index],
+            tuple(a[index] for a in self.purchase),
+            tuple(a[index] for a in self.spend),
             self.codes[index],
             take(self.costs),
             self.own_costs,
@@ -232,9 +236,10 @@ class Customers:
 
 
 def distinct_customers(customers: Customers) -> tuple[Customers, np.ndarray | None]:
-    """The distinct rows (x, t_x, T, m, group[, costs]) with their multiplicities as weights,
-    and the map customer -> distinct row (None when every row is distinct)."""
-    keys = [customers.x, customers.t_x, customers.T, customers.m, customers.codes]
+    """The distinct rows (the families' customer arrays, group[, costs]) with their
+    multiplicities as weights, and the map customer -> distinct row (None when every row is
+    distinct)."""
+    keys = [*customers.purchase, *customers.spend, customers.codes]
     if customers.own_costs:
         keys.extend(customers.costs.T)
     frame = pd.DataFrame({i: np.asarray(c) for i, c in enumerate(keys)})
@@ -305,8 +310,8 @@ class PurchasePaths:
 def point_estimate(plan: ChunkPlan, block: Customers) -> PointEstimate:
     purchase = plan.purchase_model.customer_params(block.summary, plan.point.purchase)
     spend = plan.spend_model.customer_params(block.summary, plan.point.spend)
-    p_alive = plan.purchase_model.family_.probability_alive(purchase, block.x, block.t_x, block.T)
-    expected_spend = plan.spend_model.family_.expected_spend(spend, block.x, block.m)
+    p_alive = plan.purchase_model.family_.probability_alive(purchase, *block.purchase)
+    expected_spend = plan.spend_model.family_.expected_spend(spend, *block.spend)
     return PointEstimate(purchase, spend, p_alive, expected_spend)
 
 
@@ -316,7 +321,7 @@ def point_columns(plan: ChunkPlan, block: Customers, point: PointEstimate) -> di
     c = len(block)
     if plan.grid.n_periods:
         purchases = plan.purchase_model.family_.expected_purchases(
-            point.purchase, block.x, block.t_x, block.T, plan.grid.horizon, p_alive=point.p_alive
+            point.purchase, *block.purchase, plan.grid.horizon, p_alive=point.p_alive
         )
         purchases = as_2d(purchases, 1, c)[0]
     else:
@@ -337,15 +342,13 @@ def expected_values(plan: ChunkPlan, block: Customers, point: PointEstimate):
         params, p_alive, spend = point.purchase, point.p_alive, point.expected_spend
     else:
         params = plan.purchase_model.customer_params(block.summary, plan.draws.purchase)
-        p_alive = family.probability_alive(params, block.x, block.t_x, block.T)
+        p_alive = family.probability_alive(params, *block.purchase)
         spend_params = plan.spend_model.customer_params(block.summary, plan.draws.spend)
-        spend = plan.spend_model.family_.expected_spend(spend_params, block.x, block.m)
+        spend = plan.spend_model.family_.expected_spend(spend_params, *block.spend)
     cumulative = np.stack(
         [
             as_2d(
-                family.expected_purchases(
-                    params, block.x, block.t_x, block.T, float(t), p_alive=p_alive
-                ),
+                family.expected_purchases(params, *block.purchase, float(t), p_alive=p_alive),
                 1,
                 c,
             )
@@ -368,9 +371,7 @@ def sample_purchase_paths(plan: ChunkPlan, block: Customers, params, rng) -> Pur
     """The family's sparse sample of future purchases per period, checked for shape."""
     family = plan.purchase_model.family_
     ends = plan.grid.ends
-    shape, pairs, counts = family.sample_future_purchase_periods(
-        params, block.x, block.t_x, block.T, ends, rng
-    )
+    shape, pairs, counts = family.sample_future_purchase_periods(params, *block.purchase, ends, rng)
     shape = (1,) * (2 - len(shape)) + tuple(shape)
     counts = np.asarray(counts)
     if len(shape) != 2 or shape[1] != len(block) or counts.shape != (len(pairs), len(ends)):
@@ -404,7 +405,7 @@ def spend_of_buyers(plan: ChunkPlan, block: Customers, params, paths: PurchasePa
     family = plan.spend_model.family_
     drawn = np.asarray(
         family.sample_future_spend(
-            flat, block.x[customers], block.m[customers], paths.per_period, rng
+            flat, *(a[customers] for a in block.spend), paths.per_period, rng
         )
     )
     if drawn.shape != paths.per_period.shape:
@@ -542,7 +543,9 @@ def plan_valuation(purchase_model, spend_model, summary, spec, draws: DrawSpec, 
     """Check models, summary and settings; resolve the grid, costs and draws."""
     check_model(purchase_model, "purchase_model")
     check_model(spend_model, "spend_model")
-    validate_summary(summary, monetary=True)
+    families = (purchase_model.family_, spend_model.family_)
+    for family in families:
+        family.validate_summary(summary)
     purchase_model.check_unit(summary)
     grid = spec.grid(purchase_model.time_unit_)
     costs = costs_matrix(spec.costs, summary, grid)
@@ -550,7 +553,7 @@ def plan_valuation(purchase_model, spend_model, summary, spec, draws: DrawSpec, 
     model_draws = resolve_draws(purchase_model, spend_model, spec.kind, draws)
     check_spend_draws(spend_model, model_draws.spend)
     plan = ChunkPlan(purchase_model, spend_model, spec, grid, model_draws, point, output)
-    customers = Customers.from_summary(summary, output.group_codes, costs, grid.n_periods)
+    customers = Customers.from_summary(summary, families, output.group_codes, costs, grid.n_periods)
     return plan, customers
 
 

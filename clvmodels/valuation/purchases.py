@@ -13,7 +13,6 @@ import pandas as pd
 
 from clvmodels import units
 from clvmodels.errors import InputError
-from clvmodels.validation import summary_arrays, validate_summary
 from clvmodels.valuation.draws import DrawSpec, draw_table
 from clvmodels.valuation.engine import CHUNK_ELEMENTS, RunSpec, as_2d, chunk_length, map_chunks
 from clvmodels.valuation.spec import check_kind, check_model, quantile_levels, with_amount
@@ -41,13 +40,13 @@ def count_draws(plan: CountPlan, block: pd.DataFrame, seed) -> np.ndarray:
         return np.zeros((D, c))
     family = plan.model.family_
     params = plan.model.customer_params(block, plan.draws)
-    x, t_x, T = summary_arrays(block)
+    customer = family.customer_arrays(block)
     if plan.kind == "predictive":
         cumulative = family.sample_future_purchases(
-            params, x, t_x, T, np.array([plan.horizon]), np.random.default_rng(seed)
+            params, *customer, np.array([plan.horizon]), np.random.default_rng(seed)
         )
         return np.broadcast_to(np.asarray(cumulative)[..., 0].astype(float), (D, c))
-    expected = family.expected_purchases(params, x, t_x, T, plan.horizon)
+    expected = family.expected_purchases(params, *customer, plan.horizon)
     return np.broadcast_to(as_2d(expected, 1, c), (D, c))
 
 
@@ -94,7 +93,7 @@ def predict_purchases(
     check_model(purchase_model, "purchase_model")
     check_kind(kind)
     run = RunSpec(chunk_size, n_jobs)
-    validate_summary(summary)
+    purchase_model.family_.validate_summary(summary)
     purchase_model.check_unit(summary)
     quantiles = quantile_levels(interval)
     horizon = units.to_unit(with_amount(t), purchase_model.time_unit_)
