@@ -573,6 +573,48 @@ def bg_family_negative_log_likelihood(
     return -value, -grad
 
 
+def bg_family_log_likelihood_gradient(r, alpha, a, b, x, t_x, T, shift=0.0):
+    """Per-row log-likelihood at per-row parameters (1-d arrays, or scalars) and its
+    derivatives with respect to ``log(r, alpha, a, b)``, shape ``(n_rows, 4)``, for BG/NBD
+    (``shift=0``) and MBG/NBD (``shift=1``): the formulas of
+    :func:`bg_family_negative_log_likelihood` row by row, for covariate models where every row
+    has its own alpha, a and b."""
+    r, alpha, a, b, x, t_x, T = (
+        np.ravel(v) for v in np.broadcast_arrays(*as_float(r, alpha, a, b, x, t_x, T))
+    )
+    b_post = b + x + shift
+    has_second = (x > 0) | (shift > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ab = np.where(has_second, np.log(a) - np.log(b_post - 1.0), -np.inf)
+        inv_b1 = np.where(has_second, 1.0 / (b_post - 1.0), 0.0)
+    rx = r + x
+    log_aT = np.log(alpha + T)
+    diff = np.log1p((T - t_x) / (alpha + t_x))  # log((alpha+T)/(alpha+t_x))
+    d = rx * diff + log_ab
+    ll = (
+        gammaln(rx)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + betaln(a, b_post)
+        - betaln(a, b)
+        - rx * log_aT
+        + np.logaddexp(0.0, d)
+    )
+    w = inverse_one_plus_exp(-d)  # P(inactive since t_x)
+    psi_ab, psi_abx = digamma(a + b), digamma(a + b_post)
+    g_r = digamma(rx) - digamma(r) + np.log(alpha) - log_aT + w * diff
+    g_alpha = r / alpha - rx / (alpha + T) + w * rx * (1.0 / (alpha + T) - 1.0 / (alpha + t_x))
+    g_a = psi_ab - psi_abx + w / a
+    g_b = digamma(b_post) - digamma(b) + psi_ab - psi_abx - w * inv_b1
+    return ll, np.column_stack([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+
+
+def log_likelihood_gradient(r, alpha, a, b, x, t_x, T):
+    """BG/NBD per-row log-likelihood and log-parameter gradient
+    (:func:`bg_family_log_likelihood_gradient` with ``shift=0``)."""
+    return bg_family_log_likelihood_gradient(r, alpha, a, b, x, t_x, T, shift=0.0)
+
+
 def probability_alive(r, alpha, a, b, x, t_x, T):
     """P(active at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)).
 
@@ -723,6 +765,13 @@ class BetaGeoNBDFamily(PurchaseFamily):
     param_names = PARAM_NAMES
     latent_names = ("alive", "lambda", "p")
     functions: ClassVar[ModuleType] = sys.modules[__name__]
+    #: per process, the parameters a covariate scales and the sign of its exponent, as CLVTools
+    #: (bgnbd_staticcov): alpha_i = alpha exp(-purchase' z_i), a_i = a exp(dropout' z_i),
+    #: b_i = b exp(dropout' z_i); MBG/NBD and the CNBD-k families inherit or repeat this
+    covariate_links: ClassVar[dict] = {
+        "purchase": (("alpha", -1),),
+        "dropout": (("a", 1), ("b", 1)),
+    }
 
     def make_rows(self, columns, counts) -> FitRows:
         """Distinct rows plus integer codes of recency and T for the likelihood's lookup tables
@@ -767,6 +816,11 @@ class BetaGeoNBDFamily(PurchaseFamily):
     def log_likelihood(self, params, data):
         f = self.functions
         return f.log_likelihood(*self.unpack(params), data["frequency"], data["recency"], data["T"])
+
+    def log_likelihood_gradient(self, params, data):
+        f = self.functions
+        x, t_x, T = data["frequency"], data["recency"], data["T"]
+        return f.log_likelihood_gradient(*self.unpack(params), x, t_x, T)
 
     def probability_alive(self, params, x, t_x, T):
         return self.functions.probability_alive(*self.unpack(params), x, t_x, T)

@@ -26,6 +26,8 @@ reports their correlation among repeat customers and warns when it is strong.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
@@ -101,6 +103,21 @@ def negative_log_likelihood(log_params, x, m, counts):
     return -float(value), -grad
 
 
+def log_likelihood_gradient(p, q, v, x, m):
+    """Per-row log-likelihood at per-row parameters (1-d arrays, or scalars) and its
+    derivatives with respect to ``log(p, q, v)``, shape ``(n_rows, 3)``: the formulas of
+    :func:`negative_log_likelihood` row by row, for spend covariates (every row its own v)."""
+    p, q, v, x, m = (np.ravel(a) for a in np.broadcast_arrays(*as_float(p, q, v, x, m)))
+    ll = log_likelihood(p, q, v, x, m)
+    px = p * x
+    log_vxm = np.log(v + x * m)
+    psi_pxq = digamma(px + q)
+    g_p = x * (psi_pxq - digamma(px) + np.log(m) + np.log(x) - log_vxm)
+    g_q = psi_pxq - digamma(q) + np.log(v) - log_vxm
+    g_v = q / v - (px + q) / (v + x * m)
+    return ll, np.column_stack([g_p * p, g_q * q, g_v * v])
+
+
 def conditional_expected_spend(p, q, v, x, m):
     """E[spend per transaction | x, m] = p (v + x m) / (p x + q - 1) (FHL 2005b; FH 2013).
 
@@ -164,6 +181,10 @@ class GammaGammaFamily(SpendFamily):
     name = "gamma-gamma"
     label = "Gamma-Gamma"
     param_names = PARAM_NAMES
+    #: spend covariates scale v, the scale of the spend level's prior (CLVTools' gamma):
+    #: v_i = v exp(spend' z_i), so a positive coefficient raises the expected spend
+    #: p v_i / (q - 1) proportionally
+    covariate_links: ClassVar[dict] = {"spend": (("v", 1),)}
 
     def fit_rows(self, summary: pd.DataFrame, weights=None) -> FitRows:
         """The distinct (frequency, monetary_value) rows of the repeat customers; InputError
@@ -204,6 +225,11 @@ class GammaGammaFamily(SpendFamily):
 
     def log_likelihood(self, params, data):
         return log_likelihood(*self.unpack(params), data["frequency"], data["monetary_value"])
+
+    def log_likelihood_gradient(self, params, data):
+        return log_likelihood_gradient(
+            *self.unpack(params), data["frequency"], data["monetary_value"]
+        )
 
     def fit_statistics(self, rows: FitRows) -> dict[str, float]:
         """``frequency_spend_correlation``: the (weighted) Pearson correlation of frequency and

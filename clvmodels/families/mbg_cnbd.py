@@ -718,6 +718,12 @@ class CNBDFamily(PurchaseFamily):
     k: int = 1
 
     dropout_at_zero: ClassVar[bool]
+    #: covariates as for BG/NBD (CLVTools' bgnbd_staticcov): alpha_i = alpha exp(-purchase' z_i),
+    #: a_i = a exp(dropout' z_i), b_i = b exp(dropout' z_i)
+    covariate_links: ClassVar[dict] = {
+        "purchase": (("alpha", -1),),
+        "dropout": (("a", 1), ("b", 1)),
+    }
     param_names = PARAM_NAMES
     fit_columns = ("frequency", "recency", "T", "litt")
     latent_names = ("alive", "lambda", "p", "phase")

@@ -40,6 +40,7 @@ from clvmodels.families.bg_nbd import (
     active_expected_by_history,
     active_expected_purchases,
     active_purchase_probability,
+    bg_family_log_likelihood_gradient,
     bg_family_negative_log_likelihood,
     inverse_one_plus_exp,
     log_tenure_ratio,
@@ -90,6 +91,12 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, t_x_code=None, T_code
     return bg_family_negative_log_likelihood(
         log_params, x, t_x, T, counts, t_x_code, T_code, shift=1.0
     )
+
+
+def log_likelihood_gradient(r, alpha, a, b, x, t_x, T):
+    """MBG/NBD per-row log-likelihood and log-parameter gradient
+    (:func:`~clvmodels.families.bg_nbd.bg_family_log_likelihood_gradient` with ``shift=1``)."""
+    return bg_family_log_likelihood_gradient(r, alpha, a, b, x, t_x, T, shift=1.0)
 
 
 def probability_alive(r, alpha, a, b, x, t_x, T):

@@ -65,6 +65,7 @@ All functions below are pure and vectorised: parameters broadcast against the cu
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -494,6 +495,32 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, plan=None):
     return -float(value), -grad
 
 
+def log_likelihood_gradient(r, alpha, s, beta, x, t_x, T):
+    """Per-row log-likelihood at per-row parameters (1-d arrays, or scalars) and its
+    derivatives with respect to ``log(r, alpha, s, beta)``, shape ``(n_rows, 4)``: the
+    formulas of :func:`negative_log_likelihood` (FH 2005 eq. (18) differentiated under the
+    integral sign), row by row, for covariate models where every row has its own alpha and
+    beta. The dropout integral and its moments come from the same quadrature."""
+    r, alpha, s, beta, x, t_x, T = (
+        np.ravel(v) for v in np.broadcast_arrays(*as_float(r, alpha, s, beta, x, t_x, T))
+    )
+    a = r + x
+    log_i, (m_la, m_ia, m_lb, m_ib) = _log_dropout_integral(
+        a, alpha + t_x, s + 1.0, beta + t_x, np.maximum(T - t_x, 0.0), moments=True
+    )
+    log_aT, log_bT = np.log(alpha + T), np.log(beta + T)
+    log_alive = -a * log_aT - s * log_bT
+    log_dead = np.log(s) + log_i
+    lse = np.logaddexp(log_alive, log_dead)
+    ll = gammaln(a) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + lse
+    w = np.exp(log_dead - lse)
+    g_r = digamma(a) - digamma(r) + np.log(alpha) - (1.0 - w) * log_aT - w * m_la
+    g_alpha = r / alpha - (1.0 - w) * a / (alpha + T) - w * a * m_ia
+    g_s = np.log(beta) - (1.0 - w) * log_bT + w * (1.0 / s - m_lb)
+    g_beta = s / beta - (1.0 - w) * s / (beta + T) - w * (s + 1.0) * m_ib
+    return ll, np.column_stack([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
+
+
 # --------------------------------------------------------------------------------------------
 # predictions
 # --------------------------------------------------------------------------------------------
@@ -861,6 +888,10 @@ class ParetoNBDFamily(PurchaseFamily):
     label = "Pareto/NBD"
     param_names = PARAM_NAMES
     latent_names = ("alive", "lambda", "mu")
+    #: per process, the parameters a covariate scales and the sign of its exponent: CLVTools /
+    #: Bachmann, Meierer & Naef (2021), alpha_i = alpha exp(-purchase' z_i), beta_i = beta
+    #: exp(-dropout' z_i), so a positive coefficient raises the purchase or dropout rate
+    covariate_links: ClassVar[dict] = {"purchase": (("alpha", -1),), "dropout": (("beta", -1),)}
 
     def make_rows(self, columns, counts) -> FitRows:
         """Distinct rows plus the quadrature's grouping plan (parameter-free bookkeeping that
@@ -881,6 +912,10 @@ class ParetoNBDFamily(PurchaseFamily):
     def log_likelihood(self, params, data):
         x, t_x, T = data["frequency"], data["recency"], data["T"]
         return log_likelihood(*self.unpack(params), x, t_x, T)
+
+    def log_likelihood_gradient(self, params, data):
+        x, t_x, T = data["frequency"], data["recency"], data["T"]
+        return log_likelihood_gradient(*self.unpack(params), x, t_x, T)
 
     def probability_alive(self, params, x, t_x, T):
         return probability_alive(*self.unpack(params), x, t_x, T)
