@@ -27,11 +27,14 @@ from scipy import stats
 
 from clvmodels import units
 from clvmodels.errors import ConvergenceWarning, InputError, NotFittedError, TimeUnitError
+from clvmodels.estimators import covariates as covariate_models
 from clvmodels.families.base import Family, FitRows
 from clvmodels.optimize import minimize_negative_log_likelihood, numerical_hessian
 from clvmodels.validation import check_same_unit, summary_time_unit
 
 ENGINES = ("native", "lifetimes")
+#: covariate models: a family parameter with a larger log-scale standard error is undetermined
+UNDETERMINED_LOG_SE = 5.0
 
 
 def draws_as_params(draws: pd.DataFrame, names) -> dict[str, np.ndarray]:
@@ -52,6 +55,10 @@ class FittedModel:
 
     @property
     def param_names(self) -> tuple[str, ...]:
+        """The family's parameters, then the covariate coefficients of a covariate model."""
+        design = getattr(self, "covariate_design_", None)
+        if design is not None:
+            return tuple(design.names)
         return self.family_class.param_names
 
     def check_fitted(self) -> None:
@@ -81,6 +88,9 @@ class FittedModel:
         ``(n_draws, 1)`` (every customer shares them); grouped models override this."""
         self.check_fitted()
         draws = self.point_draws() if draws is None else draws
+        design = getattr(self, "covariate_design_", None)
+        if design is not None:
+            return design.customer_params(draws, design.features(summary))
         return draws_as_params(draws, self.param_names)
 
     def __repr__(self) -> str:
@@ -174,6 +184,19 @@ class MaximumLikelihoodModel(FittedModel):
         on the distinct rows. ``"lifetimes"``: the matching ``lifetimes`` fitter finds the optimum
         (kept as ``lifetimes_fitter_``); likelihood, standard errors and predictions still come
         from the family.
+    purchase_covariates, dropout_covariates : list of str, optional
+        Static covariates of the purchase and the dropout process (purchase models), columns
+        of the summary given to ``fit`` and to every prediction; see
+        :mod:`clvmodels.estimators.covariates` (coefficients ``purchase.<column>``,
+        ``dropout.<column>`` in ``params_``; a positive one raises the rate, as in CLVTools).
+    spend_covariates : list of str, optional
+        Static covariates of a spend model's scale (``spend.<column>``).
+    penalty : float
+        L2 penalty on the covariate coefficients (``penalty * sum(coef^2)`` added to the
+        negative log-likelihood); 0 by default.
+    same_coefficients : bool or list of str
+        One coefficient for both processes of every column in both lists (``True``) or of the
+        named columns.
     **settings
         The family's settings (e.g. ``k`` for the CNBD-k models); ``None`` searches the family's
         candidate values and keeps the one with the highest likelihood.
@@ -182,8 +205,33 @@ class MaximumLikelihoodModel(FittedModel):
     #: the ``lifetimes`` fitter of this family, for engine="lifetimes" (None: not available)
     lifetimes_fitter: ClassVar[str | None] = None
 
-    def __init__(self, engine: str = "native", **settings):
+    def __init__(
+        self,
+        engine: str = "native",
+        *,
+        purchase_covariates=None,
+        dropout_covariates=None,
+        spend_covariates=None,
+        penalty: float = 0.0,
+        same_coefficients=False,
+        **settings,
+    ):
         self.engine = engine
+        self.covariates = covariate_models.check_settings(
+            self.family_class,
+            type(self).__name__,
+            {
+                "purchase": purchase_covariates,
+                "dropout": dropout_covariates,
+                "spend": spend_covariates,
+            },
+            penalty,
+            same_coefficients,
+        )
+        self.penalty = float(penalty)
+        self.same_coefficients = (
+            same_coefficients if isinstance(same_coefficients, bool) else list(same_coefficients)
+        )
         known = set(self.family_class.settings_grid)
         unknown = set(settings) - known
         if unknown:
@@ -194,8 +242,15 @@ class MaximumLikelihoodModel(FittedModel):
         self.settings = {name: settings.get(name) for name in self.family_class.settings_grid}
 
     def get_params(self) -> dict[str, Any]:
-        """The constructor arguments (scikit-learn convention)."""
-        return {"engine": self.engine, **self.settings}
+        """The constructor arguments (scikit-learn convention); the covariate ones only when
+        covariates are used."""
+        out = {"engine": self.engine, **self.settings}
+        if self.covariates:
+            for process, columns in self.covariates.items():
+                out[covariate_models.PROCESS_KEYWORDS[process]] = list(columns)
+            out["penalty"] = self.penalty
+            out["same_coefficients"] = self.same_coefficients
+        return out
 
     # ---- fitting ---------------------------------------------------------------------------
     def _candidate_families(self) -> list[Family]:
@@ -228,6 +283,39 @@ class MaximumLikelihoodModel(FittedModel):
         return self
 
     def _fit_family(self, family: Family, summary: pd.DataFrame, weights) -> dict[str, Any]:
+        if self.covariates and self.engine != "native":
+            raise ValueError("covariate models are fitted by the native engine only")
+        fit = self._fit_plain_family(family, summary, weights)
+        if self.covariates:
+            fit = self._fit_covariates(fit, summary, weights)
+        return fit
+
+    def _fit_covariates(self, plain: dict[str, Any], summary, weights) -> dict[str, Any]:
+        """The covariate model, started from the covariate-free fit ``plain`` with every
+        coefficient at 0 (see :mod:`clvmodels.estimators.covariates`)."""
+        family = plain["family"]
+        design = covariate_models.CovariateDesign.build(
+            self.family_class, self.covariates, summary, self.same_coefficients, self.penalty
+        )
+        data = covariate_models.covariate_rows(
+            family, summary, design.features(summary, "fitting summary"), weights
+        )
+        result, objective = covariate_models.fit(family, design, data, plain["log_params"])
+        coefficients = design.expansion @ result.log_params[len(design.param_names) :]
+        penalty = design.penalty * float(coefficients @ coefficients)
+        return {
+            **plain,
+            "log_params": result.log_params,
+            "converged": result.converged,
+            "message": result.message,
+            "value": float(result.neg_log_likelihood) - penalty,
+            "gradient": result.gradient,
+            "objective": objective,
+            "design": design,
+            "covariate_rows": data,
+        }
+
+    def _fit_plain_family(self, family: Family, summary: pd.DataFrame, weights) -> dict[str, Any]:
         rows = family.fit_rows(summary, weights)
         problems = family.identification_problems(rows)
         if problems:
@@ -296,7 +384,10 @@ class MaximumLikelihoodModel(FittedModel):
             self.lifetimes_fitter_ = fit["lifetimes_fitter"]
         log_params = fit["log_params"]
         self.log_likelihood_ = -fit["value"]
-        self.params_ = pd.Series(np.exp(log_params), index=list(self.param_names), dtype=float)
+        design = self.covariate_design_ = fit.get("design")
+        self.covariate_rows_ = fit.get("covariate_rows")
+        natural = np.exp(log_params) if design is None else design.reported(log_params)
+        self.params_ = pd.Series(natural, index=list(self.param_names), dtype=float)
         objective = fit["objective"]
         self.set_covariance(lambda lp: objective(lp)[1], log_params, fit["gradient"])
         for name, value in family.fit_statistics(fit["rows"]).items():
@@ -322,7 +413,9 @@ class MaximumLikelihoodModel(FittedModel):
         built on it (asymptotic draws are refused).
         """
         hessian = numerical_hessian(gradient, log_params, gradient_at_x=gradient_at_x)
-        names = list(self.param_names)
+        design = getattr(self, "covariate_design_", None)
+        # covariate models: the Hessian is over the free values (a shared coefficient once)
+        names = list(self.param_names) if design is None else design.free_names
         self.boundary_parameters_ = []
         if np.all(np.isfinite(hessian)):
             eigenvalues, vectors = np.linalg.eigh(hessian)
@@ -330,10 +423,20 @@ class MaximumLikelihoodModel(FittedModel):
         else:
             flat, vectors = np.ones(len(names), dtype=bool), np.eye(len(names))
         at_bound = np.abs(np.asarray(log_params)) >= 29.0
-        if flat.any() or at_bound.any():
-            loading = np.max(np.abs(vectors[:, flat]), axis=1) if flat.any() else 0.0
-            weak = (loading >= 0.3) | at_bound
-            self.boundary_parameters_ = [n for n, w in zip(names, weak, strict=True) if w]
+        loading = np.max(np.abs(vectors[:, flat]), axis=1) if flat.any() else np.zeros(len(names))
+        weak = (loading >= 0.3) | at_bound
+        if design is not None and not flat.any():
+            # a covariate model whose family parameter is not determined even within a factor
+            # of e^5 (log-scale standard error > 5; e.g. BG/NBD's a and b drifting to infinity
+            # together along a ridge whose curvature never quite vanishes) is on a boundary too
+            n_family = len(design.param_names)
+            log_se = np.sqrt(np.abs(np.diag(np.linalg.inv(hessian))))
+            weak[:n_family] |= log_se[:n_family] > UNDETERMINED_LOG_SE
+        if weak.any():
+            reported = names if design is None else list(self.param_names)
+            if design is not None:
+                weak = design.full_expansion @ weak.astype(float) > 0
+            self.boundary_parameters_ = [n for n, w in zip(reported, weak, strict=True) if w]
             self.converged_ = False
             self.optimizer_message_ += "; boundary or unidentified: " + ", ".join(
                 self.boundary_parameters_
@@ -342,7 +445,38 @@ class MaximumLikelihoodModel(FittedModel):
             log_cov = np.full((len(names), len(names)), np.nan)
         else:
             log_cov = np.linalg.inv(hessian)
+        if design is not None:
+            expansion = design.full_expansion
+            log_cov = expansion @ log_cov @ expansion.T
         self.set_log_covariance(log_cov)
+
+    def _positive(self) -> np.ndarray:
+        """Which reported parameters are positive (fitted on the log scale): the family's;
+        covariate coefficients are fitted as they are."""
+        return np.isin(list(self.param_names), list(self.family_class.param_names))
+
+    def _fitting_scale(self, values: np.ndarray) -> np.ndarray:
+        """Reported parameters on the fitting scale: logs of the positive ones."""
+        values = np.asarray(values, dtype=float)
+        positive = self._positive()
+        return np.where(positive, np.log(np.where(positive, values, 1.0)), values)
+
+    @property
+    def n_parameters_(self) -> int:
+        """The number of estimated parameters (a shared coefficient counted once)."""
+        return covariate_models.n_free_parameters(self)
+
+    @property
+    def aic_(self) -> float:
+        """Akaike's information criterion, ``2 k - 2 log-likelihood``."""
+        self.check_fitted()
+        return 2.0 * self.n_parameters_ - 2.0 * self.log_likelihood_
+
+    @property
+    def bic_(self) -> float:
+        """The Bayesian information criterion, ``k log(n customers) - 2 log-likelihood``."""
+        self.check_fitted()
+        return self.n_parameters_ * np.log(self.n_customers_) - 2.0 * self.log_likelihood_
 
     def _boundary_message(self) -> str:
         estimates = ", ".join(f"{n} = {self.params_[n]:.4g}" for n in self.boundary_parameters_)
@@ -362,27 +496,40 @@ class MaximumLikelihoodModel(FittedModel):
         parameters and their standard errors."""
         names = list(self.param_names)
         self.log_covariance_ = pd.DataFrame(log_cov, index=names, columns=names)
-        jac = np.diag(self.params_.to_numpy())  # delta method: d theta / d log theta
+        # delta method: d theta / d log theta (coefficients: fitted as they are)
+        jac = np.diag(np.where(self._positive(), self.params_.to_numpy(), 1.0))
         self.covariance_ = pd.DataFrame(jac @ log_cov @ jac, index=names, columns=names)
         self.standard_errors_ = pd.Series(np.sqrt(np.diag(self.covariance_)), index=names)
 
     # ---- reporting ---------------------------------------------------------------------------
     def summary(self, interval: float = 0.95) -> pd.DataFrame:
-        """Estimates, standard errors and a log-normal (positive) confidence interval."""
+        """Estimates, standard errors and a log-normal (positive) confidence interval.
+
+        Covariate models add their coefficients (``purchase.<column>``, ...) with a normal
+        interval, and columns ``z`` and ``p_value`` (Wald test of a zero coefficient; NaN for
+        the family's parameters)."""
         self.check_fitted()
         z = stats.norm.ppf(0.5 + interval / 2)
         log_se = np.sqrt(np.diag(self.log_covariance_.to_numpy()))
         est = self.params_.to_numpy()
+        se = self.standard_errors_.to_numpy()
+        positive = self._positive()
         lo, hi = f"lower_{interval:.0%}", f"upper_{interval:.0%}"
-        return pd.DataFrame(
+        table = pd.DataFrame(
             {
                 "estimate": est,
-                "se": self.standard_errors_.to_numpy(),
-                lo: est * np.exp(-z * log_se),
-                hi: est * np.exp(z * log_se),
+                "se": se,
+                lo: np.where(positive, est * np.exp(-z * log_se), est - z * se),
+                hi: np.where(positive, est * np.exp(z * log_se), est + z * se),
             },
             index=pd.Index(self.param_names, name="parameter"),
         )
+        if getattr(self, "covariate_design_", None) is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                wald = np.where(positive, np.nan, est / se)
+            table["z"] = wald
+            table["p_value"] = 2.0 * stats.norm.sf(np.abs(wald))
+        return table
 
     # ---- draws -------------------------------------------------------------------------------
     def param_draws(self, n: int = 200, method: str = "asymptotic", seed=None) -> pd.DataFrame:
@@ -399,7 +546,8 @@ class MaximumLikelihoodModel(FittedModel):
             raise ValueError(f"n must be a positive number of draws, got {n!r}")
         rng = np.random.default_rng(seed)
         names = list(self.param_names)
-        log_mle = np.log(self.params_.to_numpy())
+        log_mle = self._fitting_scale(self.params_.to_numpy())
+        positive = self._positive()
         if method == "asymptotic":
             cov = self.log_covariance_.to_numpy()
             if getattr(self, "boundary_parameters_", None):
@@ -414,7 +562,7 @@ class MaximumLikelihoodModel(FittedModel):
                     "use param_draws(method='bootstrap')"
                 )
             samples = rng.multivariate_normal(log_mle, cov, size=int(n), method="eigh")
-            return pd.DataFrame(np.exp(samples), columns=names)
+            return pd.DataFrame(np.where(positive, np.exp(samples), samples), columns=names)
         if method == "bootstrap":
             rows: FitRows | None = getattr(self, "rows_", None)
             if rows is None:
@@ -423,6 +571,9 @@ class MaximumLikelihoodModel(FittedModel):
                     "refit it or use param_draws(method='asymptotic')"
                 )
             family = self.family_
+            design = getattr(self, "covariate_design_", None)
+            if design is not None:
+                return self._covariate_bootstrap(design, int(n), rng)
             total = int(round(rows.counts.sum()))
             probabilities = rows.counts / rows.counts.sum()
             out = []
@@ -436,6 +587,22 @@ class MaximumLikelihoodModel(FittedModel):
                 out.append(np.exp(fit.log_params))
             return pd.DataFrame(np.array(out), columns=names)
         raise ValueError(f"method must be 'asymptotic' or 'bootstrap', got {method!r}")
+
+    def _covariate_bootstrap(self, design, n: int, rng) -> pd.DataFrame:
+        """Bootstrap refits of a covariate model on multinomial resamples of its rows."""
+        data = self.covariate_rows_
+        counts = data.rows.counts
+        total = int(round(counts.sum()))
+        start = design.free_of(self.params_)
+        out = []
+        for _ in range(n):
+            resampled = data.reweighted(
+                self.family_, rng.multinomial(total, counts / counts.sum()).astype(float)
+            )
+            objective = covariate_models.objective_function(self.family_, design, resampled)
+            fit = minimize_negative_log_likelihood(objective, start)
+            out.append(design.reported(fit.log_params))
+        return pd.DataFrame(np.array(out), columns=list(self.param_names))
 
     # ---- persistence (JSON, no pickle) ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -453,6 +620,11 @@ class MaximumLikelihoodModel(FittedModel):
             "boundary_parameters": list(getattr(self, "boundary_parameters_", [])),
             "optimizer_message": self.optimizer_message_,
             "n_customers": self.n_customers_,
+            **(
+                {"covariates": self.covariate_design_.to_dict()}
+                if getattr(self, "covariate_design_", None) is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -464,7 +636,13 @@ class MaximumLikelihoodModel(FittedModel):
         model.family_ = cls.family_class(**payload.get("family", {}))
         for name, value in model.family_.settings().items():
             setattr(model, f"{name}_", value)
-        names = list(cls.family_class.param_names)
+        model.covariate_design_ = None
+        if payload.get("covariates") is not None:
+            model.covariate_design_ = covariate_models.CovariateDesign.from_dict(
+                cls.family_class, payload["covariates"]
+            )
+        model.covariate_rows_ = None
+        names = list(model.param_names)
         model.time_unit_ = payload["time_unit"]
         model.params_ = pd.Series([payload["params"][k] for k in names], index=names, dtype=float)
         model.set_log_covariance(np.array(payload["log_covariance"], dtype=float))
