@@ -19,12 +19,15 @@ from types import MappingProxyType
 
 from clvmodels.estimators.mle import PurchaseModel, SpendModel
 from clvmodels.families.base import Family
+from clvmodels.families.beta_discrete_weibull import BetaDiscreteWeibullFamily
+from clvmodels.families.bg_bb import BetaGeoBetaBinomFamily
 from clvmodels.families.bg_cnbd import BetaGeoCNBDFamily
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
 from clvmodels.families.gamma_gamma import GammaGammaFamily
 from clvmodels.families.mbg_cnbd import ModifiedBetaGeoCNBDFamily
 from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
 from clvmodels.families.pareto_nbd import ParetoNBDFamily
+from clvmodels.families.shifted_beta_geo import ShiftedBetaGeoFamily
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ MAXIMUM_LIKELIHOOD: tuple[MaximumLikelihoodEntry, ...] = (
     ),
     MaximumLikelihoodEntry("bgcnbd", "BetaGeoCNBD", BetaGeoCNBDFamily),
     MaximumLikelihoodEntry("mbgcnbd", "ModifiedBetaGeoCNBD", ModifiedBetaGeoCNBDFamily),
+    MaximumLikelihoodEntry(
+        "bgbb", "BetaGeoBetaBinom", BetaGeoBetaBinomFamily, "BetaGeoBetaBinomFitter"
+    ),
+    MaximumLikelihoodEntry("sbg", "ShiftedBetaGeo", ShiftedBetaGeoFamily),
+    MaximumLikelihoodEntry("bdw", "BetaDiscreteWeibull", BetaDiscreteWeibullFamily),
     MaximumLikelihoodEntry("gamma-gamma", "GammaGamma", GammaGammaFamily, "GammaGammaFitter"),
 )
 

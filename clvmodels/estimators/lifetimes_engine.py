@@ -70,6 +70,9 @@ def fit_with_lifetimes(fitter_name: str, family, summary: pd.DataFrame, weights,
         keep = x > 0 if weights is None else (x > 0) & (np.asarray(weights, float) > 0)
         kwargs = {} if weights is None else {"weights": np.asarray(weights, float)[keep]}
         return _run(fitter, x[keep], m[keep], **kwargs)
+    if fitter_name == "BetaGeoBetaBinomFitter":  # the compressed (x, t_x, n) table with counts
+        columns = tuple(rows[c] for c in family.fit_columns)
+        return _run(fitter, *columns, weights=rows.counts)
     if fitter_name == "ParetoNBDFitter":
         columns = (rows["frequency"], rows["recency"], rows["T"])
         options = {"initial_params": np.ones(4), "tol": 1e-10, "maxiter": 20000}
