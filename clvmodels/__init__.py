@@ -42,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     # persistence
     "save_model": "clvmodels.io",
     "load_model": "clvmodels.io",
+    # time-varying covariates
+    "TimeVaryingParetoNBD": "clvmodels.estimators.time_varying",
+    "calendar_covariates": "clvmodels.calendar",
 }
 _SUBMODULES = {
     "families",

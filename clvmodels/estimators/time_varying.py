@@ -1,0 +1,614 @@
+"""The time-varying Pareto/NBD estimator (Bachmann, Meierer & Naef 2021), fitted by maximum
+likelihood on the family :mod:`clvmodels.families.pareto_nbd_dyncov`.
+
+Covariates come as a long table, one row per customer and period: ``customer_id, date,
+<columns>`` with ``date`` the start of each period on a regular grid (weekly, say). A table
+without ``customer_id`` applies to every customer (calendar covariates such as
+:func:`clvmodels.calendar.calendar_covariates` builds). The table must cover each customer from
+the period of their first purchase to the end of calibration for the fit, and to the end of the
+horizon for forecasts: :meth:`TimeVaryingParetoNBD.with_future_covariates` adds the future
+periods; a period that is not given is an :class:`~clvmodels.errors.InputError`, never carried
+forward.
+
+The purchase term of the likelihood needs the covariates at each repeat purchase, so the fit
+takes the transactions too (not needed when every purchase covariate is constant over each
+customer's calibration period).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from clvmodels import units
+from clvmodels.errors import ConvergenceWarning, InputError, TimeUnitError
+from clvmodels.estimators.mle import FittedModel, PurchasePredictions
+from clvmodels.families.base import FitRows
+from clvmodels.families.pareto_nbd import ParetoNBDFamily
+from clvmodels.families.pareto_nbd_dyncov import (
+    PARAM_NAMES,
+    ParetoNBDDynamicCovariatesFamily,
+    log_likelihood_terms,
+)
+from clvmodels.optimize import compress_rows, minimize_negative_log_likelihood, numerical_hessian
+from clvmodels.validation import summary_time_unit
+
+ID_COLUMN = "customer_id"
+DATE_COLUMN = "date"
+
+
+class CovariateTable:
+    """A covariate table on its regular calendar grid: ``values`` of shape ``(n_paths,
+    n_periods, n_columns)`` (NaN where not given), the grid's ``origin`` and ``spacing``, and
+    ``ids`` (the customer of each path; None for one path shared by all customers)."""
+
+    def __init__(self, table: pd.DataFrame, columns: list[str]):
+        if not isinstance(table, pd.DataFrame):
+            raise InputError(
+                f"covariates must be a pandas DataFrame with columns {DATE_COLUMN!r}, "
+                f"[{ID_COLUMN!r},] {columns}; got {type(table).__name__}"
+            )
+        missing = [c for c in (DATE_COLUMN, *columns) if c not in table.columns]
+        if missing:
+            raise InputError(
+                f"the covariate table has no column(s) {missing}; it needs {DATE_COLUMN!r} (the "
+                f"start of each period), optionally {ID_COLUMN!r}, and the covariates {columns}"
+            )
+        self.columns = list(columns)
+        self.table = table[[c for c in (ID_COLUMN, DATE_COLUMN) if c in table.columns] + columns]
+        dates = pd.to_datetime(table[DATE_COLUMN], errors="coerce")
+        if dates.isna().any():
+            rows = table.index[dates.isna()][:5].tolist()
+            raise InputError(
+                f"the covariate table's {DATE_COLUMN!r} has missing or unreadable dates in rows "
+                f"{rows}. Fix: give every row a date (the start of its period)."
+            )
+        data = table[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise InputError(
+                f"the covariate table has {int(bad.any(axis=1).sum())} rows with missing or "
+                f"non-numeric values, e.g. row {table.index[row]!r}, column {columns[col]!r}. Fix: "
+                "fill them (categorical columns as 0/1 indicator columns); missing values are "
+                "never imputed."
+            )
+        distinct = np.unique(dates.to_numpy())
+        steps = np.diff(distinct)
+        if len(distinct) < 2:
+            raise InputError("the covariate table needs at least two periods (dates)")
+        spacing = steps.min()
+        offsets = (distinct - distinct[0]) / spacing
+        if not np.allclose(offsets, np.round(offsets)):
+            odd = distinct[~np.isclose(offsets, np.round(offsets))][:3]
+            raise InputError(
+                f"the covariate dates are not on a regular grid of {pd.Timedelta(spacing)} (e.g. "
+                f"{[str(pd.Timestamp(d).date()) for d in odd]}). Fix: one row per period, dated "
+                "at the start of the period, with equal periods (e.g. weekly)."
+            )
+        self.origin = pd.Timestamp(distinct[0])
+        self.spacing = pd.Timedelta(spacing)
+        period = np.round((dates.to_numpy() - distinct[0]) / spacing).astype(np.int64)
+        n_periods = int(period.max()) + 1
+        if ID_COLUMN in table.columns:
+            ids, codes = np.unique(table[ID_COLUMN].to_numpy(), return_inverse=True)
+            self.ids = pd.Index(ids)
+        else:
+            codes = np.zeros(len(table), dtype=np.int64)
+            self.ids = None
+        n_paths = 1 if self.ids is None else len(self.ids)
+        key = codes.astype(np.int64) * n_periods + period
+        if len(np.unique(key)) < len(key):
+            dup = pd.Series(key).duplicated(keep=False).to_numpy()
+            raise InputError(
+                f"the covariate table has {int(dup.sum())} rows for a customer and period given "
+                f"twice, e.g. rows {table.index[dup][:4].tolist()}. Fix: one row per customer "
+                "and period."
+            )
+        self.values = np.full((n_paths, n_periods, len(columns)), np.nan)
+        self.values[codes, period] = data
+
+    def period_of(self, dates) -> np.ndarray:
+        """The (fractional) grid position of ``dates``: 0 at the origin, 1 a period later."""
+        return (pd.to_datetime(dates).to_numpy() - self.origin.to_datetime64()) / self.spacing
+
+
+def combine_tables(first: pd.DataFrame, second: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The rows of both covariate tables; a customer and period in both must agree."""
+    keys = [c for c in (ID_COLUMN, DATE_COLUMN) if c in first.columns]
+    if keys != [c for c in (ID_COLUMN, DATE_COLUMN) if c in second.columns]:
+        raise InputError(
+            f"the future covariate table must have the same key columns as the fitted one ({keys})"
+        )
+    a = first[keys + columns].assign(**{DATE_COLUMN: pd.to_datetime(first[DATE_COLUMN])})
+    b = second[keys + columns].assign(**{DATE_COLUMN: pd.to_datetime(second[DATE_COLUMN])})
+    both = a.merge(b, on=keys, suffixes=("", "_new"))
+    for c in columns:
+        if not np.allclose(both[c].to_numpy(float), both[f"{c}_new"].to_numpy(float)):
+            raise InputError(
+                f"the future covariate table gives other values of {c!r} for periods already in "
+                "the fitted table; give only new periods (or the same values)"
+            )
+    return pd.concat([a, b], ignore_index=True).drop_duplicates(keys, keep="first")
+
+
+class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
+    """Pareto/NBD with time-varying covariates on the purchase and the dropout process
+    (Bachmann, Meierer & Naef 2021; the math in :mod:`clvmodels.families.pareto_nbd_dyncov`).
+
+    Parameters
+    ----------
+    purchase_covariates, dropout_covariates : list of str
+        Columns of the covariate table that move the purchase / dropout rate; a positive
+        coefficient raises the rate (CLVTools' ``trans.x`` is ``purchase.x``, ``life.x`` is
+        ``dropout.x``). A static covariate (gender) is a column constant over a customer's rows.
+
+    Fitted attributes: ``params_`` (``r, alpha, s, beta, purchase.<col>..., dropout.<col>...``),
+    ``log_likelihood_``, ``covariance_``, ``standard_errors_``, ``converged_``.
+
+    Examples
+    --------
+    >>> import clvmodels as clv
+    >>> model = clv.TimeVaryingParetoNBD(["high_season"], ["high_season"])  # doctest: +SKIP
+    >>> model.fit(summary, covariates=table, transactions=transactions)  # doctest: +SKIP
+    >>> future = model.with_future_covariates(future_table)  # doctest: +SKIP
+    >>> future.expected_purchases(summary, t=52)  # doctest: +SKIP
+    """
+
+    family_class = ParetoNBDDynamicCovariatesFamily
+
+    def __init__(self, purchase_covariates=(), dropout_covariates=()):
+        self.purchase_covariates = list(purchase_covariates)
+        self.dropout_covariates = list(dropout_covariates)
+        for name, cols in (
+            ("purchase", self.purchase_covariates),
+            ("dropout", self.dropout_covariates),
+        ):
+            if len(set(cols)) < len(cols) or not all(isinstance(c, str) for c in cols):
+                raise InputError(f"{name}_covariates must be distinct column names, got {cols!r}")
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "purchase_covariates": list(self.purchase_covariates),
+            "dropout_covariates": list(self.dropout_covariates),
+        }
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return (
+            *PARAM_NAMES,
+            *(f"purchase.{c}" for c in self.purchase_covariates),
+            *(f"dropout.{c}" for c in self.dropout_covariates),
+        )
+
+    @property
+    def covariate_columns(self) -> list[str]:
+        return list(dict.fromkeys(self.purchase_covariates + self.dropout_covariates))
+
+    # ---- paths ------------------------------------------------------------------------------
+    def _observation_end(self, summary: pd.DataFrame, observation_end=None) -> pd.Timestamp:
+        value = (
+            observation_end if observation_end is not None else summary.attrs.get("observation_end")
+        )
+        if value is None:
+            raise InputError(
+                "the time-varying Pareto/NBD places each customer on the calendar from the "
+                "observation end and T; the summary has no attrs['observation_end']. Fix: build it "
+                "with clvmodels.rfm_summary(..., observation_end=...) or pass observation_end=."
+            )
+        return pd.Timestamp(value)
+
+    def _paths(self, summary: pd.DataFrame, table: CovariateTable, observation_end, horizon: float):
+        """Per-customer ``path``, ``start_period``, ``first_period_length`` and the grid's
+        ``period_length`` (model units); checks that the table covers (0, T + horizon)."""
+        unit_days = units.days_per(self.time_unit_)
+        T = summary["T"].to_numpy(dtype=float)
+        birth = observation_end.to_datetime64() - (T * unit_days * 86400e9).astype(
+            "timedelta64[ns]"
+        )
+        position = table.period_of(birth)
+        start = np.floor(position + 1e-9).astype(np.int64)
+        if np.any(start < 0):
+            bad = summary.index[start < 0][:5].tolist()
+            raise InputError(
+                f"the covariate table starts on {table.origin.date()}, after the first purchase of "
+                f"{int((start < 0).sum())} customers (e.g. {bad}). Fix: give covariates from "
+                "each customer's first purchase on."
+            )
+        period_length = table.spacing / pd.Timedelta(days=unit_days)
+        first_length = (start + 1 - position) * period_length
+        end = T + horizon
+        needed = 1 + np.maximum(np.ceil((end - first_length) / period_length - 1e-9), 0).astype(
+            np.int64
+        )
+        if table.ids is None:
+            path = np.zeros(len(summary), dtype=np.int64)
+        else:
+            path = table.ids.get_indexer(summary.index)
+            if np.any(path < 0):
+                bad = summary.index[path < 0][:5].tolist()
+                raise InputError(
+                    f"{int((path < 0).sum())} customers of the summary have no rows in the "
+                    f"covariate table (e.g. {bad}). Fix: give every customer's covariates "
+                    "(a table without customer_id applies to all customers)."
+                )
+        finite = np.isfinite(table.values).all(axis=2)
+        gaps = np.concatenate([np.zeros((finite.shape[0], 1)), np.cumsum(~finite, axis=1)], axis=1)
+        stop = start + needed
+        too_long = stop > finite.shape[1]
+        clipped = np.minimum(stop, finite.shape[1])
+        holes = gaps[path, clipped] - gaps[path, np.minimum(start, finite.shape[1])] > 0
+        bad = too_long | holes
+        if bad.any():
+            first_bad = np.flatnonzero(bad)[:5]
+            last = table.origin + table.spacing * int(stop[first_bad[0]] - 1)
+            raise InputError(
+                f"the covariate table does not cover {int(bad.sum())} customers from their first "
+                f"purchase to {'the end of calibration' if horizon == 0 else 'the end of the horizon'}"
+                f" (e.g. customers {summary.index[first_bad].tolist()}, whose periods run to "
+                f"{last.date()}). Fix: give every period (future ones with "
+                "with_future_covariates); a missing period is never carried forward."
+            )
+        return path, start, first_length, float(period_length)
+
+    def _purchase_sums(
+        self,
+        summary,
+        table: CovariateTable,
+        path,
+        start,
+        first_length,
+        period_length,
+        transactions,
+        observation_end,
+    ):
+        """sum over each customer's repeat purchases of the purchase covariates."""
+        k1 = len(self.purchase_covariates)
+        x = summary["frequency"].to_numpy(dtype=float)
+        index = [table.columns.index(c) for c in self.purchase_covariates]
+        if k1 == 0:
+            return np.zeros((len(summary), 0))
+        if transactions is None:
+            T = summary["T"].to_numpy(dtype=float)
+            needed = 1 + np.maximum(np.ceil((T - first_length) / period_length - 1e-9), 0).astype(
+                int
+            )
+            values = table.values[:, :, index]
+            constant = all(
+                np.all(
+                    values[path[i], start[i] : start[i] + needed[i]] == values[path[i], start[i]]
+                )
+                for i in range(len(summary))
+            )
+            if not constant:
+                raise InputError(
+                    "the purchase covariates vary over time, so the likelihood needs each repeat "
+                    "purchase's date. Fix: pass transactions= (customer_id, date) to fit."
+                )
+            return x[:, None] * values[path, start]
+        missing = [c for c in (ID_COLUMN, DATE_COLUMN) if c not in transactions.columns]
+        if missing:
+            raise InputError(f"transactions need the columns {ID_COLUMN!r} and {DATE_COLUMN!r}")
+        days = pd.to_datetime(transactions[DATE_COLUMN]).dt.normalize()
+        tx = pd.DataFrame({"id": transactions[ID_COLUMN].to_numpy(), "day": days.to_numpy()})
+        tx = tx[tx["day"] <= observation_end.normalize()].drop_duplicates()
+        tx = tx.sort_values(["id", "day"])
+        tx = tx[tx.duplicated("id")]  # repeat purchases: every day after the first
+        owner = summary.index.get_indexer(tx["id"].to_numpy())
+        tx, owner = tx[owner >= 0], owner[owner >= 0]
+        counts = np.bincount(owner, minlength=len(summary))
+        if not np.array_equal(counts, x.astype(np.int64)):
+            bad = summary.index[counts != x][:5].tolist()
+            raise InputError(
+                "the transactions do not match the summary's frequency (repeat purchase days up "
+                f"to the observation end) for {int((counts != x).sum())} customers, e.g. {bad}. "
+                "Fix: pass the transactions the summary was built from (rfm_summary with "
+                "purchase_period='D')."
+            )
+        period = np.floor(table.period_of(tx["day"].to_numpy()) + 1e-9).astype(np.int64)
+        if np.any(period >= table.values.shape[1]):
+            raise InputError("the covariate table ends before some repeat purchases")
+        at_purchase = table.values[path[owner], period][:, index]
+        if not np.all(np.isfinite(at_purchase)):
+            raise InputError("the covariate table misses the periods of some repeat purchases")
+        sums = np.zeros((len(summary), k1))
+        np.add.at(sums, owner, at_purchase)
+        return sums
+
+    # ---- fitting ----------------------------------------------------------------------------
+    def fit(
+        self,
+        summary: pd.DataFrame,
+        covariates: pd.DataFrame,
+        transactions: pd.DataFrame | None = None,
+        *,
+        observation_end=None,
+    ):
+        """Fit by maximum likelihood.
+
+        Parameters
+        ----------
+        summary : the RFM summary (``rfm_summary``), with ``attrs['observation_end']``.
+        covariates : long table ``customer_id, date, <columns>`` (or ``date, <columns>`` for
+            covariates shared by all customers) on a regular grid of period starts, covering
+            each customer from the period of the first purchase to the observation end.
+        transactions : ``customer_id, date`` of the purchases (needed when a purchase
+            covariate varies within a customer's calibration period).
+        observation_end : defaults to ``summary.attrs['observation_end']``.
+        """
+        ParetoNBDDynamicCovariatesFamily.validate_summary(summary, fitting=True)
+        self.time_unit_ = summary_time_unit(summary)
+        if self.time_unit_ is None:
+            raise TimeUnitError(
+                "the summary has no time unit; build it with rfm_summary(..., time_unit='W')"
+            )
+        end = self._observation_end(summary, observation_end)
+        table = CovariateTable(covariates, self.covariate_columns)
+        path, start, first, period_length = self._paths(summary, table, end, 0.0)
+        sums = self._purchase_sums(
+            summary, table, path, start, first, period_length, transactions, end
+        )
+        family = ParetoNBDDynamicCovariatesFamily(len(self.purchase_covariates))
+        rows = self._rows(summary, table, path, start, first, period_length, sums)
+        start_point = self._initial(summary)
+
+        def objective(theta):
+            return family.negative_log_likelihood(theta, rows)
+
+        result = minimize_negative_log_likelihood(objective, start_point)
+        if not result.converged:
+            polish = minimize_negative_log_likelihood(objective, result.log_params)
+            if polish.neg_log_likelihood <= result.neg_log_likelihood:
+                result = polish
+        self.family_ = family
+        self.covariates_ = table.table
+        self.observation_end_ = end
+        self.rows_ = rows
+        self.theta_ = np.asarray(result.log_params, dtype=float)
+        self.log_likelihood_ = -float(result.neg_log_likelihood)
+        self.converged_ = bool(result.converged)
+        self.optimizer_message_ = result.message
+        self.n_customers_ = float(len(summary))
+        self.params_ = pd.Series(self._natural(self.theta_), index=list(self.param_names))
+        hessian = numerical_hessian(
+            lambda th: objective(th)[1], self.theta_, gradient_at_x=result.gradient
+        )
+        self._set_covariance(hessian)
+        return self
+
+    def _rows(self, summary, table, path, start, first, period_length, sums) -> FitRows:
+        purchase = [table.columns.index(c) for c in self.purchase_covariates]
+        dropout = [table.columns.index(c) for c in self.dropout_covariates]
+        columns = {
+            "frequency": summary["frequency"].to_numpy(dtype=float),
+            "recency": summary["recency"].to_numpy(dtype=float),
+            "T": summary["T"].to_numpy(dtype=float),
+            "path": path.astype(float),
+            "start_period": start.astype(float),
+            "first_period_length": first,
+        }
+        names = list(columns)
+        arrays = list(columns.values()) + [sums[:, j] for j in range(sums.shape[1])]
+        *unique, counts = compress_rows(*arrays)
+        distinct = dict(zip(names, unique[: len(names)], strict=True))
+        distinct_sums = (
+            np.column_stack(unique[len(names) :]) if sums.shape[1] else np.zeros((len(counts), 0))
+        )
+        aux = {
+            "period_length": period_length,
+            "purchase_covariates": np.ascontiguousarray(table.values[:, :, purchase]),
+            "dropout_covariates": np.ascontiguousarray(table.values[:, :, dropout]),
+            "purchase_sums": np.ascontiguousarray(distinct_sums),
+        }
+        return FitRows(distinct, np.asarray(counts, dtype=float), aux)
+
+    def _initial(self, summary) -> np.ndarray:
+        """The plain Pareto/NBD optimum with all coefficients 0."""
+        family = ParetoNBDFamily()
+        rows = family.fit_rows(summary)
+        plain = minimize_negative_log_likelihood(
+            lambda lp: family.negative_log_likelihood(lp, rows), family.initial_log_params(rows)
+        )
+        k = len(self.purchase_covariates) + len(self.dropout_covariates)
+        return np.concatenate([plain.log_params, np.zeros(k)])
+
+    def _natural(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        out = theta.copy()
+        out[..., :4] = np.exp(theta[..., :4])
+        return out
+
+    def _set_covariance(self, hessian: np.ndarray) -> None:
+        """Observed-information covariance of ``theta`` (log r, log alpha, log s, log beta,
+        coefficients). Parameters on a flat direction of the information (a coefficient
+        drifting to +-infinity, e.g. no dropout at all in some season) are listed in
+        ``boundary_parameters_`` with a warning; the others get the covariance conditional on
+        them (the sub-matrix of the information), the boundary ones NaN."""
+        names = list(self.param_names)
+        k = len(names)
+        self.boundary_parameters_ = []
+        cov = np.full((k, k), np.nan)
+        if np.all(np.isfinite(hessian)):
+            eigenvalues, vectors = np.linalg.eigh(hessian)
+            flat = eigenvalues <= 1e-7 * max(float(eigenvalues.max()), 0.0)
+            weak = np.zeros(k, dtype=bool)
+            if flat.any():
+                weak = np.max(np.abs(vectors[:, flat]), axis=1) >= 0.3
+            weak |= np.abs(self.theta_) >= 29.0
+            keep = ~weak
+            if keep.any():
+                sub = hessian[np.ix_(keep, keep)]
+                if np.linalg.eigvalsh(sub).min() > 0:
+                    cov[np.ix_(keep, keep)] = np.linalg.inv(sub)
+                else:
+                    weak[:] = True
+            self.boundary_parameters_ = [n for n, w in zip(names, weak, strict=True) if w]
+        else:
+            self.boundary_parameters_ = names
+        if self.boundary_parameters_:
+            estimates = ", ".join(f"{n} = {self.params_[n]:.4g}" for n in self.boundary_parameters_)
+            warnings.warn(
+                ConvergenceWarning(
+                    f"TimeVaryingParetoNBD: the likelihood is flat in the direction of {estimates}"
+                    " (it keeps rising towards a boundary, e.g. a dropout coefficient towards "
+                    "-infinity means no dropout at all while that covariate is on); those "
+                    "estimates are arbitrary and get no standard error, the others' standard "
+                    "errors hold them fixed"
+                ),
+                stacklevel=3,
+            )
+        self.theta_covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        scale = np.where(np.arange(k) < 4, self.params_.to_numpy(), 1.0)  # delta method
+        self.covariance_ = pd.DataFrame(cov * np.outer(scale, scale), index=names, columns=names)
+        self.standard_errors_ = pd.Series(np.sqrt(np.diag(self.covariance_)), index=names)
+
+    # ---- reporting --------------------------------------------------------------------------
+    def summary(self, interval: float = 0.95) -> pd.DataFrame:
+        """Estimates, standard errors, z-values (coefficients) and confidence intervals
+        (log-normal for r, alpha, s, beta; normal for the coefficients)."""
+        self.check_fitted()
+        z = stats.norm.ppf(0.5 + interval / 2)
+        se_theta = np.sqrt(np.diag(self.theta_covariance_.to_numpy()))
+        theta = self.theta_
+        lo = self._natural(theta - z * se_theta)
+        hi = self._natural(theta + z * se_theta)
+        est = self.params_.to_numpy()
+        coefficient = np.arange(len(est)) >= 4
+        z_value = np.where(coefficient, est / self.standard_errors_.to_numpy(), np.nan)
+        return pd.DataFrame(
+            {
+                "estimate": est,
+                "se": self.standard_errors_.to_numpy(),
+                f"lower_{interval:.0%}": lo,
+                f"upper_{interval:.0%}": hi,
+                "z": z_value,
+                "p_value": np.where(coefficient, 2 * stats.norm.sf(np.abs(z_value)), np.nan),
+            },
+            index=pd.Index(self.param_names, name="parameter"),
+        )
+
+    def param_draws(self, n: int = 200, method: str = "asymptotic", seed=None) -> pd.DataFrame:
+        """Asymptotic draws: (log r, log alpha, log s, log beta, coefficients) ~ Normal(MLE,
+        inverse observed information); parameters on a boundary (``boundary_parameters_``)
+        stay at their estimate."""
+        self.check_fitted()
+        if method != "asymptotic":
+            raise InputError(
+                "TimeVaryingParetoNBD gives asymptotic draws only (method='asymptotic')"
+            )
+        cov = self.theta_covariance_.to_numpy()
+        free = np.isfinite(np.diag(cov))
+        if not free.any():
+            raise InputError("this fit has no covariance (see the fit's warning), so no draws")
+        rng = np.random.default_rng(seed)
+        samples = np.tile(self.theta_, (int(n), 1))
+        samples[:, free] = rng.multivariate_normal(
+            self.theta_[free], cov[np.ix_(free, free)], size=int(n), method="eigh"
+        )
+        return pd.DataFrame(self._natural(samples), columns=list(self.param_names))
+
+    # ---- predictions --------------------------------------------------------------------------
+    def with_future_covariates(self, table: pd.DataFrame) -> TimeVaryingParetoNBD:
+        """A copy of the fitted model whose covariates add the (future) periods of ``table``
+        (same columns as the fit's); predictions over a horizon need every period up to it."""
+        self.check_fitted()
+        combined = combine_tables(self.covariates_, table, self.covariate_columns)
+        CovariateTable(combined, self.covariate_columns)  # checks the grid
+        model = object.__new__(type(self))
+        model.__dict__.update(self.__dict__)
+        model.covariates_ = combined
+        return model
+
+    def customer_params(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None) -> dict:
+        """The family's ``params`` for the customers of ``summary``: r, alpha, s, beta of shape
+        ``(n_draws, 1)``, the coefficients ``(n_draws, k)`` and the covariate paths."""
+        self.check_fitted()
+        draws = self.point_draws() if draws is None else draws
+        table = CovariateTable(self.covariates_, self.covariate_columns)
+        path, start, first, period_length = self._paths_without_horizon(summary, table)
+        purchase = [table.columns.index(c) for c in self.purchase_covariates]
+        dropout = [table.columns.index(c) for c in self.dropout_covariates]
+        params = {k: draws[k].to_numpy(dtype=float)[:, None] for k in PARAM_NAMES}
+        params["purchase_coefficients"] = (
+            draws[[f"purchase.{c}" for c in self.purchase_covariates]]
+            .to_numpy(dtype=float)
+            .reshape(len(draws), -1)
+        )
+        params["dropout_coefficients"] = (
+            draws[[f"dropout.{c}" for c in self.dropout_covariates]]
+            .to_numpy(dtype=float)
+            .reshape(len(draws), -1)
+        )
+        used = np.unique(path)
+        remap = np.searchsorted(used, path)
+        params["purchase_covariates"] = np.ascontiguousarray(table.values[used][:, :, purchase])
+        params["dropout_covariates"] = np.ascontiguousarray(table.values[used][:, :, dropout])
+        params["path"] = remap[None, :]
+        params["start_period"] = start[None, :]
+        params["first_period_length"] = first[None, :]
+        params["period_length"] = np.array([[period_length]])
+        return params
+
+    def _paths_without_horizon(self, summary, table):
+        """Paths placed from the observation end; the horizon is checked by the family."""
+        try:
+            return self._paths(
+                summary, table, self._observation_end(summary, self.observation_end_), 0.0
+            )
+        except InputError:
+            raise
+
+    def discounted_expected_transactions(
+        self, summary: pd.DataFrame, t, annual_discount_rate: float
+    ) -> pd.Series:
+        """Expected purchases in (T, T+t] discounted continuously at ``annual_discount_rate``
+        (DECT over the covariate path)."""
+        params, customer = self._prepare(summary)
+        delta = (
+            np.log1p(annual_discount_rate) * units.days_per(self.time_unit_) / units.days_per("Y")
+        )
+        values = self.family_.discounted_expected_purchases(
+            params, *customer, self.to_model_time(t), delta
+        )
+        return pd.Series(
+            np.asarray(values)[0], index=summary.index, name="discounted_expected_purchases"
+        )
+
+    def predict(self, summary: pd.DataFrame, t) -> pd.DataFrame:
+        """``expected_purchases`` in the next ``t`` and ``probability_alive`` in one frame."""
+        params, customer = self._prepare(summary)
+        alive = self.family_.probability_alive(params, *customer)
+        expected = self.family_.expected_purchases(
+            params, *customer, self.to_model_time(t), p_alive=alive
+        )
+        return pd.DataFrame(
+            {
+                "expected_purchases": np.asarray(expected)[0],
+                "probability_alive": np.asarray(alive)[0],
+            },
+            index=summary.index,
+        )
+
+    def log_likelihood_per_customer(self) -> np.ndarray:
+        """Per distinct fitting row, the log-likelihood at the estimate (with ``rows_.counts``)."""
+        rows = self.rows_
+        values, _ = log_likelihood_terms(
+            self.theta_,
+            len(self.purchase_covariates),
+            rows["frequency"],
+            rows["recency"],
+            rows["T"],
+            rows["path"],
+            rows["start_period"],
+            rows["first_period_length"],
+            rows.aux["period_length"],
+            rows.aux["purchase_covariates"],
+            rows.aux["dropout_covariates"],
+            rows.aux["purchase_sums"],
+            want_gradient=False,
+        )
+        return values
