@@ -696,7 +696,15 @@ MAXIMUM_LIKELIHOOD_FIELDS = (
     "n_customers",
 )
 #: Fields of ``to_dict`` that files written by earlier versions of schema 1 may lack.
-MAXIMUM_LIKELIHOOD_OPTIONAL_FIELDS = ("boundary_parameters",)
+MAXIMUM_LIKELIHOOD_OPTIONAL_FIELDS = ("boundary_parameters", "covariates")
+#: Settings of a covariate model (``model.settings``), present only when covariates are used.
+COVARIATE_SETTINGS = (
+    "purchase_covariates",
+    "dropout_covariates",
+    "spend_covariates",
+    "penalty",
+    "same_coefficients",
+)
 #: The ``model`` section of a model that stores itself in its own files (Bayesian models).
 OWN_FILES_FIELDS = ("class", "time_unit", "stored_in_files")
 
@@ -863,14 +871,22 @@ def _check_payload(cls, payload: dict[str, Any]) -> None:
     from clvmodels.estimators.mle import ENGINES
 
     _fields(payload, MAXIMUM_LIKELIHOOD_FIELDS, "model.", MAXIMUM_LIKELIHOOD_OPTIONAL_FIELDS)
-    names = list(cls.family_class.param_names)
+    family_names = list(cls.family_class.param_names)
+    names = family_names + _coefficient_names(cls, payload.get("covariates"))
     settings = _typed(payload["settings"], (dict,), "model.settings", "an object")
-    _fields(settings, ("engine", *cls.family_class.settings_grid), "model.settings.")
+    _fields(
+        settings,
+        ("engine", *cls.family_class.settings_grid),
+        "model.settings.",
+        COVARIATE_SETTINGS if "covariates" in payload else (),
+    )
     if settings["engine"] not in ENGINES:
         raise _Invalid(
             "model.settings.engine", f"must be one of {ENGINES}, got {settings['engine']!r}"
         )
-    family_settings = {k: v for k, v in settings.items() if k != "engine"}
+    family_settings = {
+        k: v for k, v in settings.items() if k != "engine" and k not in COVARIATE_SETTINGS
+    }
     _check_family_settings(cls, family_settings, "model.settings", allow_none=True)
     _check_family_settings(cls, payload["family"], "model.family", allow_none=False)
     _check_time_unit(
@@ -880,7 +896,9 @@ def _check_payload(cls, payload: dict[str, Any]) -> None:
     _fields(params, names, "model.params.")
     for name in names:
         value = _number(params[name], f"model.params.{name}")
-        if not (math.isfinite(value) and value > 0):
+        if name not in family_names and not math.isfinite(value):
+            raise _Invalid(f"model.params.{name}", f"= {params[name]!r} must be a finite number")
+        if name in family_names and not (math.isfinite(value) and value > 0):
             raise _Invalid(
                 f"model.params.{name}",
                 f"= {params[name]!r}: the {cls.__name__} parameter {name} must be a positive, "
@@ -903,6 +921,20 @@ def _check_payload(cls, payload: dict[str, Any]) -> None:
     n_customers = _number(payload["n_customers"], "model.n_customers")
     if not (math.isfinite(n_customers) and n_customers >= 0):
         raise _Invalid("model.n_customers", f"must be a non-negative number, got {n_customers!r}")
+
+
+def _coefficient_names(cls, covariates: Any) -> list[str]:
+    """The covariate coefficients that the ``covariates`` section of a model file defines."""
+    if covariates is None:
+        return []
+    from clvmodels.estimators.covariates import CovariateDesign
+
+    _typed(covariates, (dict,), "model.covariates", "an object")
+    try:
+        design = CovariateDesign.from_dict(cls.family_class, covariates)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _Invalid("model.covariates", f"is not a covariate layout ({exc})") from None
+    return list(design.coefficient_names)
 
 
 def _check_files(directory: Path, document: dict[str, Any]) -> None:

@@ -55,11 +55,17 @@ class FittedModel:
 
     @property
     def param_names(self) -> tuple[str, ...]:
-        """The family's parameters, then the covariate coefficients of a covariate model."""
+        """The family's parameters (positive numbers)."""
+        return self.family_class.param_names
+
+    @property
+    def reported_names(self) -> tuple[str, ...]:
+        """Every estimated parameter, as in ``params_``: the family's, then a covariate
+        model's coefficients (``purchase.<column>``, ...; any real number)."""
         design = getattr(self, "covariate_design_", None)
         if design is not None:
             return tuple(design.names)
-        return self.family_class.param_names
+        return self.param_names
 
     def check_fitted(self) -> None:
         """Raise NotFittedError unless the model is fitted."""
@@ -387,7 +393,7 @@ class MaximumLikelihoodModel(FittedModel):
         design = self.covariate_design_ = fit.get("design")
         self.covariate_rows_ = fit.get("covariate_rows")
         natural = np.exp(log_params) if design is None else design.reported(log_params)
-        self.params_ = pd.Series(natural, index=list(self.param_names), dtype=float)
+        self.params_ = pd.Series(natural, index=list(self.reported_names), dtype=float)
         objective = fit["objective"]
         self.set_covariance(lambda lp: objective(lp)[1], log_params, fit["gradient"])
         for name, value in family.fit_statistics(fit["rows"]).items():
@@ -415,7 +421,7 @@ class MaximumLikelihoodModel(FittedModel):
         hessian = numerical_hessian(gradient, log_params, gradient_at_x=gradient_at_x)
         design = getattr(self, "covariate_design_", None)
         # covariate models: the Hessian is over the free values (a shared coefficient once)
-        names = list(self.param_names) if design is None else design.free_names
+        names = list(self.reported_names) if design is None else design.free_names
         self.boundary_parameters_ = []
         if np.all(np.isfinite(hessian)):
             eigenvalues, vectors = np.linalg.eigh(hessian)
@@ -433,7 +439,7 @@ class MaximumLikelihoodModel(FittedModel):
             log_se = np.sqrt(np.abs(np.diag(np.linalg.inv(hessian))))
             weak[:n_family] |= log_se[:n_family] > UNDETERMINED_LOG_SE
         if weak.any():
-            reported = names if design is None else list(self.param_names)
+            reported = names if design is None else list(self.reported_names)
             if design is not None:
                 weak = design.full_expansion @ weak.astype(float) > 0
             self.boundary_parameters_ = [n for n, w in zip(reported, weak, strict=True) if w]
@@ -453,7 +459,7 @@ class MaximumLikelihoodModel(FittedModel):
     def _positive(self) -> np.ndarray:
         """Which reported parameters are positive (fitted on the log scale): the family's;
         covariate coefficients are fitted as they are."""
-        return np.isin(list(self.param_names), list(self.family_class.param_names))
+        return np.isin(list(self.reported_names), list(self.family_class.param_names))
 
     def _fitting_scale(self, values: np.ndarray) -> np.ndarray:
         """Reported parameters on the fitting scale: logs of the positive ones."""
@@ -494,7 +500,7 @@ class MaximumLikelihoodModel(FittedModel):
     def set_log_covariance(self, log_cov: np.ndarray) -> None:
         """Set the covariance of the log-parameters and, by the delta method, of the
         parameters and their standard errors."""
-        names = list(self.param_names)
+        names = list(self.reported_names)
         self.log_covariance_ = pd.DataFrame(log_cov, index=names, columns=names)
         # delta method: d theta / d log theta (coefficients: fitted as they are)
         jac = np.diag(np.where(self._positive(), self.params_.to_numpy(), 1.0))
@@ -522,7 +528,7 @@ class MaximumLikelihoodModel(FittedModel):
                 lo: np.where(positive, est * np.exp(-z * log_se), est - z * se),
                 hi: np.where(positive, est * np.exp(z * log_se), est + z * se),
             },
-            index=pd.Index(self.param_names, name="parameter"),
+            index=pd.Index(self.reported_names, name="parameter"),
         )
         if getattr(self, "covariate_design_", None) is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -545,7 +551,7 @@ class MaximumLikelihoodModel(FittedModel):
         if int(n) < 1:
             raise ValueError(f"n must be a positive number of draws, got {n!r}")
         rng = np.random.default_rng(seed)
-        names = list(self.param_names)
+        names = list(self.reported_names)
         log_mle = self._fitting_scale(self.params_.to_numpy())
         positive = self._positive()
         if method == "asymptotic":
@@ -602,7 +608,7 @@ class MaximumLikelihoodModel(FittedModel):
             objective = covariate_models.objective_function(self.family_, design, resampled)
             fit = minimize_negative_log_likelihood(objective, start)
             out.append(design.reported(fit.log_params))
-        return pd.DataFrame(np.array(out), columns=list(self.param_names))
+        return pd.DataFrame(np.array(out), columns=list(self.reported_names))
 
     # ---- persistence (JSON, no pickle) ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -642,7 +648,7 @@ class MaximumLikelihoodModel(FittedModel):
                 cls.family_class, payload["covariates"]
             )
         model.covariate_rows_ = None
-        names = list(model.param_names)
+        names = list(model.reported_names)
         model.time_unit_ = payload["time_unit"]
         model.params_ = pd.Series([payload["params"][k] for k in names], index=names, dtype=float)
         model.set_log_covariance(np.array(payload["log_covariance"], dtype=float))
