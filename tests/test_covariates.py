@@ -17,7 +17,6 @@ from clvmodels.errors import ConvergenceWarning, InputError
 from clvmodels.estimators import covariates as covariate_models
 from clvmodels.families.base import Family
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
-from clvmodels.families.mbg_cnbd import ModifiedBetaGeoCNBDFamily
 from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
 from clvmodels.families.pareto_nbd import ParetoNBDFamily
 
