@@ -39,6 +39,9 @@ _EXPORTS: dict[str, str] = {
     "HeuristicCLV": "clvmodels.heuristic",
     # evaluation
     "compare_models": "clvmodels.evaluation",
+    # covariates
+    "join_covariates": "clvmodels.covariates",
+    "likelihood_ratio_test": "clvmodels.estimators.covariates",
     # persistence
     "save_model": "clvmodels.io",
     "load_model": "clvmodels.io",
