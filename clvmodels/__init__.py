@@ -37,6 +37,10 @@ _EXPORTS: dict[str, str] = {
     "rfm_segments": "clvmodels.segments",
     "clv_to_cac": "clvmodels.segments",
     "HeuristicCLV": "clvmodels.heuristic",
+    # subscriptions (contractual): tables and the price per payment
+    "subscription_table": "clvmodels.subscriptions",
+    "table_from_survivors": "clvmodels.subscriptions",
+    "SubscriptionPrice": "clvmodels.subscriptions",
     # evaluation
     "compare_models": "clvmodels.evaluation",
     # covariates
@@ -68,6 +72,8 @@ _SUBMODULES = {
     "io",
     "scoring",
     "distributed",
+    "subscriptions",
+    "plotting_contractual",
 }
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])

@@ -40,7 +40,9 @@ __all__ = [
     "fit_by_cohort",
     "survival_curve",
     "retention_curve",
+    "expected_survivors",
     "project_survivors",
+    "compare_retention_models",
     "observed_survivors",
 ]
 
@@ -448,6 +450,32 @@ def retention_curve(model, t, draws: int = 200, interval: float = 0.9, seed=None
     return _curve(model, t, draws, interval, seed, lambda f, p, s: f.retention(p, s), "retention")
 
 
+def _active_customers(model, table: pd.DataFrame):
+    """``(active rows, their customer arrays, their weights)`` of a subscription table (weights
+    from a ``customers`` column, else 1)."""
+    model.check_fitted()
+    family = model.family_
+    family.validate_summary(table)
+    model.check_unit(table)
+    active = table[~table["churned"].astype(bool)]
+    weights = active["customers"].to_numpy(float) if "customers" in active else np.ones(len(active))
+    return active, family.customer_arrays(active), weights
+
+
+def expected_survivors(model, table: pd.DataFrame, periods: int) -> pd.Series:
+    """The expected number of the customers active in ``table`` still subscribed after each of
+    the next ``periods`` periods, at the point estimate: ``sum_i S(n_i + k) / S(n_i)``."""
+    active, customer, weights = _active_customers(model, table)
+    params = model.customer_params(active)
+    family = model.family_
+    values = [
+        np.asarray(family.purchase_probability(params, *customer, k, k))[0] @ weights
+        for k in range(1, int(periods) + 1)
+    ]
+    index = pd.Index(np.arange(1, int(periods) + 1), name="periods_ahead")
+    return pd.Series(values, index=index, name="expected", dtype=float)
+
+
 def project_survivors(
     model,
     table: pd.DataFrame,
@@ -457,44 +485,62 @@ def project_survivors(
     seed=None,
 ) -> pd.DataFrame:
     """How many of the customers active in ``table`` are still subscribed after each of the next
-    ``periods`` periods: the expectation at the point estimate and the equal-tailed predictive
-    ``interval`` (each draw takes a parameter draw, each customer's churn probability from its
-    posterior given their tenure, then their remaining lifetime). Rows are the whole periods
-    ``1..periods`` after the end of observation; ``weights`` in a ``customers`` column are
-    honoured (a compressed table)."""
-    model.check_fitted()
-    family = model.family_
-    family.validate_summary(table)
-    model.check_unit(table)
-    active = table[~table["churned"].astype(bool)]
-    weights = active["customers"].to_numpy(float) if "customers" in active else None
-    customer = family.customer_arrays(active)
+    ``periods`` periods: ``expected`` at the point estimate (:func:`expected_survivors`) and the
+    equal-tailed predictive ``interval`` over ``draws`` simulations (``mean``, ``lower``,
+    ``upper``): each takes a parameter draw, each customer's churn probability from its
+    posterior given their tenure, then their remaining lifetime. Rows are the whole periods
+    ``1..periods`` after the end of observation; a ``customers`` column (a compressed table)
+    counts each row that many times."""
+    active, customer, weights = _active_customers(model, table)
+    frame = expected_survivors(model, table, periods).to_frame()
     grid = np.arange(1, int(periods) + 1, dtype=float)
-    point = model.customer_params(active)
-    expected = np.stack(
-        [np.asarray(family.purchase_probability(point, *customer, k, k))[0] for k in grid],
-        axis=0,
-    )
-    weight = np.ones(len(active)) if weights is None else weights
     rng = np.random.default_rng(seed)
-    table_draws = model.param_draws(int(draws), seed=int(rng.integers(2**31)))
-    params = model.customer_params(active, table_draws)
-    if weights is None:
-        paths = family.sample_future_purchases(params, *customer, grid, rng)
-        alive = (paths == grid.astype(np.int64)).sum(axis=1)
-    else:
-        repeated = np.repeat(np.arange(len(active)), weights.astype(np.int64))
-        paths = family.sample_future_purchases(params, *(a[repeated] for a in customer), grid, rng)
-        alive = (paths == grid.astype(np.int64)).sum(axis=1)
-    lower, upper = np.quantile(alive, [(1 - interval) / 2, (1 + interval) / 2], axis=0)
-    frame = pd.DataFrame(
-        {
-            "expected": expected @ weight,
-            "mean": alive.mean(axis=0),
-            "lower": lower,
-            "upper": upper,
-        },
-        index=pd.Index(grid.astype(int), name="periods_ahead"),
+    params = model.customer_params(active, model.param_draws(int(draws), seed=rng.integers(2**31)))
+    repeated = np.repeat(np.arange(len(active)), weights.astype(np.int64))
+    paths = model.family_.sample_future_purchases(
+        params, *(a[repeated] for a in customer), grid, rng
     )
+    alive = (paths == grid.astype(np.int64)).sum(axis=1)
+    lower, upper = np.quantile(alive, [(1 - interval) / 2, (1 + interval) / 2], axis=0)
+    frame["mean"], frame["lower"], frame["upper"] = alive.mean(axis=0), lower, upper
     frame.attrs.update({"interval": interval, "time_unit": model.time_unit_})
+    return frame
+
+
+def compare_retention_models(models: Mapping, table: pd.DataFrame, holdout=None) -> pd.DataFrame:
+    """Model choice for fitted retention models (e.g. ``{"sBG": sbg, "BdW": bdw}``) fitted on
+    ``table``: ``log_likelihood``, ``n_params``, ``aic``, ``bic`` (over the fitted customers)
+    and, with ``holdout`` (the observed survivors after each of the periods following the end
+    of observation), the projection error over them: ``holdout_mape`` (mean absolute
+    percentage error of :func:`expected_survivors`) and ``holdout_max_error`` (the largest
+    absolute error, in customers). Nested models (sBG is BdW with ``c = 1``) are also compared
+    by a likelihood-ratio test: ``lr_pvalue`` of each model against the one with the fewest
+    parameters (chi-squared with the difference in parameters as degrees of freedom)."""
+    from scipy import stats
+
+    rows = {}
+    for name, model in models.items():
+        model.check_fitted()
+        k = len(model.params_)
+        n = float(model.n_customers_)
+        row = {
+            "log_likelihood": model.log_likelihood_,
+            "n_params": k,
+            "aic": 2 * k - 2 * model.log_likelihood_,
+            "bic": k * np.log(n) - 2 * model.log_likelihood_,
+        }
+        if holdout is not None:
+            actual = np.asarray(holdout, dtype=float)
+            projected = expected_survivors(model, table, len(actual)).to_numpy()
+            row["holdout_mape"] = float(np.mean(np.abs(projected - actual) / actual))
+            row["holdout_max_error"] = float(np.max(np.abs(projected - actual)))
+        rows[name] = row
+    frame = pd.DataFrame(rows).T
+    base = frame["n_params"].astype(float).idxmin()
+    extra = frame["n_params"].astype(float) - frame.loc[base, "n_params"]
+    statistic = 2 * (frame["log_likelihood"] - frame.loc[base, "log_likelihood"]).astype(float)
+    frame["lr_pvalue"] = np.where(
+        extra > 0, stats.chi2.sf(statistic.clip(lower=0), extra.clip(lower=1)), np.nan
+    )
+    frame.index.name = "model"
     return frame

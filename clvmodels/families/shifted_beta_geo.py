@@ -74,6 +74,9 @@ WHOLE_PERIOD_TOLERANCE = 1e-9
 #: relative accuracy of the discounted series (DERT) and largest number of terms summed
 SERIES_TOLERANCE = 1e-13
 MAX_SERIES_TERMS = 200_000
+#: rounds of the rejection sampler of a churned BdW customer's theta (each accepts with the
+#: churn hazard of their last period)
+MAX_REJECTION_ROUNDS = 100_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,13 +293,45 @@ def discounted_expected_residual_lifetime(alpha, beta, renewals, discount_rate, 
 # --------------------------------------------------------------------------------------------
 # sampling
 # --------------------------------------------------------------------------------------------
-def sample_churn_rate(alpha, beta, tenure, rng, c=1.0, size=None):
-    """Each subscriber's ``theta`` from its posterior given survival to ``tenure``:
-    ``Beta(alpha, beta + tenure^c)`` (surviving multiplies the density by
-    ``(1 - theta)^(tenure^c)``)."""
+def sample_churn_rate(alpha, beta, tenure, rng, c=1.0, size=None, churned=None):
+    """Each subscriber's ``theta`` from its posterior given their history.
+
+    Active (survived ``n = tenure`` periods): the density is multiplied by ``(1-theta)^(n^c)``,
+    so ``theta ~ Beta(alpha, beta + n^c)``. Churned at the end of period ``n``: multiplied by
+    ``(1-theta)^((n-1)^c) - (1-theta)^(n^c)``; for ``c = 1`` that is ``theta (1-theta)^(n-1)``,
+    ``Beta(alpha + 1, beta + n - 1)``; otherwise drawn by rejection from the proposal
+    ``Beta(alpha, beta + (n-1)^c)``, accepted with probability ``1 - (1-theta)^(n^c - (n-1)^c)``
+    (the exact posterior; expected tries ``S(n-1) / P(T = n)``, i.e. 1 / the churn hazard).
+    """
     alpha, beta, c, tenure = as_float(alpha, beta, c, tenure)
-    shape = size or np.broadcast_shapes(alpha.shape, beta.shape, c.shape, tenure.shape)
-    return rng.beta(np.broadcast_to(alpha, shape), np.broadcast_to(beta + tenure**c, shape))
+    gone = np.zeros(()) if churned is None else np.asarray(churned, dtype=float)
+    shape = size or np.broadcast_shapes(alpha.shape, beta.shape, c.shape, tenure.shape, gone.shape)
+    alpha, beta, c, tenure, gone = (
+        np.broadcast_to(v, shape) for v in (alpha, beta, c, tenure, gone)
+    )
+    gone = gone > 0
+    theta = rng.beta(alpha, beta + tenure**c)
+    if not gone.any():
+        return theta
+    if np.all(c[gone] == 1.0):
+        theta[gone] = rng.beta(alpha[gone] + 1.0, beta[gone] + tenure[gone] - 1.0)
+        return theta
+    pending = np.flatnonzero(gone.reshape(-1))
+    flat = theta.reshape(-1)
+    a, b, cc, n = (v.reshape(-1)[pending] for v in (alpha, beta, c, tenure))
+    for _ in range(MAX_REJECTION_ROUNDS):
+        if not pending.size:
+            return theta
+        proposal = rng.beta(a, b + (n - 1.0) ** cc)
+        keep = rng.random(pending.size) < -np.expm1(np.log1p(-proposal) * (n**cc - (n - 1.0) ** cc))
+        flat[pending[keep]] = proposal[keep]
+        pending, a, b, cc, n = (v[~keep] for v in (pending, a, b, cc, n))
+    if pending.size:
+        raise NumericalError(
+            f"could not draw the churn probability of {pending.size} churned customers: their "
+            "churn hazard at the period they left is below 1e-4 at these parameters"
+        )
+    return theta
 
 
 def sample_further_payments(theta, tenure, rng, c=1.0, cap=None):
@@ -335,12 +370,13 @@ def sample_cumulative_payments(alpha, beta, tenure, churned, t_grid, rng, c=1.0)
 
 
 def simulate_subscribers(alpha, beta, periods, holdout, rng, c=1.0) -> dict:
-    """Subscribers acquired ``periods`` whole periods ago, drawn from the model: ``theta ~
+    """Subscribers acquired ``periods`` periods ago (whole periods counted), drawn from the model: ``theta ~
     Beta(alpha, beta)``, lifetime ``T`` from ``P(T > t | theta) = (1-theta)^(t^c)``;
     ``tenure = min(T, periods)``, ``churned = T <= periods``. With ``holdout`` periods: the
     payments made in them (``payments_holdout``, at the whole periods after ``periods``) and
     ``churned_holdout`` (gone by the end of the holdout)."""
-    alpha, beta, c, periods = as_float(alpha, beta, c, periods)
+    alpha, beta, c = as_float(alpha, beta, c)
+    periods = whole_periods(periods)
     shape = np.broadcast_shapes(alpha.shape, beta.shape, c.shape, periods.shape)
     theta = rng.beta(np.broadcast_to(alpha, shape), np.broadcast_to(beta, shape))
     hazard = -np.log1p(-theta)
@@ -490,7 +526,9 @@ class ShiftedBetaGeoFamily(PurchaseFamily):
 
     def sample_latent(self, params, tenure, churned, rng):
         alpha, beta = self.churn_params(params)
-        theta = sample_churn_rate(alpha, beta, tenure, rng, self.duration_exponent(params))
+        theta = sample_churn_rate(
+            alpha, beta, tenure, rng, self.duration_exponent(params), churned=churned
+        )
         alive = np.broadcast_to(np.asarray(churned, dtype=float) == 0, theta.shape)
         return {"alive": alive.copy(), "theta": theta}
 
