@@ -178,12 +178,18 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         }
 
     @property
-    def param_names(self) -> tuple[str, ...]:
+    def coefficient_names(self) -> tuple[str, ...]:
+        """``purchase.<column>...``, ``dropout.<column>...``: the coefficients, which follow
+        the model's own parameters (``param_names``: r, alpha, s, beta) in ``params_``."""
         return (
-            *PARAM_NAMES,
             *(f"purchase.{c}" for c in self.purchase_covariates),
             *(f"dropout.{c}" for c in self.dropout_covariates),
         )
+
+    @property
+    def estimate_names(self) -> tuple[str, ...]:
+        """Every estimate: ``param_names`` then ``coefficient_names``."""
+        return (*self.param_names, *self.coefficient_names)
 
     @property
     def covariate_columns(self) -> list[str]:
@@ -373,7 +379,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         self.converged_ = bool(result.converged)
         self.optimizer_message_ = result.message
         self.n_customers_ = float(len(summary))
-        self.params_ = pd.Series(self._natural(self.theta_), index=list(self.param_names))
+        self.params_ = pd.Series(self._natural(self.theta_), index=list(self.estimate_names))
         hessian = numerical_hessian(
             lambda th: objective(th)[1], self.theta_, gradient_at_x=result.gradient
         )
@@ -428,7 +434,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         drifting to +-infinity, e.g. no dropout at all in some season) are listed in
         ``boundary_parameters_`` with a warning; the others get the covariance conditional on
         them (the sub-matrix of the information), the boundary ones NaN."""
-        names = list(self.param_names)
+        names = list(self.estimate_names)
         k = len(names)
         self.boundary_parameters_ = []
         cov = np.full((k, k), np.nan)
@@ -488,7 +494,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
                 "z": z_value,
                 "p_value": np.where(coefficient, 2 * stats.norm.sf(np.abs(z_value)), np.nan),
             },
-            index=pd.Index(self.param_names, name="parameter"),
+            index=pd.Index(self.estimate_names, name="parameter"),
         )
 
     def param_draws(self, n: int = 200, method: str = "asymptotic", seed=None) -> pd.DataFrame:
@@ -509,7 +515,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         samples[:, free] = rng.multivariate_normal(
             self.theta_[free], cov[np.ix_(free, free)], size=int(n), method="eigh"
         )
-        return pd.DataFrame(self._natural(samples), columns=list(self.param_names))
+        return pd.DataFrame(self._natural(samples), columns=list(self.estimate_names))
 
     # ---- predictions --------------------------------------------------------------------------
     def with_future_covariates(self, table: pd.DataFrame) -> TimeVaryingParetoNBD:

@@ -80,10 +80,12 @@ from collections.abc import Mapping
 
 import numba
 import numpy as np
+import pandas as pd
 from scipy import special
 
 from clvmodels.errors import InputError, NumericalError
 from clvmodels.families.base import FitRows, PurchaseFamily
+from clvmodels.validation import SUMMARY_COLUMNS
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 PATH_KEYS = (
@@ -546,6 +548,105 @@ def _exposure_kernel(
 
 
 @numba.njit(cache=True)
+def _log_nbd(k, shape, rate, exposure):
+    """log P(N = k) for N ~ Poisson(lambda e), lambda ~ Gamma(shape, rate)."""
+    if exposure <= 0.0:
+        return 0.0 if k == 0 else -np.inf
+    log_total = math.log(rate + exposure)
+    return (
+        math.lgamma(shape + k)
+        - math.lgamma(shape)
+        - math.lgamma(k + 1.0)
+        + shape * (math.log(rate) - log_total)
+        + k * (math.log(exposure) - log_total)
+    )
+
+
+@numba.njit(cache=True)
+def _count_probability_kernel(
+    r,
+    alpha,
+    s,
+    beta,
+    coef_a,
+    Z_a,
+    coef_b,
+    Z_b,
+    x,
+    T,
+    clock_a,
+    clock_b,
+    path,
+    start,
+    first_length,
+    period_length,
+    horizon,
+    k,
+    nodes,
+    w,
+):
+    """Per (draw, customer): P(X(T, T+t) = k | alive at T), mixing the NBD count of the
+    exposure A(T + min(u, t)) - A(T) over the remaining lifetime u (survival ((beta+B(T)) /
+    (beta+B(T+u)))^s): the survivors' term plus Gauss-Legendre over each period of the death
+    density; status 1 where a period is missing."""
+    n_draws = r.shape[0]
+    n = x.shape[0]
+    out = np.zeros((n_draws, n))
+    status = np.zeros(n, dtype=np.int64)
+    for d in range(n_draws):
+        sd = s[d]
+        for i in range(n):
+            shape = r[d] + x[i]
+            rate = alpha[d] + clock_a[d, i]
+            base = beta[d] + clock_b[d, i]
+            p = 0
+            while _period_end(p, first_length[i], period_length) <= T[i]:
+                p += 1
+            lo = T[i]
+            stop_all = T[i] + horizon
+            exposure = 0.0
+            Bu = base
+            total = 0.0
+            while lo < stop_all:
+                hi = min(_period_end(p, first_length[i], period_length), stop_all)
+                q = start[i] + p
+                a = _multiplier(coef_a[d], Z_a, path[i], q)
+                b = _multiplier(coef_b[d], Z_b, path[i], q)
+                if not (math.isfinite(a) and math.isfinite(b)):
+                    status[i] = 1
+                    break
+                length = hi - lo
+                if length > 0.0:
+                    drop = (shape + k) * math.log1p(a * length / (rate + exposure)) + (
+                        sd + 1.0
+                    ) * math.log1p(b * length / Bu)
+                    n_sub = min(max(1, int(math.ceil(drop))), 512)
+                    if exposure == 0.0 and k > 0:
+                        n_sub += 2
+                    h = length / n_sub
+                    for sub in range(n_sub):
+                        for g in range(nodes.shape[0]):
+                            v = h * (sub + nodes[g])
+                            log_density = (
+                                math.log(sd * b)
+                                + sd * math.log(base)
+                                - (sd + 1.0) * math.log(Bu + b * v)
+                            )
+                            total += (
+                                h
+                                * w[g]
+                                * math.exp(log_density + _log_nbd(k, shape, rate, exposure + a * v))
+                            )
+                    exposure += a * length
+                    Bu += b * length
+                lo = hi
+                p += 1
+            survivors = math.exp(sd * (math.log(base) - math.log(Bu)))
+            out[d, i] = total + survivors * math.exp(_log_nbd(k, shape, rate, exposure))
+    return out, status
+
+
+@numba.njit(cache=True)
 def _simulate_kernel(lam, death_clock, a_mult, b_mult, path, start, first_length, period_length, T):
     """For simulated customers alive until B reaches ``death_clock[i]``: the A clock at
     min(death, T) (the repeat purchases are a Poisson process of rate ``lam[i]`` on the A clock
@@ -798,6 +899,40 @@ def expected_purchases(params: Mapping, x, t_x, T, t, p_alive=None, delta: float
     return values
 
 
+def purchase_probability(params: Mapping, x, t_x, T, t, k, p_alive=None):
+    """P(X(T, T+t] = k | history, path), ``(n_draws, n_customers)``: a dead customer buys
+    nothing; given alive, the NBD count of the clock exposure mixed over the remaining lifetime
+    (module docstring; :func:`_count_probability_kernel`)."""
+    if np.size(t) != 1:
+        raise InputError("the time-varying Pareto/NBD takes one horizon t (a number) per call")
+    t = float(np.asarray(t).reshape(-1)[0])
+    k = int(k)
+    if not t >= 0 or k < 0:
+        raise InputError(f"t must be >= 0 and k a whole number >= 0, got t={t}, k={k}")
+    x, t_x, T = _customers(x, t_x, T)
+    p = unpack_params(params, len(x))
+    log_alive, clock_a, clock_b = alive_terms(params, x, t_x, T)
+    alive = np.exp(log_alive) if p_alive is None else np.broadcast_to(p_alive, log_alive.shape)
+    given_alive, status = _count_probability_kernel(
+        *(p[name] for name in PARAM_NAMES),
+        *_path_args(p),
+        x,
+        T,
+        clock_a,
+        clock_b,
+        *_customer_path(p),
+        t,
+        k,
+        GL_NODES,
+        GL_WEIGHTS,
+    )
+    _check_status(status, "the forecast")
+    values = alive * given_alive + (1.0 - alive) * (k == 0)
+    if not np.all((values >= -1e-12) & (values <= 1 + 1e-9)):
+        raise NumericalError("time-varying Pareto/NBD: a purchase probability is outside [0, 1]")
+    return np.clip(values, 0.0, 1.0)
+
+
 def _posterior_rates(p: dict, x, clock_a, clock_b, rng):
     """lambda ~ Gamma(r+x, alpha+A(T)), mu ~ Gamma(s, beta+B(T)): the rates given alive."""
     lam = rng.gamma(p["r"][:, None] + x, 1.0 / (p["alpha"][:, None] + clock_a))
@@ -895,8 +1030,13 @@ class ParetoNBDDynamicCovariatesFamily(PurchaseFamily):
     """The extended Pareto/NBD with time-varying covariates (BMN 2021) on the family interface.
 
     The purchase and dropout coefficients are not family parameters: they enter the fit through
-    the rows (:func:`negative_log_likelihood`) and the predictions through the multipliers in
-    ``params`` (module docstring). ``n_purchase`` is the number of purchase coefficients.
+    the rows (:func:`negative_log_likelihood`) and the predictions through ``params`` (module
+    docstring). ``n_purchase`` is the number of purchase coefficients.
+
+    The customer arrays are ``frequency, recency, T`` and the customer's row in the summary
+    (:meth:`customer_arrays`): two customers with the same history but different covariate
+    paths are different customers, so callers that merge equal rows (the valuation engine)
+    keep them apart. The row itself is not read: the path is in ``params``.
     """
 
     name = "pareto_dyncov"
@@ -910,6 +1050,12 @@ class ParetoNBDDynamicCovariatesFamily(PurchaseFamily):
     def settings(self) -> dict:
         return {"n_purchase": self.n_purchase}
 
+    @classmethod
+    def customer_arrays(cls, summary: pd.DataFrame) -> tuple[np.ndarray, ...]:
+        """``frequency, recency, T`` and the row position (see the class docstring)."""
+        x, t_x, T = (summary[c].to_numpy(dtype=float) for c in SUMMARY_COLUMNS)
+        return x, t_x, T, np.arange(len(summary), dtype=float)
+
     def negative_log_likelihood(self, log_params, rows: FitRows):
         return negative_log_likelihood(log_params, rows, self.n_purchase)
 
@@ -919,41 +1065,46 @@ class ParetoNBDDynamicCovariatesFamily(PurchaseFamily):
             "arrays: use clvmodels.families.pareto_nbd_dyncov.log_likelihood_terms"
         )
 
-    def probability_alive(self, params, x, t_x, T):
+    def probability_alive(self, params, x, t_x, T, row=None):
         return probability_alive(params, x, t_x, T)
 
-    def expected_purchases(self, params, x, t_x, T, t, p_alive=None):
+    def expected_purchases(self, params, x, t_x, T, row, t, p_alive=None):
         return expected_purchases(params, x, t_x, T, t, p_alive=p_alive)
 
-    def discounted_expected_purchases(self, params, x, t_x, T, t, delta, p_alive=None):
+    def discounted_expected_purchases(self, params, x, t_x, T, row, t, delta, p_alive=None):
         """Expected purchases in (T, T+t] discounted at the continuous rate ``delta``."""
         return expected_purchases(params, x, t_x, T, t, p_alive=p_alive, delta=delta)
 
     def discounted_expected_residual_transactions(
-        self, params, x, t_x, T, delta, p_alive=None, n_nodes=200
+        self, params, x, t_x, T, row, delta, p_alive=None, n_nodes: int = 200
     ):
         raise InputError(
             "DERT over an infinite horizon needs the covariates forever; the time-varying "
-            "Pareto/NBD values a finite horizon: use discounted expected transactions over the "
-            "horizon of the future covariates (model.discounted_expected_transactions(summary, "
-            "t, ...)) or lifetime_value(..., horizon=...)"
+            "Pareto/NBD values a finite horizon: use discounted_expected_transactions(summary, "
+            "t, annual_discount_rate) over the future covariates, or lifetime_value(..., "
+            "horizon=...)"
         )
 
     def expected_purchases_new_customer(self, params, t):
         raise InputError(
             "expected purchases of a new customer depend on the covariate path after their "
-            "acquisition; give the customer a summary row (frequency 0, recency 0, T 0) and a "
-            "covariate path and use expected_purchases"
+            "acquisition: give the customer a summary row (frequency 0, recency 0, T 0) and "
+            "covariates from the acquisition on, and use expected_purchases"
         )
 
-    def purchase_probability(self, params, x, t_x, T, t, k, p_alive=None):
-        raise InputError(
-            "P(X = k) is not available for the time-varying Pareto/NBD; use the sampled "
-            "purchase paths (sample_future_purchases) for the distribution of future purchases"
-        )
+    def purchase_probability(self, params, x, t_x, T, row, t, k, p_alive=None):
+        return purchase_probability(params, x, t_x, T, t, k, p_alive=p_alive)
 
-    def sample_latent(self, params, x, t_x, T, rng):
+    def sample_latent(self, params, x, t_x, T, row, rng):
         return sample_latent(params, x, t_x, T, rng)
 
-    def sample_future_purchases(self, params, x, t_x, T, t_grid, rng, p_alive=None):
+    def sample_future_purchases(self, params, x, t_x, T, row, t_grid, rng, p_alive=None):
         return sample_future_purchases(params, x, t_x, T, t_grid, rng, p_alive=p_alive)
+
+    def sample_future_purchase_periods(self, params, x, t_x, T, row, t_grid, rng, p_alive=None):
+        cumulative = sample_future_purchases(params, x, t_x, T, t_grid, rng, p_alive=p_alive)
+        n_periods = cumulative.shape[-1]
+        pairs = np.flatnonzero(cumulative[..., -1]) if n_periods else np.zeros(0, np.intp)
+        flat = cumulative.reshape(-1, n_periods)[pairs]
+        per_period = np.diff(flat, axis=-1, prepend=np.zeros_like(flat[:, :1]))
+        return cumulative.shape[:-1], pairs, per_period

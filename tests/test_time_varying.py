@@ -1,0 +1,337 @@
+"""The time-varying Pareto/NBD (Bachmann, Meierer & Naef 2021) against CLVTools on the apparel
+data (REFERENCE values copied below), the plain Pareto/NBD as its zero-coefficient case, the
+analytic gradient, the samplers, parameter recovery and the input checks."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clvmodels as clv
+from clvmodels.errors import InputError
+from clvmodels.families import pareto_nbd_dyncov as dyncov
+
+DATA = Path(__file__).parent / "data"
+COLUMNS = ["high_season", "gender", "channel"]
+# CLVTools 0.12.1, pnbd() with apparelDynCov, high_season + gender + channel on both processes,
+# 104-week calibration to 2006-12-31 (../shared/REFERENCE.md)
+CLVTOOLS = {
+    "r": 1.977741,
+    "alpha": 115.1779,
+    "s": 2.012733,
+    "beta": 158.1818,
+    "purchase.high_season": 0.7182713,
+    "purchase.gender": 0.2649019,
+    "purchase.channel": 0.6137395,
+    "dropout.high_season": -2.482672,
+    "dropout.gender": -0.5124722,
+    "dropout.channel": 0.5057316,
+}
+CLVTOOLS_LOG_LIKELIHOOD = -5752.9367
+CLVTOOLS_HOLDOUT_SUM = 1074.36
+CLVTOOLS_MAE = 1.8578
+HOLDOUT_END = "2010-12-20"
+
+
+@pytest.fixture(scope="module")
+def transactions():
+    return pd.read_csv(DATA / "apparel_transactions.csv")
+
+
+@pytest.fixture(scope="module")
+def summary(transactions):
+    return clv.rfm_summary(
+        transactions,
+        "customer_id",
+        "date",
+        observation_end="2006-12-31",
+        time_unit="W",
+        after_observation_end="exclude",
+    )
+
+
+@pytest.fixture(scope="module")
+def covariates():
+    return pd.read_csv(DATA / "apparel_dyncov.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def future():
+    return pd.read_csv(DATA / "apparel_dyncov_future.csv.gz")
+
+
+@pytest.fixture(scope="module")
+def fitted(summary, covariates, transactions):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", clv.errors.ConvergenceWarning)
+        return clv.TimeVaryingParetoNBD(COLUMNS, COLUMNS).fit(summary, covariates, transactions)
+
+
+@pytest.fixture(scope="module")
+def holdout(transactions, summary):
+    days = pd.to_datetime(transactions["date"]).dt.normalize()
+    distinct = transactions.assign(day=days).drop_duplicates(["customer_id", "day"])
+    inside = distinct[(distinct["day"] > "2006-12-31") & (distinct["day"] <= HOLDOUT_END)]
+    counts = inside.groupby("customer_id").size().reindex(summary.index, fill_value=0)
+    horizon = (pd.Timestamp(HOLDOUT_END) - pd.Timestamp("2006-12-31")).days / 7
+    return counts.to_numpy(dtype=float), horizon
+
+
+def clvtools_draws(model) -> pd.DataFrame:
+    return pd.DataFrame([[CLVTOOLS[n] for n in model.estimate_names]], columns=model.estimate_names)
+
+
+def theta_of(model, values: dict) -> np.ndarray:
+    natural = np.array([values[n] for n in model.estimate_names])
+    return np.r_[np.log(natural[:4]), natural[4:]]
+
+
+def test_likelihood_equals_clvtools_at_its_estimate(fitted):
+    """Same model, same conventions: our log-likelihood at CLVTools' estimate is CLVTools'."""
+    value, gradient = fitted.family_.negative_log_likelihood(
+        theta_of(fitted, CLVTOOLS), fitted.rows_
+    )
+    assert -value == pytest.approx(CLVTOOLS_LOG_LIKELIHOOD, abs=1e-3)
+    # CLVTools' estimate is not a stationary point: it stopped short of the optimum
+    assert np.max(np.abs(gradient)) > 1.0
+
+
+def test_apparel_fit_reaches_a_higher_optimum(fitted):
+    assert fitted.log_likelihood_ >= CLVTOOLS_LOG_LIKELIHOOD
+    print("\nlog-likelihood", fitted.log_likelihood_, "CLVTools", CLVTOOLS_LOG_LIKELIHOOD)
+    print(fitted.summary().round(4).to_string())
+    # the higher optimum lies on a boundary: no dropout at all in the high season
+    assert fitted.boundary_parameters_ == ["dropout.high_season"]
+    assert fitted.params_["dropout.high_season"] < -10
+    # the seasonal purchase effect and the channel's agree with CLVTools within 2%
+    for name in ("purchase.high_season", "purchase.channel"):
+        assert fitted.params_[name] == pytest.approx(CLVTOOLS[name], rel=0.02)
+    # the others within 10% (CLVTools stopped short of the optimum, see above)
+    for name in ("r", "alpha", "purchase.gender", "dropout.gender", "dropout.channel"):
+        assert fitted.params_[name] == pytest.approx(CLVTOOLS[name], rel=0.10)
+    se = fitted.standard_errors_.drop("dropout.high_season")
+    assert np.all(np.isfinite(se)) and np.all(se > 0)
+    assert np.isnan(fitted.standard_errors_["dropout.high_season"])
+
+
+def test_apparel_holdout_predictions(fitted, summary, future, holdout):
+    actual, horizon = holdout
+    assert actual.sum() == 1317
+    model = fitted.with_future_covariates(future)
+    family = model.family_
+    customers = family.customer_arrays(summary)
+    at_clvtools = model.customer_params(summary, clvtools_draws(model))
+    expected = family.expected_purchases(at_clvtools, *customers, horizon)[0]
+    assert expected.sum() == pytest.approx(CLVTOOLS_HOLDOUT_SUM, abs=0.01)
+    assert np.mean(np.abs(actual - expected)) == pytest.approx(CLVTOOLS_MAE, abs=1e-3)
+    at_mle = model.expected_purchases(summary, horizon).to_numpy()
+    plain = clv.ParetoNBD().fit(summary).expected_purchases(summary, horizon).to_numpy()
+    mae, plain_mae = np.mean(np.abs(actual - at_mle)), np.mean(np.abs(actual - plain))
+    print(f"\nholdout sum {at_mle.sum():.2f}, MAE {mae:.4f} (plain Pareto/NBD {plain_mae:.4f})")
+    assert mae < plain_mae - 0.1
+
+
+def test_forecast_past_the_covariates_is_an_error(fitted, summary, future):
+    with pytest.raises(InputError, match="never carried forward"):
+        fitted.expected_purchases(summary, 300)
+    model = fitted.with_future_covariates(future)
+    with pytest.raises(InputError, match="never carried forward"):
+        model.expected_purchases(summary, 400)
+    assert np.all(np.isfinite(model.expected_purchases(summary, 52)))
+
+
+def test_covariate_table_checks(summary, covariates, transactions):
+    model = clv.TimeVaryingParetoNBD(["high_season"], [])
+    with pytest.raises(InputError, match="no rows in the covariate table"):
+        model.fit(summary, covariates[covariates["customer_id"] != 5], transactions)
+    gap = covariates[~((covariates["customer_id"] == 7) & (covariates["date"] == "2006-03-05"))]
+    with pytest.raises(InputError, match="does not cover"):
+        model.fit(summary, gap, transactions)
+    with pytest.raises(InputError, match="no column"):
+        model.fit(summary, covariates.drop(columns="high_season"), transactions)
+    with pytest.raises(InputError, match="transactions"):
+        model.fit(summary, covariates)
+    twice = pd.concat([covariates, covariates.iloc[:1]])
+    with pytest.raises(InputError, match="given twice"):
+        model.fit(summary, twice, transactions)
+
+
+def test_zero_coefficients_are_the_plain_pareto_nbd(fitted, summary):
+    plain = clv.ParetoNBD().fit(summary)
+    values = {**plain.params_.to_dict(), **{n: 0.0 for n in fitted.estimate_names[4:]}}
+    value, _ = fitted.family_.negative_log_likelihood(theta_of(fitted, values), fitted.rows_)
+    assert -value == pytest.approx(plain.log_likelihood_, rel=1e-11)
+    draws = pd.DataFrame([values])[list(fitted.estimate_names)]
+    params = fitted.customer_params(summary, draws)
+    customers = fitted.family_.customer_arrays(summary)
+    np.testing.assert_allclose(
+        fitted.family_.probability_alive(params, *customers)[0],
+        plain.probability_alive(summary).to_numpy(),
+        rtol=1e-9,
+    )
+    np.testing.assert_allclose(
+        fitted.family_.expected_purchases(params, *customers, 20.0)[0],
+        plain.expected_purchases(summary, 20.0).to_numpy(),
+        rtol=1e-9,
+    )
+
+
+def test_gradient_against_finite_differences(fitted):
+    theta = fitted.theta_.copy()
+    theta[7] = -1.0  # away from the boundary
+    _, gradient = fitted.family_.negative_log_likelihood(theta, fitted.rows_)
+    for j in range(len(theta)):
+        h = 1e-5
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        numeric = (
+            fitted.family_.negative_log_likelihood(up, fitted.rows_)[0]
+            - fitted.family_.negative_log_likelihood(down, fitted.rows_)[0]
+        ) / (2 * h)
+        assert gradient[j] == pytest.approx(numeric, rel=1e-5, abs=1e-4)
+
+
+def test_sampled_purchases_match_the_expectation(fitted, summary, future):
+    model = fitted.with_future_covariates(future)
+    subset = summary.iloc[:40]
+    params = model.customer_params(subset)
+    customers = model.family_.customer_arrays(subset)
+    repeated = {
+        k: np.repeat(v, 4000, axis=0)
+        if k in dyncov.PARAM_NAMES or k.endswith("coefficients")
+        else v
+        for k, v in params.items()
+    }
+    counts = model.family_.sample_future_purchases(
+        repeated, *customers, np.array([26.0, 52.0]), np.random.default_rng(1)
+    )
+    expected = model.family_.expected_purchases(params, *customers, 52.0)[0]
+    mean = counts[..., -1].mean(axis=0)
+    se = counts[..., -1].std(axis=0) / np.sqrt(counts.shape[0])
+    assert np.all(np.abs(mean - expected) <= 4.5 * se + 1e-3)
+    assert np.all(counts[..., 0] <= counts[..., 1])
+
+
+def test_lifetime_value_runs_through_the_engine(fitted, summary, future, transactions):
+    model = fitted.with_future_covariates(future)
+    spend_summary = clv.rfm_summary(
+        transactions,
+        "customer_id",
+        "date",
+        "amount",
+        observation_end="2006-12-31",
+        time_unit="W",
+        after_observation_end="exclude",
+    )
+    spend = clv.GammaGamma().fit(spend_summary[spend_summary["monetary_value"] > 0])
+    subset = spend_summary.iloc[:50]
+    value = clv.lifetime_value(model, spend, subset, horizon="52W")
+    assert len(value) == 50 and np.all(np.isfinite(np.asarray(value.select_dtypes("number"))))
+
+
+def simulate_customers(n, rng, params):
+    """Customers acquired on random days of the first half year of a weekly grid, a shared
+    seasonal flag (November-December) and a static 0/1 ``gender``; returns the transactions,
+    the covariate table and the observation end."""
+    origin = pd.Timestamp("2005-01-02")
+    end = origin + pd.Timedelta(weeks=104)
+    table = clv.calendar_covariates(
+        np.arange(n),
+        start=origin,
+        end=end + pd.Timedelta(weeks=1),
+        month_of_year=False,
+        static=pd.DataFrame({"gender": rng.integers(0, 2, n).astype(float)}),
+    )
+    births = origin + pd.to_timedelta(rng.integers(0, 182, n), unit="D")
+    offset = (births - origin).days.to_numpy() / 7
+    start = np.floor(offset).astype(np.int64)
+    first = start + 1 - offset
+    T = (end - births).days.to_numpy() / 7
+    n_periods = 106
+    season = table["holiday_season"].to_numpy().reshape(n, -1)[0]
+    gender = table["gender"].to_numpy().reshape(n, -1)[:, 0]
+    a = np.exp(
+        params["purchase.holiday_season"] * season + params["purchase.gender"] * gender[:, None]
+    )
+    b = np.exp(
+        params["dropout.holiday_season"] * season + params["dropout.gender"] * gender[:, None]
+    )
+    times, owner, _ = dyncov.simulate_purchases(
+        params["r"],
+        params["alpha"],
+        params["s"],
+        params["beta"],
+        a[:, :n_periods],
+        b[:, :n_periods],
+        np.arange(n),
+        start,
+        first,
+        1.0,
+        T,
+        rng,
+    )
+    dates = births[owner] + pd.to_timedelta(times * 7, unit="D")
+    tx = pd.DataFrame(
+        {
+            "customer_id": np.r_[np.arange(n), owner],
+            "date": np.r_[births.to_numpy(), dates.floor("D").to_numpy()],
+        }
+    )
+    return tx, table, end
+
+
+def test_parameter_recovery():
+    truth = {
+        "r": 0.8,
+        "alpha": 6.0,
+        "s": 0.7,
+        "beta": 15.0,
+        "purchase.holiday_season": 0.7,
+        "purchase.gender": 0.4,
+        "dropout.holiday_season": 0.8,
+        "dropout.gender": -0.5,
+    }
+    rng = np.random.default_rng(7)
+    tx, table, end = simulate_customers(4000, rng, truth)
+    summary = clv.rfm_summary(tx, "customer_id", "date", observation_end=end, time_unit="W")
+    columns = ["holiday_season", "gender"]
+    model = clv.TimeVaryingParetoNBD(columns, columns).fit(summary, table, tx)
+    print("\n", model.summary().round(3).to_string())
+    z = (model.params_ - pd.Series(truth)[list(model.estimate_names)]) / model.standard_errors_
+    assert np.all(np.abs(z) < 4), z
+    assert model.boundary_parameters_ == []
+
+
+def test_shared_calendar_table_equals_per_customer_table(summary, covariates, transactions):
+    """A table without customer_id applies to every customer."""
+    season = covariates[covariates["customer_id"] == 1][["date", "high_season"]]
+    per_customer = covariates[["customer_id", "date", "high_season"]]
+    a = clv.TimeVaryingParetoNBD(["high_season"], ["high_season"])
+    b = clv.TimeVaryingParetoNBD(["high_season"], ["high_season"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", clv.errors.ConvergenceWarning)
+        a.fit(summary, per_customer, transactions)
+        b.fit(summary, season, transactions)
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-10)
+    assert len(b.rows_.counts) < len(a.rows_.counts)
+
+
+def test_purchase_probabilities(fitted, summary, future):
+    model = fitted.with_future_covariates(future)
+    subset = summary.iloc[:30]
+    params = model.customer_params(subset)
+    customers = model.family_.customer_arrays(subset)
+    probabilities = np.stack(
+        [model.family_.purchase_probability(params, *customers, 52.0, k)[0] for k in range(60)]
+    )
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-6)
+    mean = (np.arange(60)[:, None] * probabilities).sum(axis=0)
+    expected = model.family_.expected_purchases(params, *customers, 52.0)[0]
+    np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
+    p0 = model.purchase_probability(subset, 52.0, 0).to_numpy()
+    np.testing.assert_allclose(p0, probabilities[0])
