@@ -24,6 +24,7 @@ from clvmodels.families.bg_bb import BetaGeoBetaBinomFamily
 from clvmodels.families.bg_cnbd import BetaGeoCNBDFamily
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
 from clvmodels.families.gamma_gamma import GammaGammaFamily
+from clvmodels.families.ggompertz_nbd import GGompertzNBDFamily
 from clvmodels.families.mbg_cnbd import ModifiedBetaGeoCNBDFamily
 from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
 from clvmodels.families.pareto_nbd import ParetoNBDFamily
@@ -63,6 +64,7 @@ MAXIMUM_LIKELIHOOD: tuple[MaximumLikelihoodEntry, ...] = (
     ),
     MaximumLikelihoodEntry("bgcnbd", "BetaGeoCNBD", BetaGeoCNBDFamily),
     MaximumLikelihoodEntry("mbgcnbd", "ModifiedBetaGeoCNBD", ModifiedBetaGeoCNBDFamily),
+    MaximumLikelihoodEntry("ggomnbd", "GGompertzNBD", GGompertzNBDFamily),
     MaximumLikelihoodEntry(
         "bgbb", "BetaGeoBetaBinom", BetaGeoBetaBinomFamily, "BetaGeoBetaBinomFitter"
     ),
