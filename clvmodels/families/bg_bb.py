@@ -74,8 +74,8 @@ HORIZON_SLACK = 1e-9
 AGREEMENT = 1e-8
 #: the longest direct sums (terms) used to confirm or replace a closed form
 MAX_DIRECT_TERMS = 1_000_000
-#: the most terms of DERT's series summed (one vectorised step per term)
-MAX_SERIES_TERMS = 200_000
+#: the most terms of DERT's series summed (one vectorised step per term); beyond, an integral
+MAX_SERIES_TERMS = 20_000
 
 
 def opportunities(t) -> np.ndarray:
@@ -357,17 +357,48 @@ def conditional_purchase_probability(alpha, beta, gamma, delta, x, t_x, n, t, k,
     return _check_range(value, 0.0, 1.0, "P(X = k)")
 
 
-def discounted_survival_sum(gamma, d, z):
+def discounted_survival_quadrature(gamma, d, z) -> tuple[float, float]:
+    """``(value, error estimate)`` of :func:`discounted_survival_sum` for one (gamma, d, z) as
+    the integral over the dropout probability: ``sum_{s>=1} z^s (1-theta)^s = z(1-theta) /
+    (1 - z(1-theta))`` averaged over ``theta ~ Beta(gamma, d)``, by QUADPACK's adaptive rule for
+    algebraic end-point weights (the Beta's exponents are put in the weight while below 50, in
+    the integrand above, where the weight's moments lose accuracy)."""
+    from scipy import integrate
+
+    log_beta = betaln(gamma, d)
+
+    def geometric(theta):
+        return z * (1.0 - theta) / ((1.0 - z) + z * theta)
+
+    options = {"limit": 500, "epsabs": 0.0, "epsrel": 1e-11}
+    in_weight_a, in_weight_b = gamma < 50.0, d < 50.0
+
+    def integrand(theta):
+        log_rest = -log_beta
+        if not in_weight_a:
+            log_rest += (gamma - 1.0) * np.log(theta)
+        if not in_weight_b:
+            log_rest += (d - 1.0) * np.log1p(-theta)
+        return geometric(theta) * np.exp(log_rest)
+
+    if in_weight_a or in_weight_b:
+        exponents = (gamma - 1.0 if in_weight_a else 0.0, d - 1.0 if in_weight_b else 0.0)
+        return integrate.quad(integrand, 0.0, 1.0, weight="alg", wvar=exponents, **options)
+    return integrate.quad(integrand, 0.0, 1.0, **options)
+
+
+def discounted_survival_sum(gamma, d, z, max_terms: int = MAX_SERIES_TERMS):
     """``sum_{s>=1} z^s B(gamma, d+s)/B(gamma, d) = z d/(gamma+d) 2F1(1, d+1; gamma+d+1; z)``
     (FHS 2010 eq. (14) without the customer's P(alive) and transaction rate), for discount
-    factors ``0 < z < 1``.
+    factors ``0 < z < 1``, on the distinct (gamma, d, z).
 
-    scipy's hyp2f1 is not trusted alone: the terms (ratio ``z (d+s)/(gamma+d+s) <= z``) are
-    also summed directly on the distinct (gamma, d, z) until the remaining tail, at most the
-    last term times ``z/(1-z)``, is below 1e-14 of the sum; that certified sum is the value.
-    Where it would need more than :data:`MAX_SERIES_TERMS` terms, the closed form is kept when
-    it lies within the bracket [partial sum, partial sum + tail bound] narrowed to 1e-8, and a
-    NumericalError is raised otherwise.
+    scipy's hyp2f1 is not trusted alone; it is checked against an independent route: the
+    terms (ratio ``z (d+s)/(gamma+d+s) <= z``) summed directly until the remaining tail, at
+    most the last term times ``z/(1-z)``, is below 1e-14 of the sum, or, where that would take
+    more than ``max_terms`` terms (z close to 1), the integral
+    :func:`discounted_survival_quadrature`. The closed form is returned where the two agree to
+    1e-8; elsewhere the independent value where it is certified (the tail bound, or QUADPACK's
+    error estimate below 1e-9); NumericalError otherwise.
     """
     gamma, d, z = np.broadcast_arrays(*as_float(gamma, d, z))
     if np.any(~((z > 0) & (z < 1))):
@@ -380,29 +411,31 @@ def discounted_survival_sum(gamma, d, z):
         closed = zz * dd / (g + dd) * hyp2f1(1.0, dd + 1.0, g + dd + 1.0, zz)
     term = zz * dd / (g + dd)
     total = term.copy()
-    pending = np.arange(len(g))
+    pending = np.arange(len(g)) if max_terms > 0 else np.arange(0)
     s = 1.0
-    tail = term * zz / (1.0 - zz)
-    while pending.size and s < MAX_SERIES_TERMS:
+    while pending.size and s < max_terms:
         term[pending] *= zz[pending] * (dd[pending] + s) / (g[pending] + dd[pending] + s)
         total[pending] += term[pending]
         s += 1.0
-        tail[pending] = term[pending] * zz[pending] / (1.0 - zz[pending])
         if s % 16 == 0:
-            pending = pending[tail[pending] > 1e-14 * total[pending]]
-    value = total.copy()
-    if pending.size:
-        low, high = total[pending], total[pending] + tail[pending]
-        inside = (closed[pending] >= low) & (closed[pending] <= high)
-        narrow = tail[pending] <= AGREEMENT * total[pending]
-        ok = inside & narrow
-        if not np.all(ok):
-            raise NumericalError(
-                "BG/BB DERT: the discount factor is too close to 1 "
-                f"(z = {zz[pending][~ok][0]:.17g}) for the series to be summed, and scipy's "
-                "hyp2f1 could not be confirmed; use a larger discount rate"
-            )
-        value[pending] = closed[pending]
+            tail = term[pending] * zz[pending] / (1.0 - zz[pending])
+            pending = pending[tail > 1e-14 * total[pending]]
+    integral = pending if max_terms > 0 else np.arange(len(g))
+    certified = np.ones(len(g), dtype=bool)
+    for j in integral:
+        total[j], error = discounted_survival_quadrature(g[j], dd[j], zz[j])
+        certified[j] = error <= 1e-9 * abs(total[j])
+    with np.errstate(invalid="ignore"):
+        agree = np.abs(closed - total) <= AGREEMENT * np.abs(total)
+    value = np.where(agree, closed, total)
+    failed = ~agree & ~certified
+    if np.any(failed):
+        raise NumericalError(
+            "BG/BB DERT: scipy's 2F1 could not be confirmed by the integral over the dropout "
+            f"probability at gamma = {g[failed][0]:.6g}, delta + n = {dd[failed][0]:.6g}, "
+            f"discount factor {zz[failed][0]:.17g} per opportunity; a larger discount rate "
+            "(or a coarser opportunity grid) avoids it"
+        )
     return value[codes.ravel()].reshape(gamma.shape)
 
 
