@@ -97,13 +97,15 @@ def _survival_gradient(alpha, beta, c, t):
     )
 
 
-def negative_log_likelihood(log_params, tenure, churned, counts):
-    """Total negative log-likelihood of compressed rows and its gradient with respect to
-    ``log(alpha, beta, c)``. For a churned row, with ``q = S(t)/S(t-1)`` and ``g(t)`` the
-    gradient of ``log S(t)``: ``d log P(T = t) = (g(t-1) - q g(t)) / (1 - q)``."""
-    alpha, beta, c = np.exp(np.asarray(log_params, dtype=float))
-    if not all(np.isfinite(v) and v > 0 for v in (alpha, beta, c)):
-        return np.inf, np.full(3, np.nan)
+def log_likelihood_gradient(alpha, beta, c, tenure, churned):
+    """Per-row log-likelihood and its derivatives with respect to ``log(alpha, beta, c)``, shape
+    ``(n_rows, 3)`` (parameters scalars or one per row). For a churned row, with
+    ``q = S(t)/S(t-1)`` and ``g(t)`` the gradient of ``log S(t)``
+    (:func:`_survival_gradient`): ``d log P(T = t) = (g(t-1) - q g(t)) / (1 - q)``; for an
+    active row ``g(t)``."""
+    alpha, beta, c, tenure, churned = (
+        np.ravel(v) for v in np.broadcast_arrays(*as_float(alpha, beta, c, tenure, churned))
+    )
     gone = churned > 0
     previous = np.where(gone, tenure - 1.0, tenure)
     with np.errstate(over="ignore", invalid="ignore"):  # t^c = inf: S(t) = 0
@@ -114,17 +116,29 @@ def negative_log_likelihood(log_params, tenure, churned, counts):
     with np.errstate(invalid="ignore", divide="ignore"):
         diff = np.minimum(np.where(gone, after - before, -1.0), -1e-300)
         ll = np.where(gone, before + np.log(-np.expm1(diff)), after)
-    total = weighted_sum(counts, ll)
-    if not np.isfinite(total):
-        return np.inf, np.full(3, np.nan)
     g_after = _survival_gradient(alpha, beta, c, tenure)
     g_before = _survival_gradient(alpha, beta, c, previous)
     q = np.exp(diff)
-    gradient = np.empty(3)
-    for j, (value, ga, gb) in enumerate(zip((alpha, beta, c), g_after, g_before, strict=True)):
-        churn_part = (gb - q * ga) / -np.expm1(diff)
-        gradient[j] = -value * weighted_sum(counts, np.where(gone, churn_part, ga))
-    return -total, gradient
+    columns = []
+    for value, ga, gb in zip((alpha, beta, c), g_after, g_before, strict=True):
+        with np.errstate(invalid="ignore"):
+            churn_part = (gb - q * ga) / -np.expm1(diff)
+        columns.append(value * np.where(gone, churn_part, ga))
+    return ll, np.column_stack(columns)
+
+
+def negative_log_likelihood(log_params, tenure, churned, counts):
+    """Total negative log-likelihood of compressed rows and its gradient with respect to
+    ``log(alpha, beta, c)`` (the rows of :func:`log_likelihood_gradient`, weighted by
+    ``counts``)."""
+    alpha, beta, c = np.exp(np.asarray(log_params, dtype=float))
+    if not all(np.isfinite(v) and v > 0 for v in (alpha, beta, c)):
+        return np.inf, np.full(3, np.nan)
+    ll, per_row = log_likelihood_gradient(alpha, beta, c, tenure, churned)
+    total = weighted_sum(counts, ll)
+    if not np.isfinite(total):
+        return np.inf, np.full(3, np.nan)
+    return -total, -np.array([weighted_sum(counts, per_row[:, j]) for j in range(3)])
 
 
 class BetaDiscreteWeibullFamily(ShiftedBetaGeoFamily):
@@ -184,6 +198,11 @@ class BetaDiscreteWeibullFamily(ShiftedBetaGeoFamily):
 
     def log_likelihood(self, params, data):
         return log_likelihood(
+            *self.churn_params(params), params["c"], data["tenure"], data["churned"]
+        )
+
+    def log_likelihood_gradient(self, params, data):
+        return log_likelihood_gradient(
             *self.churn_params(params), params["c"], data["tenure"], data["churned"]
         )
 

@@ -100,27 +100,36 @@ def log_survival(alpha, beta, t, c=1.0, betaln=special.betaln):
     return betaln(alpha, beta + t**c) - betaln(alpha, beta)
 
 
-def negative_log_likelihood(log_params, tenure, churned, counts):
-    """Total negative log-likelihood of compressed rows and its gradient with respect to
-    ``log(alpha, beta)``. With ``psi`` the digamma function, ``s = churned``::
+def log_likelihood_gradient(alpha, beta, tenure, churned):
+    """Per-row log-likelihood and its derivatives with respect to ``log(alpha, beta)``, shape
+    ``(n_rows, 2)`` (parameters scalars or one per row). With ``psi`` the digamma function and
+    ``s = churned``::
 
     d/d alpha = psi(alpha+s) - psi(alpha+beta+t) - psi(alpha) + psi(alpha+beta)
     d/d beta  = psi(beta+t-s) - psi(alpha+beta+t) - psi(beta) + psi(alpha+beta)
     """
-    alpha, beta = np.exp(np.asarray(log_params, dtype=float))
-    if not (np.isfinite(alpha) and np.isfinite(beta) and alpha > 0 and beta > 0):
-        return np.inf, np.full(2, np.nan)
+    alpha, beta, tenure, churned = (
+        np.ravel(v) for v in np.broadcast_arrays(*as_float(alpha, beta, tenure, churned))
+    )
     ll = log_likelihood(alpha, beta, tenure, churned)
-    total = weighted_sum(counts, ll)
     psi_all = special.digamma(alpha + beta + tenure)
     psi_ab = special.digamma(alpha + beta)
     d_alpha = special.digamma(alpha + churned) - psi_all - special.digamma(alpha) + psi_ab
     d_beta = special.digamma(beta + tenure - churned) - psi_all - special.digamma(beta) + psi_ab
-    gradient = -np.array(
-        [alpha * weighted_sum(counts, d_alpha), beta * weighted_sum(counts, d_beta)]
-    )
+    return ll, np.column_stack([alpha * d_alpha, beta * d_beta])
+
+
+def negative_log_likelihood(log_params, tenure, churned, counts):
+    """Total negative log-likelihood of compressed rows and its gradient with respect to
+    ``log(alpha, beta)`` (the rows of :func:`log_likelihood_gradient`, weighted by ``counts``)."""
+    alpha, beta = np.exp(np.asarray(log_params, dtype=float))
+    if not (np.isfinite(alpha) and np.isfinite(beta) and alpha > 0 and beta > 0):
+        return np.inf, np.full(2, np.nan)
+    ll, per_row = log_likelihood_gradient(alpha, beta, tenure, churned)
+    total = weighted_sum(counts, ll)
     if not np.isfinite(total):
         return np.inf, np.full(2, np.nan)
+    gradient = -np.array([weighted_sum(counts, per_row[:, j]) for j in range(2)])
     return -total, gradient
 
 
@@ -416,6 +425,14 @@ class ShiftedBetaGeoFamily(PurchaseFamily):
     fit_columns: ClassVar[tuple[str, ...]] = ("tenure", "churned")
     customer_columns: ClassVar[tuple[str, ...]] = ("tenure", "churned")
     latent_names: ClassVar[tuple[str, ...]] = ("alive", "theta")
+    #: static covariates (``purchase_covariates``, ``dropout_covariates`` of the estimator):
+    #: ``beta_i = beta exp(purchase' z_i)`` (a positive coefficient makes renewals, the
+    #: purchases of this family, more likely) and ``alpha_i = alpha exp(dropout' z_i)`` (a
+    #: positive coefficient raises churn); the two Beta parameters have their own coefficients
+    covariate_links: ClassVar[dict] = {
+        "purchase": (("beta", 1),),
+        "dropout": (("alpha", 1),),
+    }
 
     def churn_params(self, params) -> tuple:
         """``(alpha, beta)`` of the Beta distribution of the churn probability."""
@@ -481,6 +498,9 @@ class ShiftedBetaGeoFamily(PurchaseFamily):
     def log_likelihood(self, params, data):
         alpha, beta = as_float(*self.churn_params(params))
         return log_likelihood(alpha, beta, *as_float(data["tenure"], data["churned"]))
+
+    def log_likelihood_gradient(self, params, data):
+        return log_likelihood_gradient(*self.churn_params(params), data["tenure"], data["churned"])
 
     # ---- curves ----------------------------------------------------------------------------
     def survival(self, params, t):
