@@ -82,7 +82,7 @@ def opportunities(t) -> np.ndarray:
     """The whole number of opportunities n+1..n+floor(t) covered by a horizon ``t``."""
     t = np.asarray(t, dtype=float)
     if np.any(~np.isfinite(t)) or np.any(t < 0):
-        raise InputError(f"a BG/BB horizon must be a finite non-negative number, got {t!r}")
+        raise InputError(f"BG/BB horizons and ages must be finite non-negative numbers, got {t!r}")
     return np.floor(t + HORIZON_SLACK)
 
 
@@ -669,7 +669,8 @@ class BetaGeoBetaBinomFamily(PurchaseFamily):
         each customer's number of opportunities ``n`` (whole numbers), ``holdout`` an optional
         number of further opportunities.
 
-        ``p ~ Beta(alpha, beta)``, ``theta ~ Beta(gamma, delta)``; the customer dies at the
+        Ages are counted in whole opportunities like horizons (an age of 5.5 is 5
+        opportunities). ``p ~ Beta(alpha, beta)``, ``theta ~ Beta(gamma, delta)``; the customer dies at the
         beginning of opportunity ``K ~ Geometric(theta)``, so is alive at the first
         ``A = min(K-1, n)`` opportunities and transacts at each with probability p. The last
         transaction is at ``A - G`` where ``G ~ Geometric(p) - 1`` counts the trailing
@@ -680,9 +681,7 @@ class BetaGeoBetaBinomFamily(PurchaseFamily):
         ``true_alive_holdout_end``.
         """
         alpha, beta, gamma, delta = (np.asarray(v, dtype=float) for v in self.unpack(params))
-        n = np.asarray(T, dtype=float)
-        if np.any(n != np.floor(n)) or np.any(n < 0):
-            raise InputError("BG/BB customers need whole non-negative numbers of opportunities")
+        n = opportunities(T)
         shape = np.broadcast_shapes(alpha.shape, beta.shape, gamma.shape, delta.shape, n.shape)
         n = np.broadcast_to(n, shape)
         p = rng.beta(alpha, beta, size=shape)
