@@ -398,3 +398,17 @@ def test_encoding_single_level_is_refused():
     frame = pd.DataFrame({"c": ["a", "a"]})
     with pytest.raises(InputError, match="single level"):
         CovariateEncoding.from_frame(frame, ["c"])
+
+
+@pytest.mark.parametrize("name", ["ParetoNBD", "BetaGeo"])
+def test_cell_and_row_likelihoods_agree(apparel, monkeypatch, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = getattr(clv, name)(**BOTH).fit(apparel)
+    design, data = model.covariate_design_, model.covariate_rows_
+    x = design.free_of(model.params_) + 0.05
+    by_row = covariate_models.objective_function(model.family_, design, data)(x)
+    monkeypatch.setattr(covariate_models, "MIN_ROWS_PER_CELL", 1)
+    by_cell = covariate_models.objective_function(model.family_, design, data)(x)
+    assert by_cell[0] == pytest.approx(by_row[0], rel=1e-10)
+    np.testing.assert_allclose(by_cell[1], by_row[1], rtol=1e-7, atol=1e-6)
