@@ -420,13 +420,13 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
         ``quantity``: "expected_purchases" (needs ``t``) or "probability_alive". Each customer
         uses its own group's parameters in every draw.
         """
-        params, x, t_x, T = self._prepare(summary, self.param_draws(n, seed=seed))
+        params, customer = self._prepare(summary, self.param_draws(n, seed=seed))
         if quantity == "expected_purchases":
             if t is None:
                 raise ValueError("quantity='expected_purchases' needs a horizon t")
-            values = self.family_.expected_purchases(params, x, t_x, T, self.to_model_time(t))
+            values = self.family_.expected_purchases(params, *customer, self.to_model_time(t))
         elif quantity == "probability_alive":
-            values = self.family_.probability_alive(params, x, t_x, T)
+            values = self.family_.probability_alive(params, *customer)
         else:
             raise ValueError(
                 f"quantity must be 'expected_purchases' or 'probability_alive', got {quantity!r}"

@@ -185,8 +185,8 @@ class HierarchicalGammaGamma(SpendPredictions, BayesianModel):
     def predict_draws(self, summary: pd.DataFrame, n: int = 200, seed=None) -> pd.DataFrame:
         """Expected spend per transaction per posterior draw: DataFrame indexed by customer_id,
         a column per draw; each customer with its own group's parameters."""
-        params, x, m = self._prepare(summary, self.param_draws(n, seed=seed))
+        params, customer = self._prepare(summary, self.param_draws(n, seed=seed))
         values = np.broadcast_to(
-            np.asarray(self.family_.expected_spend(params, x, m)), (n, len(summary))
+            np.asarray(self.family_.expected_spend(params, *customer)), (n, len(summary))
         )
         return pd.DataFrame(values.T, index=summary.index)
