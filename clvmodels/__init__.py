@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     # data layer
     "rfm_summary": "clvmodels.data",
     "calibration_holdout_summary": "clvmodels.data",
+    "discrete_summary": "clvmodels.discrete",
     # the lifetimes fitters as a second engine
     "from_lifetimes": "clvmodels.estimators.lifetimes_engine",
     # valuation
@@ -60,6 +61,7 @@ _SUBMODULES = {
     "validation",
     "optimize",
     "data",
+    "discrete",
     "datasets",
     "simulate",
     "units",
