@@ -13,6 +13,7 @@ import pytest
 
 import clvmodels as clv
 from clvmodels.errors import InputError
+from clvmodels.estimators.time_varying import simulate_transactions
 from clvmodels.families import pareto_nbd_dyncov as dyncov
 
 DATA = Path(__file__).parent / "data"
@@ -234,58 +235,9 @@ def test_lifetime_value_runs_through_the_engine(fitted, summary, future, transac
     assert len(value) == 50 and np.all(np.isfinite(np.asarray(value.select_dtypes("number"))))
 
 
-def simulate_customers(n, rng, params):
-    """Customers acquired on random days of the first half year of a weekly grid, a shared
-    seasonal flag (November-December) and a static 0/1 ``gender``; returns the transactions,
-    the covariate table and the observation end."""
-    origin = pd.Timestamp("2005-01-02")
-    end = origin + pd.Timedelta(weeks=104)
-    table = clv.calendar_covariates(
-        np.arange(n),
-        start=origin,
-        end=end + pd.Timedelta(weeks=1),
-        month_of_year=False,
-        static=pd.DataFrame({"gender": rng.integers(0, 2, n).astype(float)}),
-    )
-    births = origin + pd.to_timedelta(rng.integers(0, 182, n), unit="D")
-    offset = (births - origin).days.to_numpy() / 7
-    start = np.floor(offset).astype(np.int64)
-    first = start + 1 - offset
-    T = (end - births).days.to_numpy() / 7
-    n_periods = 106
-    season = table["holiday_season"].to_numpy().reshape(n, -1)[0]
-    gender = table["gender"].to_numpy().reshape(n, -1)[:, 0]
-    a = np.exp(
-        params["purchase.holiday_season"] * season + params["purchase.gender"] * gender[:, None]
-    )
-    b = np.exp(
-        params["dropout.holiday_season"] * season + params["dropout.gender"] * gender[:, None]
-    )
-    times, owner, _ = dyncov.simulate_purchases(
-        params["r"],
-        params["alpha"],
-        params["s"],
-        params["beta"],
-        a[:, :n_periods],
-        b[:, :n_periods],
-        np.arange(n),
-        start,
-        first,
-        1.0,
-        T,
-        rng,
-    )
-    dates = births[owner] + pd.to_timedelta(times * 7, unit="D")
-    tx = pd.DataFrame(
-        {
-            "customer_id": np.r_[np.arange(n), owner],
-            "date": np.r_[births.to_numpy(), dates.floor("D").to_numpy()],
-        }
-    )
-    return tx, table, end
-
-
 def test_parameter_recovery():
+    """Customers acquired on random days of the first half year of a weekly grid, a shared
+    seasonal flag (November-December) and a static 0/1 gender, observed for two years."""
     truth = {
         "r": 0.8,
         "alpha": 6.0,
@@ -296,8 +248,19 @@ def test_parameter_recovery():
         "dropout.holiday_season": 0.8,
         "dropout.gender": -0.5,
     }
+    n = 4000
     rng = np.random.default_rng(7)
-    tx, table, end = simulate_customers(4000, rng, truth)
+    origin = pd.Timestamp("2005-01-02")
+    end = origin + pd.Timedelta(weeks=104)
+    table = clv.calendar_covariates(
+        np.arange(n),
+        start=origin,
+        end=end,
+        month_of_year=False,
+        static=pd.DataFrame({"gender": rng.integers(0, 2, n).astype(float)}),
+    )
+    births = pd.Series(origin + pd.to_timedelta(rng.integers(0, 182, n), unit="D"))
+    tx = simulate_transactions(truth, table, births, end, seed=8)
     summary = clv.rfm_summary(tx, "customer_id", "date", observation_end=end, time_unit="W")
     columns = ["holiday_season", "gender"]
     model = clv.TimeVaryingParetoNBD(columns, columns).fit(summary, table, tx)

@@ -33,6 +33,7 @@ from clvmodels.families.pareto_nbd_dyncov import (
     PARAM_NAMES,
     ParetoNBDDynamicCovariatesFamily,
     log_likelihood_terms,
+    simulate_purchases,
 )
 from clvmodels.optimize import compress_rows, minimize_negative_log_likelihood, numerical_hessian
 from clvmodels.validation import summary_time_unit
@@ -136,6 +137,118 @@ def combine_tables(first: pd.DataFrame, second: pd.DataFrame, columns: list[str]
     return pd.concat([a, b], ignore_index=True).drop_duplicates(keys, keep="first")
 
 
+def place_customers(
+    table: CovariateTable, ids: pd.Index, birth, T: np.ndarray, time_unit: str, horizon: float
+):
+    """Each customer on the covariate grid: ``(path, start_period, first_period_length,
+    period_length)`` (the family's path arrays; lengths in ``time_unit``) for customers ``ids``
+    first buying at ``birth`` (datetime64) and observed for ``T``. Raises InputError unless the
+    table covers every customer from the first purchase to ``T + horizon``."""
+    unit_days = units.days_per(time_unit)
+    position = table.period_of(birth)
+    start = np.floor(position + 1e-9).astype(np.int64)
+    if np.any(start < 0):
+        bad = ids[start < 0][:5].tolist()
+        raise InputError(
+            f"the covariate table starts on {table.origin.date()}, after the first purchase of "
+            f"{int((start < 0).sum())} customers (e.g. {bad}). Fix: give covariates from "
+            "each customer's first purchase on."
+        )
+    period_length = table.spacing / pd.Timedelta(days=unit_days)
+    first_length = (start + 1 - position) * period_length
+    end = np.asarray(T, dtype=float) + horizon
+    needed = 1 + np.maximum(np.ceil((end - first_length) / period_length - 1e-9), 0).astype(
+        np.int64
+    )
+    if table.ids is None:
+        path = np.zeros(len(ids), dtype=np.int64)
+    else:
+        path = table.ids.get_indexer(ids)
+        if np.any(path < 0):
+            bad = ids[path < 0][:5].tolist()
+            raise InputError(
+                f"{int((path < 0).sum())} customers of the summary have no rows in the "
+                f"covariate table (e.g. {bad}). Fix: give every customer's covariates "
+                "(a table without customer_id applies to all customers)."
+            )
+    finite = np.isfinite(table.values).all(axis=2)
+    gaps = np.concatenate([np.zeros((finite.shape[0], 1)), np.cumsum(~finite, axis=1)], axis=1)
+    stop = start + needed
+    too_long = stop > finite.shape[1]
+    clipped = np.minimum(stop, finite.shape[1])
+    holes = gaps[path, clipped] - gaps[path, np.minimum(start, finite.shape[1])] > 0
+    bad = too_long | holes
+    if bad.any():
+        first_bad = np.flatnonzero(bad)[:5]
+        last = table.origin + table.spacing * int(stop[first_bad[0]] - 1)
+        until = "the end of calibration" if horizon == 0 else "the end of the horizon"
+        raise InputError(
+            f"the covariate table does not cover {int(bad.sum())} customers from their first "
+            f"purchase to {until} (e.g. customers {ids[first_bad].tolist()}, whose periods run "
+            f"to {last.date()}). Fix: give every period (future ones with "
+            "with_future_covariates); a missing period is never carried forward."
+        )
+    return path, start, first_length, float(period_length)
+
+
+def simulate_transactions(
+    params: dict,
+    covariates: pd.DataFrame,
+    first_purchase: pd.Series,
+    observation_end,
+    time_unit: str = "W",
+    seed=None,
+) -> pd.DataFrame:
+    """Transactions ``customer_id, date`` drawn from the time-varying Pareto/NBD (for
+    simulation studies and parameter recovery).
+
+    ``params``: ``r, alpha, s, beta`` (rates per ``time_unit``) and coefficients named
+    ``purchase.<column>`` / ``dropout.<column>`` (columns of ``covariates``, a table as
+    :meth:`TimeVaryingParetoNBD.fit` takes); ``first_purchase``: each customer's first purchase
+    date, indexed by customer id. Purchases are recorded on their day (several on one day stay
+    separate rows; ``rfm_summary`` counts the day once).
+    """
+    purchase = [c.split(".", 1)[1] for c in params if c.startswith("purchase.")]
+    dropout = [c.split(".", 1)[1] for c in params if c.startswith("dropout.")]
+    columns = list(dict.fromkeys(purchase + dropout))
+    table = CovariateTable(covariates, columns)
+    end = pd.Timestamp(observation_end)
+    birth = pd.to_datetime(first_purchase).to_numpy()
+    unit_days = units.days_per(time_unit)
+    T = (end.to_datetime64() - birth) / np.timedelta64(1, "D") / unit_days
+    if np.any(T < 0):
+        raise InputError("first purchases after the observation end")
+    path, start, first, period_length = place_customers(
+        table, first_purchase.index, birth, T, time_unit, 0.0
+    )
+
+    def multiplier(names, prefix):
+        index = [columns.index(c) for c in names]
+        coefficients = np.array([params[f"{prefix}.{c}"] for c in names], dtype=float)
+        return np.exp(table.values[:, :, index] @ coefficients)
+
+    times, owner, _ = simulate_purchases(
+        *(float(params[k]) for k in PARAM_NAMES),
+        multiplier(purchase, "purchase"),
+        multiplier(dropout, "dropout"),
+        path,
+        start,
+        first,
+        period_length,
+        T,
+        np.random.default_rng(seed),
+    )
+    offsets = pd.to_timedelta(times * unit_days, unit="D")
+    dates = pd.DatetimeIndex(birth[owner]) + offsets
+    ids = first_purchase.index.to_numpy()
+    return pd.DataFrame(
+        {
+            ID_COLUMN: np.concatenate([ids, ids[owner]]),
+            DATE_COLUMN: np.concatenate([birth, dates.floor("D").to_numpy()]),
+        }
+    )
+
+
 class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
     """Pareto/NBD with time-varying covariates on the purchase and the dropout process
     (Bachmann, Meierer & Naef 2021; the math in :mod:`clvmodels.families.pareto_nbd_dyncov`).
@@ -210,56 +323,14 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
 
     def _paths(self, summary: pd.DataFrame, table: CovariateTable, observation_end, horizon: float):
         """Per-customer ``path``, ``start_period``, ``first_period_length`` and the grid's
-        ``period_length`` (model units); checks that the table covers (0, T + horizon)."""
+        ``period_length`` (model units), each customer's first purchase placed ``T`` before
+        the observation end; checks that the table covers (0, T + horizon)."""
         unit_days = units.days_per(self.time_unit_)
         T = summary["T"].to_numpy(dtype=float)
         birth = observation_end.to_datetime64() - (T * unit_days * 86400e9).astype(
             "timedelta64[ns]"
         )
-        position = table.period_of(birth)
-        start = np.floor(position + 1e-9).astype(np.int64)
-        if np.any(start < 0):
-            bad = summary.index[start < 0][:5].tolist()
-            raise InputError(
-                f"the covariate table starts on {table.origin.date()}, after the first purchase of "
-                f"{int((start < 0).sum())} customers (e.g. {bad}). Fix: give covariates from "
-                "each customer's first purchase on."
-            )
-        period_length = table.spacing / pd.Timedelta(days=unit_days)
-        first_length = (start + 1 - position) * period_length
-        end = T + horizon
-        needed = 1 + np.maximum(np.ceil((end - first_length) / period_length - 1e-9), 0).astype(
-            np.int64
-        )
-        if table.ids is None:
-            path = np.zeros(len(summary), dtype=np.int64)
-        else:
-            path = table.ids.get_indexer(summary.index)
-            if np.any(path < 0):
-                bad = summary.index[path < 0][:5].tolist()
-                raise InputError(
-                    f"{int((path < 0).sum())} customers of the summary have no rows in the "
-                    f"covariate table (e.g. {bad}). Fix: give every customer's covariates "
-                    "(a table without customer_id applies to all customers)."
-                )
-        finite = np.isfinite(table.values).all(axis=2)
-        gaps = np.concatenate([np.zeros((finite.shape[0], 1)), np.cumsum(~finite, axis=1)], axis=1)
-        stop = start + needed
-        too_long = stop > finite.shape[1]
-        clipped = np.minimum(stop, finite.shape[1])
-        holes = gaps[path, clipped] - gaps[path, np.minimum(start, finite.shape[1])] > 0
-        bad = too_long | holes
-        if bad.any():
-            first_bad = np.flatnonzero(bad)[:5]
-            last = table.origin + table.spacing * int(stop[first_bad[0]] - 1)
-            raise InputError(
-                f"the covariate table does not cover {int(bad.sum())} customers from their first "
-                f"purchase to {'the end of calibration' if horizon == 0 else 'the end of the horizon'}"
-                f" (e.g. customers {summary.index[first_bad].tolist()}, whose periods run to "
-                f"{last.date()}). Fix: give every period (future ones with "
-                "with_future_covariates); a missing period is never carried forward."
-            )
-        return path, start, first_length, float(period_length)
+        return place_customers(table, summary.index, birth, T, self.time_unit_, horizon)
 
     def _purchase_sums(
         self,
@@ -561,12 +632,10 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
 
     def _paths_without_horizon(self, summary, table):
         """Paths placed from the observation end; the horizon is checked by the family."""
-        try:
-            return self._paths(
-                summary, table, self._observation_end(summary, self.observation_end_), 0.0
-            )
-        except InputError:
-            raise
+        end = self._observation_end(
+            summary, summary.attrs.get("observation_end", self.observation_end_)
+        )
+        return self._paths(summary, table, end, 0.0)
 
     def discounted_expected_transactions(
         self, summary: pd.DataFrame, t, annual_discount_rate: float
