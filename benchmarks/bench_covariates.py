@@ -15,7 +15,9 @@ What is measured
   Newton polish, observed-information standard errors), the median of 5 runs, against the
   log-likelihoods and fit times of CLVTools 0.12.1 (``shared/REFERENCE.md``: its static
   covariate fits took 0.5-1.5 s on this machine; R is not installed here, so the figures are
-  quoted, and the speed-up is against 0.5 s, the fastest of them).
+  quoted; the speed-up is given against both ends, on our CPU time).
+* BLAS runs single-threaded (``OPENBLAS_NUM_THREADS=1`` unless set): L-BFGS-B's tiny matrix
+  products slow down by orders of magnitude when BLAS threads compete for a loaded CPU.
 * **Simulated**: BG/NBD and Pareto/NBD customers at daily resolution (T uniform on 1..365 days)
   with a binary and a three-level covariate on both processes and known coefficients; fit time,
   distinct (RFM, covariates) rows and the largest |estimate - truth| / SE.
@@ -26,6 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import time
 import warnings
 from pathlib import Path
@@ -52,7 +56,7 @@ CLVTOOLS = {
     "GGompertzNBD": -5821.0628,
     "BetaGeo": -5839.8635,
 }
-CLVTOOLS_FASTEST_S = 0.5
+CLVTOOLS_FASTEST_S, CLVTOOLS_SLOWEST_S = 0.5, 1.5
 
 
 def apparel() -> pd.DataFrame:
@@ -69,14 +73,16 @@ def apparel() -> pd.DataFrame:
 
 
 def timed(make, summary, repeats: int):
-    times, model = [], None
+    """Median wall and CPU seconds of ``make().fit(summary)`` over ``repeats`` runs."""
+    wall, cpu, model = [], [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = make().fit(summary)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), model
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return float(np.median(wall)), float(np.median(cpu)), model
 
 
 def apparel_rows(repeats: int) -> list[dict]:
@@ -86,7 +92,7 @@ def apparel_rows(repeats: int) -> list[dict]:
     for name in candidates:
         if not hasattr(clv, name):
             continue
-        seconds, model = timed(lambda n=name: getattr(clv, n)(**BOTH), summary, repeats)
+        seconds, cpu, model = timed(lambda n=name: getattr(clv, n)(**BOTH), summary, repeats)
         reference = CLVTOOLS.get(name)
         rows.append(
             {
@@ -94,11 +100,12 @@ def apparel_rows(repeats: int) -> list[dict]:
                 "log-lik": f"{model.log_likelihood_:.4f}",
                 "CLVTools log-lik": f"{reference:.4f}" if reference else "",
                 "boundary": ", ".join(model.boundary_parameters_) or "-",
-                "fit (s)": f"{seconds:.3f}",
-                "speed-up vs 0.5 s": f"{CLVTOOLS_FASTEST_S / seconds:.0f}x",
+                "fit wall (s)": f"{seconds:.3f}",
+                "fit CPU (s)": f"{cpu:.3f}",
+                "vs CLVTools 0.5 / 1.5 s (CPU)": speedup(cpu),
             }
         )
-    seconds, model = timed(
+    seconds, cpu, model = timed(
         lambda: clv.GammaGamma(spend_covariates=["gender", "channel"]), summary, repeats
     )
     rows.append(
@@ -107,11 +114,16 @@ def apparel_rows(repeats: int) -> list[dict]:
             "log-lik": f"{model.log_likelihood_:.4f}",
             "CLVTools log-lik": "(no covariates in CLVTools)",
             "boundary": ", ".join(model.boundary_parameters_) or "-",
-            "fit (s)": f"{seconds:.3f}",
-            "speed-up vs 0.5 s": f"{CLVTOOLS_FASTEST_S / seconds:.0f}x",
+            "fit wall (s)": f"{seconds:.3f}",
+            "fit CPU (s)": f"{cpu:.3f}",
+            "vs CLVTools 0.5 / 1.5 s (CPU)": "",
         }
     )
     return rows
+
+
+def speedup(seconds: float) -> str:
+    return f"{CLVTOOLS_FASTEST_S / seconds:.1f}x / {CLVTOOLS_SLOWEST_S / seconds:.1f}x"
 
 
 def simulate(family, base: dict, coef: dict, n: int, seed: int) -> tuple[pd.DataFrame, dict]:
@@ -160,15 +172,18 @@ def simulated_rows(n: int) -> list[dict]:
     for name, family, base, coefficients in cases:
         summary, truth = simulate(family, base, coefficients, n, seed=1)
         settings = dict(purchase_covariates=["z1", "z2"], dropout_covariates=["z1", "z2"])
-        seconds, model = timed(lambda n=name, s=settings: getattr(clv, n)(**s), summary, 1)
-        error = (model.params_ - pd.Series(truth)) / model.standard_errors_
+        seconds, cpu, model = timed(lambda n=name, s=settings: getattr(clv, n)(**s), summary, 1)
+        error = ((model.params_ - pd.Series(truth)) / model.standard_errors_).abs()
+        coefficients = [c for c in error.index if "." in c]
         rows.append(
             {
                 "model": name,
                 "customers": f"{n:,}",
                 "distinct rows": f"{model.covariate_rows_.rows.n_rows:,}",
-                "fit (s)": f"{seconds:.2f}",
-                "max |error| / SE": f"{np.max(np.abs(error)):.2f}",
+                "fit wall (s)": f"{seconds:.2f}",
+                "fit CPU (s)": f"{cpu:.2f}",
+                "max abs(error) / SE, coefficients": f"{error[coefficients].max():.2f}",
+                "max abs(error) / SE, all": f"{error.max():.2f} ({error.idxmax()})",
             }
         )
     return rows
@@ -197,11 +212,18 @@ Produced by `benchmarks/bench_covariates.py{" --quick" if args.quick else ""}`; 
 
 ## Apparel, gender + channel on both processes (CLVTools 0.12.1 figures from REFERENCE.md)
 
-CLVTools' static-covariate fits took 0.5-1.5 s on this data; the speed-up is against 0.5 s.
+CLVTools' static-covariate fits took 0.5-1.5 s on this data (R is not installed here: quoted
+from REFERENCE.md). Times are medians of {3 if args.quick else 5} runs; CPU time is the fair
+figure on this shared machine (wall time includes waiting for the CPU).
 
 {apparel_table}
 
 ## Simulated customers at daily resolution, two covariates on both processes
+
+Recency is floored to whole days, as in a summary built from dates; at a million customers the
+standard errors are so small that this rounding shows as a bias of a few SEs in the purchase
+parameters (r, alpha). On the same customers with exact recency every estimate is within 1.4
+SE of the truth (checked at 300,000 customers); the coefficients are recovered either way.
 
 {simulated_table}
 """

@@ -126,7 +126,7 @@ def test_bg_nbd_reaches_clvtools_and_reports_its_boundary(apparel):
     with pytest.warns(ConvergenceWarning, match="a = "):
         model = clv.BetaGeo(**BOTH).fit(apparel)
     assert model.log_likelihood_ >= CLVTOOLS_BG_LL - 1e-4
-    assert set(model.boundary_parameters_) == {"a", "b"}
+    assert {"a", "b"} <= set(model.boundary_parameters_)
     assert model.params_["a"] > 1e3 and model.params_["b"] > 1e3
     assert model.params_["purchase.gender"] == pytest.approx(0.4617933, rel=2e-3)
     assert model.params_["purchase.channel"] == pytest.approx(0.5680299, rel=2e-3)
