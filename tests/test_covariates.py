@@ -412,3 +412,29 @@ def test_cell_and_row_likelihoods_agree(apparel, monkeypatch, name):
     by_cell = covariate_models.objective_function(model.family_, design, data)(x)
     assert by_cell[0] == pytest.approx(by_row[0], rel=1e-10)
     np.testing.assert_allclose(by_cell[1], by_row[1], rtol=1e-7, atol=1e-6)
+
+
+# ---- command line ---------------------------------------------------------------------------
+def test_cli_fit_with_a_covariate_file(apparel, pareto, tmp_path):
+    from typer.testing import CliRunner
+
+    from clvmodels import cli, scoring
+
+    scoring.write_summary_file(apparel.drop(columns=["gender", "channel"]), tmp_path / "s.parquet")
+    pd.read_csv(DATA / "apparel_customers.csv").to_csv(tmp_path / "cov.csv", index=False)
+    args = ["fit", tmp_path / "s.parquet", "--out", tmp_path / "model", "--model", "pareto"]
+    args += ["--covariates", tmp_path / "cov.csv", "--purchase-covariates", "gender,channel"]
+    args += ["--dropout-covariates", "gender,channel", "--spend-covariates", "channel", "-q"]
+    result = CliRunner().invoke(cli.app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    from clvmodels.io import load_pipeline
+
+    models = load_pipeline(tmp_path / "model")
+    purchase, spend = models.purchase, models.spend
+    assert purchase.log_likelihood_ == pytest.approx(pareto.log_likelihood_, abs=1e-6)
+    assert list(spend.params_.index) == ["p", "q", "v", "spend.channel"]
+    missing = CliRunner().invoke(
+        cli.app,
+        [str(a) for a in args[:6]] + ["--purchase-covariates", "age", "-q"],
+    )
+    assert missing.exit_code == 2 and "age" in missing.output

@@ -29,13 +29,17 @@ from clvmodels.cli.options import (
     AfterObservationEndOpt,
     Command,
     ConfigOpt,
+    CovariatesFileOpt,
     CustomerIdOpt,
     DatetimeFormatOpt,
     DatetimeOpt,
     DebugOpt,
+    DropoutCovariatesOpt,
     Group,
     MonetaryOpt,
+    PurchaseCovariatesOpt,
     QuietOpt,
+    SpendCovariatesOpt,
     SpendCustomersOpt,
     SummaryCustomerIdOpt,
     TimeUnitOpt,
@@ -44,6 +48,7 @@ from clvmodels.cli.options import (
     check_output_parent,
     check_outputs,
     check_valuation_settings,
+    covariate_columns,
     in_cli_words,
 )
 from clvmodels.cli.pipeline import (
@@ -52,6 +57,7 @@ from clvmodels.cli.pipeline import (
     fit_models,
     is_summary_file,
     not_positive_spend_error,
+    read_covariates_file,
     remove_leftovers,
     summarize_transactions_file,
     summary_settings,
@@ -220,6 +226,10 @@ def fit(
     spend_customers: SpendCustomersOpt = "all",
     time_unit: TimeUnitOpt = None,
     customer_id: SummaryCustomerIdOpt = None,
+    covariates: CovariatesFileOpt = None,
+    purchase_covariates: PurchaseCovariatesOpt = None,
+    dropout_covariates: DropoutCovariatesOpt = None,
+    spend_covariates: SpendCovariatesOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -233,12 +243,24 @@ def fit(
     check_choice("--model", s["model"], registry.purchase_model_names())
     check_choice("--spend", s["spend"], registry.spend_model_names())
     check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
-    check_outputs([s["out"]], [s["summary"], s["config"]])
+    covariate_settings = {
+        "purchase": covariate_columns("--purchase-covariates", s["purchase_covariates"]),
+        "dropout": covariate_columns("--dropout-covariates", s["dropout_covariates"]),
+        "spend": covariate_columns("--spend-covariates", s["spend_covariates"]),
+    }
+    if s["covariates"] is not None and not any(covariate_settings.values()):
+        raise InputError(
+            "--covariates needs --purchase-covariates, --dropout-covariates or "
+            "--spend-covariates to name the columns to use"
+        )
+    check_outputs([s["out"]], [s["summary"], s["config"], s["covariates"]])
     remove_leftovers(console, s["out"])
     customer_id, time_unit = summary_settings(s["summary"], s["customer_id"], s["time_unit"])
     s.update(customer_id=customer_id, time_unit=time_unit)  # recorded as used
     run = Run("fit", s)
     info = inspect_summary_file(s["summary"], customer_id=customer_id, time_unit=time_unit)
+    if s["covariates"] is not None:
+        covariate_settings["table"] = read_covariates_file(Path(s["covariates"]), customer_id)
     notes: dict = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -257,10 +279,13 @@ def fit(
             console=console,
             spend_customers=s["spend_customers"],
             notes=notes,
+            covariates=covariate_settings,
         )
     console.warn(caught)
     run.add_warnings(caught)
     run.add_input(s["summary"], "summary", n_customers=info.n_customers)
+    if s["covariates"] is not None:
+        run.add_input(s["covariates"], "covariates")
     run.record["spend_fit"] = notes["spend_fit"]
     diagnostics = {
         "purchase": fit_diagnostics(purchase_model),

@@ -77,6 +77,45 @@ SpendCustomersOpt = Annotated[
         "in the manifest). Every customer is still scored.",
     ),
 ]
+CovariatesFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--covariates",
+        help="Customer covariates (CSV/Parquet): the customer id column (as in the summary) and "
+        "one column per covariate, one row per customer. Name the columns to use with "
+        "--purchase-covariates, --dropout-covariates, --spend-covariates; without this file "
+        "they are read from the summary.",
+        rich_help_panel="Covariates",
+        show_default=False,
+    ),
+]
+PurchaseCovariatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--purchase-covariates",
+        help="Comma-separated covariate columns of the purchase process (e.g. gender,channel).",
+        rich_help_panel="Covariates",
+        show_default=False,
+    ),
+]
+DropoutCovariatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dropout-covariates",
+        help="Comma-separated covariate columns of the dropout process.",
+        rich_help_panel="Covariates",
+        show_default=False,
+    ),
+]
+SpendCovariatesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spend-covariates",
+        help="Comma-separated covariate columns of the spend model's scale.",
+        rich_help_panel="Covariates",
+        show_default=False,
+    ),
+]
 MonetaryOpt = Annotated[
     str,
     typer.Option("--monetary", help="Transaction amount column.", rich_help_panel="Columns"),
@@ -181,6 +220,16 @@ def in_cli_words() -> Iterator[None]:
         except Exception:  # pragma: no cover - an error class with other arguments
             raise exc from None
         raise new.with_traceback(exc.__traceback__) from exc.__cause__
+
+
+def covariate_columns(option: str, value: str | None) -> list[str] | None:
+    """The column names of a comma-separated covariate option (None when not given)."""
+    if value is None:
+        return None
+    columns = [c.strip() for c in str(value).split(",")]
+    if not all(columns):
+        raise InputError(f"{option} must be comma-separated column names, got {value!r}")
+    return columns
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:

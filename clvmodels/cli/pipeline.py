@@ -205,6 +205,53 @@ def not_positive_spend_error(n_not_positive: int, n_repeat: int, where: str) -> 
     )
 
 
+def read_covariates_file(path: Path, customer_id: str):
+    """A covariate file (CSV/Parquet) as a DataFrame indexed by ``customer_id``."""
+    import pandas as pd
+
+    from clvmodels.scoring import check_input_file, file_format
+
+    check_input_file(path)
+    frame = pd.read_parquet(path) if file_format(path) == "parquet" else pd.read_csv(path)
+    if customer_id not in frame.columns:
+        raise InputError(
+            f"{path.name} has no customer id column {customer_id!r}; found "
+            + ", ".join(map(str, frame.columns))
+            + ". Fix: name it as in the summary (or pass --customer-id)"
+        )
+    frame[customer_id] = frame[customer_id].astype(str)
+    return frame.set_index(customer_id)
+
+
+def covariate_frame(con, source: str, info, columns, where: str, covariates: dict[str, Any]):
+    """Every customer of the summary (``where``) with ``columns`` and the covariates: joined
+    from the covariate table when one is given, else read from the summary file."""
+    from clvmodels.covariates import join_covariates
+
+    needed = list(
+        dict.fromkeys(
+            c for key in ("purchase", "dropout", "spend") for c in covariates.get(key) or ()
+        )
+    )
+    table = covariates.get("table")
+    from_file = [] if table is not None else needed
+    missing = [c for c in from_file if c not in info.columns]
+    if missing:
+        raise InputError(
+            f"{info.path.name} has no covariate column(s) {missing}. Fix: pass --covariates "
+            "FILE with these columns (and the customer id)"
+        )
+    cid = '"' + info.customer_id.replace('"', '""') + '"'
+    select = ", ".join('"' + c.replace('"', '""') + '"' for c in [*columns, *from_file])
+    frame = con.sql(f"SELECT CAST({cid} AS VARCHAR) AS {cid}, {select} FROM {source} {where}")
+    frame = frame.df().set_index(info.customer_id)
+    frame.index.name = "customer_id"
+    frame.attrs["time_unit"] = info.time_unit
+    if table is not None:
+        frame = join_covariates(frame, table, needed)
+    return frame
+
+
 def fit_models(
     info,
     purchase: str,
@@ -215,6 +262,7 @@ def fit_models(
     console: Console | None = None,
     spend_customers: str = "all",
     notes: dict[str, Any] | None = None,
+    covariates: dict[str, Any] | None = None,
 ):
     """Fit a purchase and a spend model (CLI names of :mod:`clvmodels.registry`) on a summary file.
 
@@ -227,6 +275,10 @@ def fit_models(
     before anything is fit; ``"positive"`` leaves those customers out of the spend fit (they
     are still scored). ``notes``, when given, receives ``notes["spend_fit"]``: the customers
     the spend model was fit on and how many were left out.
+
+    ``covariates``: static covariates, ``{"table": DataFrame indexed by customer id or None,
+    "purchase": [...], "dropout": [...], "spend": [...]}``; a model with covariates is fit on
+    every customer's row joined with them (it compresses the rows itself).
     """
     import numpy as np
 
@@ -236,6 +288,16 @@ def fit_models(
     purchase_cls = registry.estimator_class("purchase", purchase)
     spend_cls = registry.estimator_class("spend", spend)
     grouped_purchase, grouped_spend = is_grouped(purchase_cls), is_grouped(spend_cls)
+    covariates = covariates or {}
+    purchase_settings = {
+        f"{k}_covariates": covariates[k] for k in ("purchase", "dropout") if covariates.get(k)
+    }
+    spend_settings = {"spend_covariates": covariates["spend"]} if covariates.get("spend") else {}
+    if (purchase_settings and grouped_purchase) or (spend_settings and grouped_spend):
+        raise InputError(
+            "covariates (--purchase-covariates, --dropout-covariates, --spend-covariates) work "
+            "with the maximum-likelihood models, not --model hierarchical"
+        )
     purchase_cols = fit_columns(purchase_cls, PURCHASE_COLUMNS)
     spend_cols = fit_columns(spend_cls, (*PURCHASE_COLUMNS, "monetary_value"))
     missing = [c for c in dict.fromkeys(purchase_cols + spend_cols) if c not in info.columns]
@@ -282,6 +344,13 @@ def fit_models(
         repeat = con.sql(
             f"SELECT {quoted(spend_cols)}, count(*) AS n FROM {source} WHERE {keep} GROUP BY ALL"
         ).df()
+        with in_cli_words():
+            if purchase_settings:
+                purchase_full = covariate_frame(con, source, info, purchase_cols, "", covariates)
+            if spend_settings:
+                spend_full = covariate_frame(
+                    con, source, info, spend_cols, f"WHERE {keep}", covariates
+                )
     finally:
         con.close()
     n_spend = int(n_repeat) - (int(n_not_positive) if spend_customers == "positive" else 0)
@@ -309,6 +378,8 @@ def fit_models(
         console.info(f"fitting {purchase_cls.__name__} on {where}")
     if grouped_purchase:
         purchase_model = purchase_cls(group=group).fit(full, **(sampling or {}))
+    elif purchase_settings:
+        purchase_model = purchase_cls(**purchase_settings).fit(purchase_full)
     else:
         purchase_model = purchase_cls().fit(
             rows[list(purchase_cols)], weights=rows["n"].to_numpy(np.float64)
@@ -325,9 +396,12 @@ def fit_models(
                 f"{info.path.name} has no customers with repeat purchases (frequency > 0){which}:"
                 " the spend model cannot be fit"
             )
-        spend_model = spend_cls().fit(
-            repeat[list(spend_cols)], weights=repeat["n"].to_numpy(np.float64)
-        )
+        if spend_settings:
+            spend_model = spend_cls(**spend_settings).fit(spend_full)
+        else:
+            spend_model = spend_cls().fit(
+                repeat[list(spend_cols)], weights=repeat["n"].to_numpy(np.float64)
+            )
         if spend_model.time_unit_ is None:
             spend_model.time_unit_ = info.time_unit
     return purchase_model, spend_model
