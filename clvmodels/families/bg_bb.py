@@ -86,6 +86,41 @@ def opportunities(t) -> np.ndarray:
     return np.floor(t + HORIZON_SLACK)
 
 
+def per_distinct_customer(fn, params, customers):
+    """``fn(*params, *customers)``, evaluated once per distinct customer row and gathered back
+    when the parameters are shared by all customers (scalars or a last axis of length 1) and
+    the customers are 1-d arrays of whole numbers: a BG/BB summary of a million customers has
+    a few hundred distinct (x, t_x, n) rows. Otherwise evaluated directly."""
+    params = as_float(*params)
+    customers = as_float(*customers)
+    size = customers[0].size
+    direct = (
+        size < 1024
+        or any(c.shape != (size,) for c in customers)
+        or any(p.ndim and p.shape[-1] != 1 for p in params)
+    )
+    if direct:
+        return fn(*params, *customers)
+    top = max(float(c.max()) for c in customers)
+    whole = all(np.array_equal(c, np.floor(c)) and c.min() >= 0 for c in customers)
+    if not (whole and top < 2**20):
+        return fn(*params, *customers)
+    width = int(top) + 1
+    key = np.zeros(size, dtype=np.int64)
+    for c in customers:
+        key = key * width + c.astype(np.int64)
+    codes, unique = pd.factorize(key)
+    if len(unique) > size // 2:
+        return fn(*params, *customers)
+    decoded = []
+    rest = np.asarray(unique, dtype=np.int64)
+    for _ in customers:
+        decoded.append((rest % width).astype(float))
+        rest = rest // width
+    values = fn(*params, *decoded[::-1])
+    return np.take(np.asarray(values), codes, axis=-1)
+
+
 # --------------------------------------------------------------------------------------------
 # the likelihood and the posterior of the death time
 # --------------------------------------------------------------------------------------------
@@ -223,11 +258,14 @@ def probability_alive(alpha, beta, gamma, delta, x, t_x, n, future=0.0):
     """P(alive at opportunity n + ``future`` | x, t_x, n): FHS 2010 eq. (11) (``future`` = 0)
     and, for a later opportunity, the "alive" term with ``B(gamma, delta+n+future)`` in place of
     ``B(gamma, delta+n)`` over the likelihood (FHS 2010 appendix, lifetimes' eq. (A10))."""
-    ll, log_alive, _ = _log_likelihood_parts(alpha, beta, gamma, delta, x, t_x, n, False)
     future = np.asarray(future, dtype=float)
-    delta, n = as_float(delta, n)
-    shift = betaln(gamma, delta + n + future) - betaln(gamma, delta + n)
-    value = np.exp(log_alive + shift - ll)
+
+    def formula(alpha, beta, gamma, delta, x, t_x, n):
+        ll, log_alive, _ = _log_likelihood_parts(alpha, beta, gamma, delta, x, t_x, n, False)
+        shift = betaln(gamma, delta + n + future) - betaln(gamma, delta + n)
+        return np.exp(log_alive + shift - ll)
+
+    value = per_distinct_customer(formula, (alpha, beta, gamma, delta), (x, t_x, n))
     return _check_range(value, 0.0, 1.0, "P(alive)")
 
 
@@ -305,8 +343,12 @@ def conditional_expected_purchases(alpha, beta, gamma, delta, x, t_x, n, t, p_al
     alpha, beta, gamma, delta, x, t_x, n = as_float(alpha, beta, gamma, delta, x, t_x, n)
     if p_alive is None:
         p_alive = probability_alive(alpha, beta, gamma, delta, x, t_x, n)
-    rate = (alpha + x) / (alpha + beta + n)
-    return p_alive * rate * survival_sum(gamma, delta + n, opportunities(t))
+    horizon = opportunities(t)
+
+    def active(alpha, beta, gamma, delta, x, n):
+        return (alpha + x) / (alpha + beta + n) * survival_sum(gamma, delta + n, horizon)
+
+    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n))
 
 
 def expected_purchases_new_customer(alpha, beta, gamma, delta, t):
@@ -332,8 +374,20 @@ def conditional_purchase_probability(alpha, beta, gamma, delta, x, t_x, n, t, k,
     if p_alive is None:
         p_alive = probability_alive(alpha, beta, gamma, delta, x, t_x, n)
     horizon = opportunities(t)
+
+    def active_probability(alpha, beta, gamma, delta, x, n):
+        return _active_count_probability(alpha, beta, gamma, delta, x, n, horizon, k)
+
+    active = per_distinct_customer(active_probability, (alpha, beta, gamma, delta), (x, n))
+    value = p_alive * active + (1.0 - p_alive) * (k == 0)
+    return _check_range(value, 0.0, 1.0, "P(X = k)")
+
+
+def _active_count_probability(alpha, beta, gamma, delta, x, n, horizon, k):
+    """P(k transactions at the next ``horizon`` opportunities | alive at n), summed over the
+    number of further opportunities alive (see :func:`conditional_purchase_probability`)."""
     a_post, b_post, d_post = alpha + x, beta + n - x, delta + n
-    shape = np.broadcast_shapes(*(np.shape(v) for v in (p_alive, a_post, b_post, d_post, k)))
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (gamma, a_post, b_post, d_post, k)))
     active = np.zeros(shape)
     top = int(np.max(horizon)) if horizon.size else 0
     for length in range(int(np.min(k)) if k.size else 0, top + 1):
@@ -353,8 +407,7 @@ def conditional_purchase_probability(alpha, beta, gamma, delta, x, t_x, n, t, k,
             )
         term = np.where((k <= ell) & (ell <= horizon), np.exp(stays + log_binomial), 0.0)
         active = active + term
-    value = p_alive * active + (1.0 - p_alive) * (k == 0)
-    return _check_range(value, 0.0, 1.0, "P(X = k)")
+    return active
 
 
 def discounted_survival_quadrature(gamma, d, z) -> tuple[float, float]:
@@ -455,8 +508,12 @@ def conditional_dert(alpha, beta, gamma, delta, x, t_x, n, rate, p_alive=None):
         raise InputError("DERT needs a positive finite discount rate")
     if p_alive is None:
         p_alive = probability_alive(alpha, beta, gamma, delta, x, t_x, n)
-    rate_alive = (alpha + x) / (alpha + beta + n)
-    return p_alive * rate_alive * discounted_survival_sum(gamma, delta + n, np.exp(-rate))
+
+    def active(alpha, beta, gamma, delta, x, n):
+        discounted = discounted_survival_sum(gamma, delta + n, np.exp(-rate))
+        return (alpha + x) / (alpha + beta + n) * discounted
+
+    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n))
 
 
 def frequency_probability(alpha, beta, gamma, delta, x, n):
