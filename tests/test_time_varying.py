@@ -261,7 +261,10 @@ def test_parameter_recovery():
     )
     births = pd.Series(origin + pd.to_timedelta(rng.integers(0, 182, n), unit="D"))
     tx = simulate_transactions(truth, table, births, end, seed=8)
-    summary = clv.rfm_summary(tx, "customer_id", "date", observation_end=end, time_unit="W")
+    # one purchase per hour: frequent buyers' purchases on one day stay apart
+    summary = clv.rfm_summary(
+        tx, "customer_id", "date", observation_end=end, time_unit="W", purchase_period="H"
+    )
     columns = ["holiday_season", "gender"]
     model = clv.TimeVaryingParetoNBD(columns, columns).fit(summary, table, tx)
     print("\n", model.summary().round(3).to_string())
@@ -298,3 +301,17 @@ def test_purchase_probabilities(fitted, summary, future):
     np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
     p0 = model.purchase_probability(subset, 52.0, 0).to_numpy()
     np.testing.assert_allclose(p0, probabilities[0])
+
+
+def test_json_round_trip_needs_the_covariates_again(fitted, summary, future, covariates):
+    import json
+
+    loaded = clv.TimeVaryingParetoNBD.from_dict(json.loads(fitted.to_json()))
+    pd.testing.assert_series_equal(loaded.params_, fitted.params_)
+    with pytest.raises(InputError, match="no covariate table"):
+        loaded.probability_alive(summary)
+    attached = loaded.with_future_covariates(pd.concat([covariates, future]))
+    np.testing.assert_allclose(
+        attached.expected_purchases(summary, 52).to_numpy(),
+        fitted.with_future_covariates(future).expected_purchases(summary, 52).to_numpy(),
+    )

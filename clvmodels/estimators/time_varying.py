@@ -17,6 +17,7 @@ customer's calibration period).
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -205,8 +206,9 @@ def simulate_transactions(
     ``params``: ``r, alpha, s, beta`` (rates per ``time_unit``) and coefficients named
     ``purchase.<column>`` / ``dropout.<column>`` (columns of ``covariates``, a table as
     :meth:`TimeVaryingParetoNBD.fit` takes); ``first_purchase``: each customer's first purchase
-    date, indexed by customer id. Purchases are recorded on their day (several on one day stay
-    separate rows; ``rfm_summary`` counts the day once).
+    date, indexed by customer id. Purchases are recorded at their exact time (``rfm_summary``
+    counts one purchase per day, or per hour with ``purchase_period="H"``, which keeps a
+    frequent buyer's purchases on one day apart).
     """
     purchase = [c.split(".", 1)[1] for c in params if c.startswith("purchase.")]
     dropout = [c.split(".", 1)[1] for c in params if c.startswith("dropout.")]
@@ -244,7 +246,7 @@ def simulate_transactions(
     return pd.DataFrame(
         {
             ID_COLUMN: np.concatenate([ids, ids[owner]]),
-            DATE_COLUMN: np.concatenate([birth, dates.floor("D").to_numpy()]),
+            DATE_COLUMN: np.concatenate([birth, dates.to_numpy()]),
         }
     )
 
@@ -370,11 +372,14 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         missing = [c for c in (ID_COLUMN, DATE_COLUMN) if c not in transactions.columns]
         if missing:
             raise InputError(f"transactions need the columns {ID_COLUMN!r} and {DATE_COLUMN!r}")
-        days = pd.to_datetime(transactions[DATE_COLUMN]).dt.normalize()
+        # one purchase per purchase period (the day, or the hour), as rfm_summary counts them;
+        # the observation end's whole period is included
+        step = "h" if summary.attrs.get("purchase_period", "D") == "H" else "D"
+        days = pd.to_datetime(transactions[DATE_COLUMN]).dt.floor(step)
         tx = pd.DataFrame({"id": transactions[ID_COLUMN].to_numpy(), "day": days.to_numpy()})
-        tx = tx[tx["day"] <= observation_end.normalize()].drop_duplicates()
+        tx = tx[tx["day"] <= observation_end.floor(step)].drop_duplicates()
         tx = tx.sort_values(["id", "day"])
-        tx = tx[tx.duplicated("id")]  # repeat purchases: every day after the first
+        tx = tx[tx.duplicated("id")]  # repeat purchases: every period after the first
         owner = summary.index.get_indexer(tx["id"].to_numpy())
         tx, owner = tx[owner >= 0], owner[owner >= 0]
         counts = np.bincount(owner, minlength=len(summary))
@@ -593,7 +598,10 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         """A copy of the fitted model whose covariates add the (future) periods of ``table``
         (same columns as the fit's); predictions over a horizon need every period up to it."""
         self.check_fitted()
-        combined = combine_tables(self.covariates_, table, self.covariate_columns)
+        if self.covariates_ is None:  # a model loaded from a file holds no table
+            combined = table
+        else:
+            combined = combine_tables(self.covariates_, table, self.covariate_columns)
         CovariateTable(combined, self.covariate_columns)  # checks the grid
         model = object.__new__(type(self))
         model.__dict__.update(self.__dict__)
@@ -604,6 +612,12 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         """The family's ``params`` for the customers of ``summary``: r, alpha, s, beta of shape
         ``(n_draws, 1)``, the coefficients ``(n_draws, k)`` and the covariate paths."""
         self.check_fitted()
+        if self.covariates_ is None:
+            raise InputError(
+                "this model holds no covariate table (model files keep the estimates, not the "
+                "data); attach the covariates with model.with_future_covariates(table), the "
+                "periods from the customers' first purchases to the end of the horizon"
+            )
         draws = self.point_draws() if draws is None else draws
         table = CovariateTable(self.covariates_, self.covariate_columns)
         path, start, first, period_length = self._paths_without_horizon(summary, table)
@@ -687,3 +701,54 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
             want_gradient=False,
         )
         return values
+
+    # ---- persistence (JSON, no pickle) ---------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Settings and estimates as plain JSON-able values; the covariate table is data and is
+        not kept (attach it again with :meth:`with_future_covariates`)."""
+        self.check_fitted()
+        return {
+            "class": type(self).__name__,
+            "settings": self.get_params(),
+            "time_unit": self.time_unit_,
+            "observation_end": str(self.observation_end_),
+            "theta": [float(v) for v in self.theta_],
+            "theta_covariance": self.theta_covariance_.to_numpy().tolist(),
+            "log_likelihood": self.log_likelihood_,
+            "converged": bool(self.converged_),
+            "boundary_parameters": list(self.boundary_parameters_),
+            "optimizer_message": self.optimizer_message_,
+            "n_customers": self.n_customers_,
+        }
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> TimeVaryingParetoNBD:
+        """Rebuild a fitted model from :meth:`to_dict` output (without covariates)."""
+        if payload.get("class") != cls.__name__:
+            raise InputError(f"payload is a {payload.get('class')!r}, not a {cls.__name__}")
+        model = cls(**payload["settings"])
+        names = list(model.estimate_names)
+        theta = np.asarray(payload["theta"], dtype=float)
+        cov = np.asarray(payload["theta_covariance"], dtype=float)
+        if theta.shape != (len(names),) or cov.shape != (len(names), len(names)):
+            raise InputError(f"payload's estimates do not match the parameters {names}")
+        model.family_ = ParetoNBDDynamicCovariatesFamily(len(model.purchase_covariates))
+        model.time_unit_ = payload["time_unit"]
+        model.observation_end_ = pd.Timestamp(payload["observation_end"])
+        model.theta_ = theta
+        model.params_ = pd.Series(model._natural(theta), index=names)
+        model.theta_covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        scale = np.where(np.arange(len(names)) < 4, model.params_.to_numpy(), 1.0)
+        model.covariance_ = pd.DataFrame(cov * np.outer(scale, scale), index=names, columns=names)
+        model.standard_errors_ = pd.Series(np.sqrt(np.diag(model.covariance_)), index=names)
+        model.log_likelihood_ = float(payload["log_likelihood"])
+        model.converged_ = bool(payload["converged"])
+        model.boundary_parameters_ = list(payload["boundary_parameters"])
+        model.optimizer_message_ = payload["optimizer_message"]
+        model.n_customers_ = payload["n_customers"]
+        model.covariates_ = None
+        model.rows_ = None
+        return model
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
