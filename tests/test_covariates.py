@@ -438,3 +438,11 @@ def test_cli_fit_with_a_covariate_file(apparel, pareto, tmp_path):
         [str(a) for a in args[:6]] + ["--purchase-covariates", "age", "-q"],
     )
     assert missing.exit_code == 2 and "age" in missing.output
+
+
+def test_new_customer_expectation_takes_the_covariates(pareto):
+    low = pareto.expected_purchases_new_customer(52, covariates={"gender": 0, "channel": 0})
+    high = pareto.expected_purchases_new_customer(52, covariates={"gender": 0, "channel": 1})
+    assert high > low > 0
+    with pytest.raises(InputError, match="no covariate column"):
+        pareto.expected_purchases_new_customer(52)

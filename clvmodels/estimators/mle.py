@@ -688,10 +688,16 @@ class PurchaseModel(PurchasePredictions, MaximumLikelihoodModel):
             index=summary.index,
         )
 
-    def expected_purchases_new_customer(self, t) -> float | np.ndarray:
-        """E[X(t)]: expected purchases of a newly acquired customer in their first ``t``."""
+    def expected_purchases_new_customer(self, t, covariates=None) -> float | np.ndarray:
+        """E[X(t)]: expected purchases of a newly acquired customer in their first ``t``.
+
+        A covariate model needs the new customer's ``covariates``: a mapping (or Series) of
+        each covariate column to its value."""
         self.check_fitted()
-        return self._new_customer_purchases(self.customer_params(pd.DataFrame(index=[0])), t)
+        customer = pd.DataFrame(
+            {k: [v] for k, v in dict(covariates or {}).items()}, index=pd.RangeIndex(1)
+        )
+        return self._new_customer_purchases(self.customer_params(customer), t)
 
     def conditional_latent_draws(
         self, summary: pd.DataFrame, n: int = 100, seed=None, draws: pd.DataFrame | None = None
