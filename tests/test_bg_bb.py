@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lifetimes import BetaGeoBetaBinomFitter
 from lifetimes.datasets import load_donations
 
@@ -385,6 +387,46 @@ def test_predictions_are_well_behaved_for_extreme_inputs(params):
         dert = bg_bb.conditional_dert(*params, x, t_x, n, rate)
         assert np.all(np.isfinite(dert)) and np.all(dert >= 0)
         assert np.all(dert <= np.exp(-rate) / (1 - np.exp(-rate)) * (1 + 1e-9))
+
+
+positive = st.floats(min_value=-3.0, max_value=3.0).map(lambda v: float(10.0**v))
+
+
+@st.composite
+def histories(draw):
+    """Whole-number BG/BB histories: 0 <= x <= t_x <= n <= 1000, t_x = 0 iff x = 0."""
+    size = draw(st.integers(min_value=1, max_value=6))
+    n = np.array(draw(st.lists(st.integers(0, 1000), min_size=size, max_size=size)), float)
+    share = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=size, max_size=size)))
+    t_x = np.floor(share * n)
+    ratio = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=size, max_size=size)))
+    x = np.where(t_x > 0, np.maximum(1.0, np.floor(ratio * t_x)), 0.0)
+    return x, t_x, n
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    params=st.tuples(positive, positive, positive, positive),
+    history=histories(),
+    horizon=st.integers(0, 60),
+)
+def test_properties_over_random_extreme_inputs(params, history, horizon):
+    x, t_x, n = history
+    ll = bg_bb.log_likelihood(*params, x, t_x, n)
+    assert np.all(np.isfinite(ll)) and np.all(ll <= 1e-12)
+    alive = bg_bb.probability_alive(*params, x, t_x, n)
+    assert np.all((alive >= 0) & (alive <= 1))
+    expected = bg_bb.conditional_expected_purchases(*params, x, t_x, n, horizon)
+    later = bg_bb.conditional_expected_purchases(*params, x, t_x, n, horizon + 1)
+    assert np.all((expected >= 0) & (expected <= horizon * (1 + 1e-12)))
+    assert np.all(later >= expected * (1 - 1e-12))
+    k = np.arange(horizon + 1, dtype=float)[:, None]
+    probabilities = bg_bb.conditional_purchase_probability(*params, x, t_x, n, horizon, k)
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-9)
+    np.testing.assert_allclose((k * probabilities).sum(axis=0), expected, rtol=1e-8, atol=1e-12)
+    dert = bg_bb.conditional_dert(*params, x, t_x, n, 0.05)
+    assert np.all(np.isfinite(dert) & (dert >= 0))
+    assert np.all(dert <= np.exp(-0.05) / -np.expm1(-0.05) * (1 + 1e-9))
 
 
 # ---- valuation, evaluation, model files ----------------------------------------------------
