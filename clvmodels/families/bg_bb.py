@@ -62,7 +62,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from clvmodels.errors import InputError, NumericalError, check_columns, describe_rows
 from clvmodels.families.base import FitRows, PurchaseFamily
-from clvmodels.families.sampling import check_grid, geometric_at_most
+from clvmodels.families.sampling import check_grid, cumulative_counts, geometric_at_most, take_flat
 from clvmodels.validation import as_float
 
 PARAM_NAMES = ("alpha", "beta", "gamma", "delta")
@@ -597,27 +597,42 @@ def _draw_death_offset(alpha, beta, gamma, delta, x, t_x, n, rng):
 
 def sample_future_purchases(alpha, beta, gamma, delta, x, t_x, n, t_grid, rng, p_alive=None):
     """Cumulative transactions at the whole opportunities ``n+1..n+floor(t)`` for each ``t`` of
-    ``t_grid``, drawn from the customer's posterior: alive at n with probability P(alive) (else
-    none), then ``p ~ Beta(alpha+x, beta+n-x)``, ``theta ~ Beta(gamma, delta+n)``, the number of
-    further opportunities alive ``L = K - 1`` with ``K ~ Geometric(theta)``, and
-    ``Binomial(opportunities alive in the period, p)`` transactions per grid period. int64 of
-    shape ``broadcast(params, x) + (len(t_grid),)``."""
-    grid = opportunities(check_grid(t_grid))
-    alpha, beta, gamma, delta, x, t_x, n = np.broadcast_arrays(
-        *as_float(alpha, beta, gamma, delta, x, t_x, n)
+    ``t_grid``, drawn from the customer's posterior (:func:`sample_future_purchase_periods`).
+    int64 of shape ``broadcast(params, x) + (len(t_grid),)``."""
+    return cumulative_counts(
+        *sample_future_purchase_periods(
+            alpha, beta, gamma, delta, x, t_x, n, t_grid, rng, p_alive=p_alive
+        )
     )
+
+
+def sample_future_purchase_periods(alpha, beta, gamma, delta, x, t_x, n, t_grid, rng, p_alive=None):
+    """:func:`sample_future_purchases` in sparse form ``(shape, pairs, per_period)``: the
+    broadcast shape, the flat indices of the (draw, customer) paths with transactions and their
+    per-period counts.
+
+    Alive at n with probability P(alive) (else no transaction); for the alive paths only,
+    ``p ~ Beta(alpha+x, beta+n-x)``, ``theta ~ Beta(gamma, delta+n)``, the number of further
+    opportunities alive ``L = K - 1`` with ``K ~ Geometric(theta)``, and
+    ``Binomial(opportunities alive in the period, p)`` transactions per grid period.
+    """
+    grid = opportunities(check_grid(t_grid))
+    params = as_float(alpha, beta, gamma, delta)
+    customers = as_float(x, t_x, n)
     if p_alive is None:
-        p_alive = probability_alive(alpha, beta, gamma, delta, x, t_x, n)
-    shape = alpha.shape
-    alive = rng.random(shape) < np.broadcast_to(p_alive, shape)
-    p = rng.beta(alpha + x, beta + n - x)
-    theta = rng.beta(gamma, delta + n)
+        p_alive = probability_alive(*params, *customers)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (*params, *customers, p_alive)))
+    alive = np.flatnonzero(rng.random(shape) < np.broadcast_to(p_alive, shape))
+    a, b, g, d, xs, ns = (take_flat(v, shape, alive) for v in (*params, x, n))
+    p = rng.beta(a + xs, b + ns - xs)
+    theta = rng.beta(g, d + ns)
     cap = float(grid[-1]) + 1.0 if grid.size else 1.0
-    stays = np.where(alive, geometric_at_most(theta, cap, rng) - 1.0, 0.0)
-    alive_by = np.minimum(stays[..., None], grid)
-    per_period = np.diff(alive_by, axis=-1, prepend=0.0).astype(np.int64)
-    counts = rng.binomial(per_period, p[..., None])
-    return np.cumsum(counts, axis=-1).astype(np.int64)
+    stays = geometric_at_most(theta, cap, rng) - 1.0
+    alive_by = np.minimum(stays[:, None], grid)
+    opportunities_alive = np.diff(alive_by, axis=-1, prepend=0.0).astype(np.int64)
+    counts = rng.binomial(opportunities_alive, p[:, None]).astype(np.int64)
+    buyers = counts.sum(axis=-1) > 0
+    return shape, alive[buyers], counts[buyers]
 
 
 # --------------------------------------------------------------------------------------------
@@ -720,6 +735,9 @@ class BetaGeoBetaBinomFamily(PurchaseFamily):
 
     def sample_future_purchases(self, params, x, t_x, n, t_grid, rng, p_alive=None):
         return sample_future_purchases(*self.unpack(params), x, t_x, n, t_grid, rng, p_alive)
+
+    def sample_future_purchase_periods(self, params, x, t_x, n, t_grid, rng, p_alive=None):
+        return sample_future_purchase_periods(*self.unpack(params), x, t_x, n, t_grid, rng, p_alive)
 
     def simulate(self, params: Mapping[str, float], T, holdout, rng) -> dict:
         """Customers drawn from the model's story (FHS 2010 section 2), without loops: ``T`` is
