@@ -270,12 +270,14 @@ def probability_alive(alpha, beta, gamma, delta, x, t_x, n, future=0.0):
 
 
 def _check_range(value, low, high, what: str):
+    """``value`` clipped to the model's bounds [low, high] after a rounding slack of 1e-12;
+    NumericalError for anything further out (or NaN)."""
     value = np.asarray(value, dtype=float)
     tol = 1e-12 * np.maximum(1.0, np.abs(high))
     bad = ~((value >= low - tol) & (value <= high + tol))
     if np.any(bad):
         raise NumericalError(
-            f"BG/BB {what} could not be computed within its bounds [{low}, ...] for "
+            f"BG/BB {what} could not be computed within the model's bounds for "
             f"{int(np.count_nonzero(bad))} values (e.g. {np.ravel(value[bad])[:3]})"
         )
     return np.clip(value, low, high)
@@ -489,6 +491,8 @@ def discounted_survival_sum(gamma, d, z, max_terms: int = MAX_SERIES_TERMS):
             f"discount factor {zz[failed][0]:.17g} per opportunity; a larger discount rate "
             "(or a coarser opportunity grid) avoids it"
         )
+    # at most one transaction opportunity per period, discounted: z / (1 - z)
+    value = _check_range(value, 0.0, zz / (1.0 - zz), "discounted survival sum")
     return value[codes.ravel()].reshape(gamma.shape)
 
 
