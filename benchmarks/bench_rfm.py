@@ -61,7 +61,71 @@ METHODS = [
     "clvmodels duckdb (frame)",
     "clvmodels duckdb (parquet)",
     "clvmodels pandas (parquet)",
+    "floor: duckdb group-by (frame)",
+    "floor: duckdb group-by (parquet)",
+    "floor: polars group-by (frame)",
 ]
+FLOORS = [name for name in METHODS if name.startswith("floor")]
+
+# The floor: one bare group-by computing lifetimes' columns (frequency, recency, T and the
+# mean spend of the repeat purchase days) -- purchases per customer and day first, then per
+# customer -- with no checks of the input and no customer-id handling; the result as a pandas
+# frame indexed by customer, like every other method.
+FLOOR_SQL = """
+WITH days AS (
+  SELECT customer_id, CAST(date AS DATE) - DATE '1970-01-01' AS d, sum(amount) AS amt
+  FROM {relation} GROUP BY ALL
+)
+SELECT customer_id, count(*) - 1 AS frequency, (max(d) - min(d)) / 7.0 AS recency,
+  ((DATE '{end}' - DATE '1970-01-01') - min(d)) / 7.0 AS T,
+  CASE WHEN count(*) > 1 THEN (sum(amt) - arg_min(amt, d)) / (count(*) - 1) ELSE 0.0 END
+    AS monetary_value
+FROM days GROUP BY customer_id ORDER BY customer_id
+"""
+
+
+def duckdb_floor(frame: pd.DataFrame | None, parquet: str) -> pd.DataFrame:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        if frame is not None:
+            con.register("tx_in", frame)
+            relation = "tx_in"
+        else:
+            relation = f"read_parquet('{parquet}')"
+        query = FLOOR_SQL.format(relation=relation, end=OBSERVATION_END)
+        return con.sql(query).df().set_index("customer_id")
+    finally:
+        con.close()
+
+
+def polars_floor(frame: pd.DataFrame) -> pd.DataFrame:
+    import polars as pl
+
+    end = pl.lit(pd.Timestamp(OBSERVATION_END).date())
+    n = pl.len()
+    days = (
+        pl.from_pandas(frame)
+        .lazy()
+        .group_by("customer_id", pl.col("date").dt.date().alias("d"))
+        .agg(pl.col("amount").sum().alias("amt"))
+    )
+    first_day_amount = pl.col("amt").sort_by("d").first()
+    out = (
+        days.group_by("customer_id")
+        .agg(
+            frequency=n - 1,
+            recency=(pl.col("d").max() - pl.col("d").min()).dt.total_days() / 7.0,
+            T=(end - pl.col("d").min()).dt.total_days() / 7.0,
+            monetary_value=pl.when(n > 1)
+            .then((pl.col("amt").sum() - first_day_amount) / (n - 1))
+            .otherwise(0.0),
+        )
+        .sort("customer_id")
+        .collect()
+    )
+    return out.to_pandas().set_index("customer_id")
 
 
 def run_method(name: str, frame: pd.DataFrame | None, parquet: str) -> pd.DataFrame:
@@ -94,6 +158,12 @@ def run_method(name: str, frame: pd.DataFrame | None, parquet: str) -> pd.DataFr
         return clv.rfm_summary(parquet, engine="duckdb", **kwargs)
     if name == "clvmodels pandas (parquet)":
         return clv.rfm_summary(parquet, engine="pandas", **kwargs)
+    if name == "floor: duckdb group-by (frame)":
+        return duckdb_floor(frame, parquet)
+    if name == "floor: duckdb group-by (parquet)":
+        return duckdb_floor(None, parquet)
+    if name == "floor: polars group-by (frame)":
+        return polars_floor(frame)
     raise ValueError(name)
 
 
@@ -116,6 +186,7 @@ def probe(name: str, parquet: str) -> dict:
         import lifetimes.utils  # noqa: F401
     else:
         import duckdb  # noqa: F401
+        import polars  # noqa: F401
     gc.collect()
     before = _status_kb("VmRSS")
     try:
@@ -169,8 +240,13 @@ def check_equal(reference: pd.DataFrame, got: pd.DataFrame, name: str) -> str:
     ref = reference.to_numpy(dtype=float)
     arr = got[["frequency", "recency", "T", "monetary_value"]].to_numpy(dtype=float)
     same_ids = np.array_equal(reference.index.to_numpy(), got.index.to_numpy())
-    exact = np.array_equal(ref[:, :3], arr[:, :3])
     close = np.allclose(ref[:, 3], arr[:, 3], rtol=1e-9, atol=1e-9)
+    if name in FLOORS:  # polars divides by 7 as a multiplication: last-bit differences
+        exact = np.allclose(ref[:, :3], arr[:, :3], rtol=1e-13, atol=0)
+        if not (same_ids and exact and close):
+            raise AssertionError(f"{name} differs from lifetimes")
+        return "same (to 1e-13; amounts to 1e-9)"
+    exact = np.array_equal(ref[:, :3], arr[:, :3])
     if not (same_ids and exact and close):
         raise AssertionError(f"{name} differs from lifetimes")
     return "identical (amounts to 1e-9)"
@@ -304,6 +380,22 @@ def main() -> None:
                 agree="reference" if reference else agreement[name],
             )
         )
+    floor_name = min(FLOORS, key=lambda name: timings[name])
+    floor, floor_cpu = timings[floor_name], cpu[floor_name]
+    floor_rows = [
+        f"| {name} | {timings[name] / floor:.2f} | {cpu[name] / floor_cpu:.2f} |"
+        for name in METHODS
+        if name.startswith("clvmodels")
+    ]
+    floor_text = (
+        f"Against the floor: the fastest bare group-by computing lifetimes' columns on the "
+        f"same data ({floor_name}, {floor:.2f}s wall, {floor_cpu:.2f}s CPU; the query is "
+        "`FLOOR_SQL` in this script, the polars version `polars_floor`) -- no input checks, no "
+        "id handling, no `litt` column. Times relative to it (1.0 = the floor; the goal of "
+        "issue #17 is at most 2):\n\n| method | wall / floor | CPU / floor |\n|---|---|---|\n"
+        + "\n".join(floor_rows)
+        + "\n"
+    )
     large_text = ""
     if large:
         large_text = (
@@ -337,6 +429,7 @@ returns the same {len(results["lifetimes"]):,} rows.
 Parquet file would take about {base + t_read:.2f}s, so the DuckDB-from-Parquet path is
 {(base + t_read) / timings["clvmodels duckdb (parquet)"]:.1f}x faster end to end.
 
+{floor_text}
 {large_text}
 Times are the best of {args.repeats} runs per method (lifetimes: best of {args.lifetimes_repeats}); "CPU s"
 is the least process CPU time over the same runs (less sensitive to other jobs; DuckDB's

@@ -707,18 +707,26 @@ def test_probability_alive_is_computed_once_per_chunk(cdnow):
             calls["given"] += p_alive is not None
             return super().expected_purchases(params, x, t_x, T, t, p_alive=p_alive)
 
+        def discounted_expected_purchases(self, params, x, t_x, T, ends, weights, p_alive=None):
+            calls["expected"] += 1
+            calls["given"] += p_alive is not None
+            return super().discounted_expected_purchases(
+                params, x, t_x, T, ends, weights, p_alive=p_alive
+            )
+
     counted = clv.BetaGeo().fit(s)
     counted.family_ = Counting()
     # expected/point values are computed once per distinct row, 500 rows a chunk
     distinct = s[["frequency", "recency", "T", "monetary_value"]].drop_duplicates()
     n_chunks = -(-len(distinct) // 500)
     # parameter sets per chunk: the point estimate and the draws ("expected"), the point
-    # estimate alone ("point"); expected purchases at 12 month ends plus the whole horizon
+    # estimate alone ("point"); expected purchases over the whole horizon plus the discounted
+    # sum over the 12 month ends (one call: BG/NBD forms it per distinct history)
     for kind, per_chunk in (("expected", 2), ("point", 1)):
         calls.update(alive=0, expected=0, given=0)
         kw = dict(kind=kind, draws=10, random_seed=0, chunk_size=500, horizon="52W", period="M")
         value = clv.lifetime_value(counted, gg, s, **kw)
         pd.testing.assert_frame_equal(value, clv.lifetime_value(bg, gg, s, **kw))
         assert calls["alive"] == per_chunk * n_chunks
-        assert calls["expected"] == 13 * n_chunks
+        assert calls["expected"] == 2 * n_chunks
         assert calls["given"] == calls["expected"]

@@ -33,6 +33,7 @@ sampler) are written in terms of those posterior parameters and reused by
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from types import ModuleType
 from typing import ClassVar
@@ -350,12 +351,92 @@ def active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0):
     resolution a few thousand pairs for millions of customers — and gathered back.
     """
     shared = all(np.ndim(v) == 0 or np.shape(v)[-1] == 1 for v in (r, alpha, a, b, t))
-    if shared and np.ndim(x) == 1 and np.ndim(T) == 1 and len(x) >= 256:
-        xd, Td, pair_codes = distinct_pairs(x, T)
-        if len(xd) <= len(x) // 2:
-            values = active_expected_purchases(r + xd, alpha + Td, a, b + xd + shift, t)
-            return np.take(values, pair_codes, axis=-1)
+    if shared and np.ndim(x) == 1 and np.ndim(T) == 1:
+        walked = walk_supported(r, alpha, a, b, t)
+        if walked or len(x) >= 256:
+            xd, Td, pair_codes = distinct_pairs(x, T)
+            if walked or len(xd) <= len(x) // 2:
+                if walked:
+                    values = active_expected_of_pairs(r, alpha, a, b, xd, Td, t, shift)
+                else:
+                    values = active_expected_purchases(r + xd, alpha + Td, a, b + xd + shift, t)
+                return np.take(values, pair_codes, axis=-1)
     return active_expected_purchases(r + x, alpha + T, a, b + x + shift, t)
+
+
+def active_discounted_by_history(r, alpha, a, b, x, T, ends, weights, shift=0.0):
+    """``sum_k weights[k] * active_expected_by_history(..., ends[k])``: the weighted sum over
+    horizons of the active customer's expected purchases, formed per distinct (x, T) pair when
+    the parameters are shared (the sum has the shape of one horizon's values; only the pairs'
+    values are added up, then gathered to the customers once)."""
+    ends = np.asarray(ends, dtype=float).ravel()
+    weights = np.asarray(weights, dtype=float).ravel()
+    shared = all(np.ndim(v) == 0 or np.shape(v)[-1] == 1 for v in (r, alpha, a, b))
+    if shared and np.ndim(x) == 1 and np.ndim(T) == 1 and len(x):
+        xd, Td, pair_codes = distinct_pairs(x, T)
+        total = 0.0
+        for t, weight in zip(ends, weights, strict=True):
+            if walk_supported(r, alpha, a, b, t):
+                values = active_expected_of_pairs(r, alpha, a, b, xd, Td, t, shift)
+            else:
+                values = active_expected_purchases(r + xd, alpha + Td, a, b + xd + shift, t)
+            total = total + weight * values
+        return np.take(np.asarray(total, dtype=float), pair_codes, axis=-1)
+    total = 0.0
+    for t, weight in zip(ends, weights, strict=True):
+        total = total + weight * active_expected_by_history(r, alpha, a, b, x, T, t, shift)
+    return np.asarray(total, dtype=float)
+
+
+def walk_supported(r, alpha, a, b, t) -> bool:
+    """True when :func:`active_expected_of_pairs` can walk: numba installed, one positive
+    finite horizon, parameters of shape ``(n_draws, 1)`` (or scalars) with finite values."""
+    if np.size(t) != 1 or not 0.0 < float(np.ravel(t)[0]) < np.inf:
+        return False
+    if any(np.ndim(v) > 2 or np.ndim(v) == 2 and np.shape(v)[-1] != 1 for v in (r, alpha, a, b)):
+        return False
+    return importlib.util.find_spec("numba") is not None
+
+
+def active_expected_of_pairs(r, alpha, a, b, xd, Td, t, shift=0.0):
+    """:func:`active_expected_purchases` at ``Gamma(r+xd, alpha+Td) x Beta(a, b+xd+shift)`` for
+    parameters shared by all pairs (shape ``(n_draws, 1)`` or scalars) and one horizon ``t``,
+    shape ``(n_draws, n_pairs)``.
+
+    The pairs of one frequency share one hypergeometric function (see
+    :mod:`clvmodels.families.hypergeometric_walk`), which is carried from pair to pair by Taylor
+    steps of its differential equation instead of being evaluated afresh for each: about five
+    times faster than ``scipy.special.hyp2f1`` and within 1e-10 of it. The values the walk cannot
+    vouch for (near the removable singularities, concentrated dropout posteriors, very short
+    horizons, series that cancel) are computed by :func:`active_expected_purchases`, so the
+    result equals it to rounding.
+    """
+    from clvmodels.families.hypergeometric_walk import active_expected_walk
+
+    params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b)))
+    n_draws = params[0].shape[0] if params[0].ndim else 1
+    r_, alpha_, a_, b_ = (np.ascontiguousarray(np.reshape(v, n_draws)) for v in params)
+    t = float(np.ravel(t)[0])
+    order = np.lexsort((Td, xd))  # by frequency, then T
+    x_sorted = xd[order]
+    group_x, group_start = np.unique(x_sorted, return_index=True)
+    group_start = np.append(group_start, len(x_sorted)).astype(np.int64)
+    ages, age_codes = np.unique(Td[order], return_inverse=True)
+    walked = np.empty((n_draws, len(xd)))
+    active_expected_walk(
+        r_, alpha_, a_, b_, group_x.astype(float), group_start, age_codes.astype(np.int64),
+        ages.astype(float), t, float(shift), walked,
+    )  # fmt: skip
+    out = np.empty_like(walked)
+    out[:, order] = walked
+    missing = np.isnan(out)
+    if missing.any():
+        draw, pair = np.nonzero(missing)
+        out[draw, pair] = active_expected_purchases(
+            r_[draw] + xd[pair], alpha_[draw] + Td[pair], a_[draw], b_[draw] + xd[pair] + shift, t
+        )
+    np.clip(out, 0.0, (r_[:, None] + xd) * t / (alpha_[:, None] + Td), out=out)
+    return out.reshape(np.broadcast_shapes(params[0].shape, xd.shape))
 
 
 def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
@@ -654,7 +735,22 @@ def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t, p_alive=None):
     r, alpha, a, b, x, t_x, T, t = as_float(r, alpha, a, b, x, t_x, T, t)
     if p_alive is None:
         p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
-    return p_alive * active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0)
+    active = active_expected_by_history(r, alpha, a, b, x, T, t, shift=0.0)
+    if active.shape == np.broadcast_shapes(active.shape, np.shape(p_alive)):
+        active *= p_alive  # a fresh array of the result's shape: multiplied in place
+        return active
+    return p_alive * active
+
+
+def conditional_discounted_purchases(r, alpha, a, b, x, t_x, T, ends, weights, p_alive=None):
+    """``sum_k weights[k] E[X(T, T + ends[k]] | x, t_x, T]`` (eq. (10) at each horizon): with
+    discount weights, the discounted expected purchases of a valuation. P(alive) is common to
+    every horizon, so this is ``P(alive) x`` the weighted sum of the active customer's
+    expectations, formed per distinct (x, T) (:func:`active_discounted_by_history`)."""
+    r, alpha, a, b, x, t_x, T = as_float(r, alpha, a, b, x, t_x, T)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    return p_alive * active_discounted_by_history(r, alpha, a, b, x, T, ends, weights, shift=0.0)
 
 
 def expected_purchases_new_customer(r, alpha, a, b, t):
@@ -828,6 +924,15 @@ class BetaGeoNBDFamily(PurchaseFamily):
     def expected_purchases(self, params, x, t_x, T, t, p_alive=None):
         f = self.functions
         return f.conditional_expected_purchases(*self.unpack(params), x, t_x, T, t, p_alive)
+
+    def discounted_expected_purchases(self, params, x, t_x, T, ends, weights, p_alive=None):
+        """``sum_k weights[k] * expected_purchases(..., ends[k])`` without evaluating P(alive)
+        or gathering to the customers once per horizon (the valuation engine uses it when a
+        family has it)."""
+        f = self.functions
+        return f.conditional_discounted_purchases(
+            *self.unpack(params), x, t_x, T, ends, weights, p_alive
+        )
 
     def purchase_probability(self, params, x, t_x, T, t, k, p_alive=None):
         f = self.functions

@@ -37,6 +37,7 @@ from scipy.special import betaln, gammaln
 
 from clvmodels.families.bg_nbd import (
     BetaGeoNBDFamily,
+    active_discounted_by_history,
     active_expected_by_history,
     active_expected_purchases,
     active_purchase_probability,
@@ -119,6 +120,16 @@ def conditional_expected_purchases(r, alpha, a, b, x, t_x, T, t, p_alive=None):
     if p_alive is None:
         p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
     return p_alive * active_expected_by_history(r, alpha, a, b, x, T, t, shift=1.0)
+
+
+def conditional_discounted_purchases(r, alpha, a, b, x, t_x, T, ends, weights, p_alive=None):
+    """``sum_k weights[k] E[X(T, T + ends[k]] | x, t_x, T]``: P(alive) times the weighted sum
+    of the active customer's expectations at ``Gamma(r+x, alpha+T) x Beta(a, b+x+1)``
+    (:func:`~clvmodels.families.bg_nbd.active_discounted_by_history`)."""
+    r, alpha, a, b, x, t_x, T = as_float(r, alpha, a, b, x, t_x, T)
+    if p_alive is None:
+        p_alive = probability_alive(r, alpha, a, b, x, t_x, T)
+    return p_alive * active_discounted_by_history(r, alpha, a, b, x, T, ends, weights, shift=1.0)
 
 
 def expected_purchases_new_customer(r, alpha, a, b, t):

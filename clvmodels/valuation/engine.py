@@ -237,15 +237,21 @@ class Customers:
 
 def distinct_customers(customers: Customers) -> tuple[Customers, np.ndarray | None]:
     """The distinct rows (the families' customer arrays, group[, costs]) with their
-    multiplicities as weights, and the map customer -> distinct row (None when every row is
-    distinct)."""
+    multiplicities as weights, and the map customer -> distinct row (None when the rows are
+    distinct and already in order).
+
+    The distinct rows are sorted by the customer arrays (the purchase family's first column,
+    e.g. the frequency, first), so a chunk holds neighbouring histories: the families evaluate
+    what depends on a few leading columns once per distinct value of the chunk (BG/NBD: the
+    hypergeometric term of each frequency along the chunk's T values).
+    """
     keys = [*customers.purchase, *customers.spend, customers.codes]
     if customers.own_costs:
         keys.extend(customers.costs.T)
     frame = pd.DataFrame({i: np.asarray(c) for i, c in enumerate(keys)})
-    inverse = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+    inverse = frame.groupby(list(frame.columns), sort=True).ngroup().to_numpy()
     _, first, counts = np.unique(inverse, return_index=True, return_counts=True)
-    if len(first) == len(customers):
+    if len(first) == len(customers) and np.array_equal(first, np.arange(len(first))):
         return customers, None
     return replace(customers.rows(first), weights=counts.astype(float)), inverse
 
@@ -345,26 +351,57 @@ def expected_values(plan: ChunkPlan, block: Customers, point: PointEstimate):
         p_alive = family.probability_alive(params, *block.purchase)
         spend_params = plan.spend_model.customer_params(block.summary, plan.draws.spend)
         spend = plan.spend_model.family_.expected_spend(spend_params, *block.spend)
-    cumulative = np.stack(
-        [
-            as_2d(
-                family.expected_purchases(params, *block.purchase, float(t), p_alive=p_alive),
-                1,
-                c,
-            )
-            for t in plan.grid.ends
-        ],
-        axis=-1,
-    )
-    purchases = per_period(cumulative)  # (D_p, c, K)
     spend = as_2d(spend, 1, c)
-    discounted = purchases @ plan.grid.discount  # (D_p, c)
     margin = plan.spec.margin
-    values = margin * np.broadcast_to(spend, (D, c)) * np.broadcast_to(discounted, (D, c))
     by_period = None
     if plan.output.keep_periods:
+        cumulative = np.stack(
+            [
+                as_2d(family.expected_purchases(params, *block.purchase, float(t), p_alive), 1, c)
+                for t in plan.grid.ends
+            ],
+            axis=-1,
+        )
+        purchases = per_period(cumulative)  # (D_p, c, K)
+        discounted = purchases @ plan.grid.discount  # (D_p, c)
         by_period = margin * spend[..., None] * purchases * plan.grid.discount
+    else:
+        discounted = discounted_expected_purchases(plan, block, params, p_alive)
+    values = margin * np.broadcast_to(spend, (D, c)) * np.broadcast_to(discounted, (D, c))
     return values, by_period
+
+
+def discounted_expected_purchases(plan: ChunkPlan, block: Customers, params, p_alive):
+    """``sum_k d_k (E_k - E_{k-1})`` per draw and customer, shape ``(D_p, c)``, where ``E_k``
+    is the expected number of purchases up to period end ``k`` and ``d_k`` its discount factor.
+
+    Summed by parts as ``sum_k (d_k - d_{k+1}) E_k`` (``d_{K+1} = 0``), one period end at a
+    time: no draws x customers x periods array (so chunks can be ``n_periods`` times larger
+    than with per-period values) and one multiply-add per end.
+    """
+    family = plan.purchase_model.family_
+    c = len(block)
+    discount = np.asarray(plan.grid.discount, dtype=float)
+    weights = discount - np.append(discount[1:], 0.0)
+    ends = np.asarray(plan.grid.ends, dtype=float)
+    # a family may form the weighted sum itself (BG/NBD, MBG/NBD: P(alive) once, the sum per
+    # distinct history, one gather to the customers)
+    direct = getattr(family, "discounted_expected_purchases", None)
+    if direct is not None:
+        return as_2d(direct(params, *block.purchase, ends, weights, p_alive), 1, c)
+    discounted = scratch = None
+    for t, weight in zip(plan.grid.ends, weights, strict=True):
+        cumulative = family.expected_purchases(params, *block.purchase, float(t), p_alive)
+        cumulative = as_2d(cumulative, 1, c)
+        if discounted is None:
+            discounted = weight * cumulative
+        elif discounted.shape == cumulative.shape:
+            if scratch is None:
+                scratch = np.empty_like(discounted)
+            discounted += np.multiply(cumulative, weight, out=scratch)
+        else:
+            discounted = discounted + weight * cumulative
+    return discounted
 
 
 def sample_purchase_paths(plan: ChunkPlan, block: Customers, params, rng) -> PurchasePaths:
@@ -583,6 +620,9 @@ def value_customers(
     ):
         # no dense draws x customers x periods array is built (sparse purchase paths)
         chunk = chunk_length(run.chunk_size, D, 1, PREDICTIVE_CHUNK_PATHS)
+    elif spec.kind != "predictive" and not output.keep_periods:
+        # expected values are accumulated one period end at a time
+        chunk = chunk_length(run.chunk_size, D, 1, CHUNK_ELEMENTS)
     else:
         chunk = chunk_length(run.chunk_size, D, K, CHUNK_ELEMENTS)
     n_chunks = -(-n // chunk)
