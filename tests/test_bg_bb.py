@@ -501,6 +501,29 @@ def test_predictions_per_donor_equal_those_of_their_row(fitted, donations, donor
     )
 
 
+def test_per_customer_horizons_and_rates(donors, fitted):
+    """Horizons, k and discount rates may differ by customer (one value each)."""
+    params = tuple(fitted.params_)
+    x, t_x, n = arrays(donors)
+    rng = np.random.default_rng(4)
+    horizon = rng.integers(0, 8, len(x)).astype(float)
+    k = rng.integers(0, 3, len(x)).astype(float)
+    rate = rng.uniform(0.05, 1.0, len(x))
+    pick = rng.choice(len(x), 20, replace=False)
+    cases = [
+        (bg_bb.conditional_expected_purchases, (horizon,)),
+        (bg_bb.conditional_purchase_probability, (horizon, k)),
+        (bg_bb.conditional_dert, (rate,)),
+        (bg_bb.probability_alive, (k,)),
+    ]
+    for function, extra in cases:
+        together = function(*params, x, t_x, n, *extra)
+        one_by_one = [
+            function(*params, x[[i]], t_x[[i]], n[[i]], *(e[i] for e in extra))[0] for i in pick
+        ]
+        np.testing.assert_allclose(together[pick], one_by_one, rtol=1e-14)
+
+
 def test_model_file_round_trip(fitted, donations, tmp_path):
     path = tmp_path / "bgbb.json"
     clv.save_model(fitted, path)

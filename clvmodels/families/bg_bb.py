@@ -86,18 +86,19 @@ def opportunities(t) -> np.ndarray:
     return np.floor(t + HORIZON_SLACK)
 
 
-def per_distinct_customer(fn, params, customers):
+def per_distinct_customer(fn, params, customers, shared=()):
     """``fn(*params, *customers)``, evaluated once per distinct customer row and gathered back
-    when the parameters are shared by all customers (scalars or a last axis of length 1) and
-    the customers are 1-d arrays of whole numbers: a BG/BB summary of a million customers has
-    a few hundred distinct (x, t_x, n) rows. Otherwise evaluated directly."""
+    when the parameters and the ``shared`` values ``fn`` uses (horizon, k, rate) are the same
+    for all customers (scalars or a last axis of length 1) and the customers are 1-d arrays of
+    whole numbers: a BG/BB summary of a million customers has a few hundred distinct
+    (x, t_x, n) rows. Otherwise evaluated directly."""
     params = as_float(*params)
     customers = as_float(*customers)
     size = customers[0].size
     direct = (
         size < 1024
         or any(c.shape != (size,) for c in customers)
-        or any(p.ndim and p.shape[-1] != 1 for p in params)
+        or any(np.ndim(p) and np.shape(p)[-1] != 1 for p in (*params, *shared))
     )
     if direct:
         return fn(*params, *customers)
@@ -265,7 +266,7 @@ def probability_alive(alpha, beta, gamma, delta, x, t_x, n, future=0.0):
         shift = betaln(gamma, delta + n + future) - betaln(gamma, delta + n)
         return np.exp(log_alive + shift - ll)
 
-    value = per_distinct_customer(formula, (alpha, beta, gamma, delta), (x, t_x, n))
+    value = per_distinct_customer(formula, (alpha, beta, gamma, delta), (x, t_x, n), (future,))
     return _check_range(value, 0.0, 1.0, "P(alive)")
 
 
@@ -350,7 +351,8 @@ def conditional_expected_purchases(alpha, beta, gamma, delta, x, t_x, n, t, p_al
     def active(alpha, beta, gamma, delta, x, n):
         return (alpha + x) / (alpha + beta + n) * survival_sum(gamma, delta + n, horizon)
 
-    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n))
+    shared = (horizon,)
+    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n), shared)
 
 
 def expected_purchases_new_customer(alpha, beta, gamma, delta, t):
@@ -380,7 +382,9 @@ def conditional_purchase_probability(alpha, beta, gamma, delta, x, t_x, n, t, k,
     def active_probability(alpha, beta, gamma, delta, x, n):
         return _active_count_probability(alpha, beta, gamma, delta, x, n, horizon, k)
 
-    active = per_distinct_customer(active_probability, (alpha, beta, gamma, delta), (x, n))
+    active = per_distinct_customer(
+        active_probability, (alpha, beta, gamma, delta), (x, n), (horizon, k)
+    )
     value = p_alive * active + (1.0 - p_alive) * (k == 0)
     return _check_range(value, 0.0, 1.0, "P(X = k)")
 
@@ -517,7 +521,8 @@ def conditional_dert(alpha, beta, gamma, delta, x, t_x, n, rate, p_alive=None):
         discounted = discounted_survival_sum(gamma, delta + n, np.exp(-rate))
         return (alpha + x) / (alpha + beta + n) * discounted
 
-    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n))
+    shared = (rate,)
+    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n), shared)
 
 
 def frequency_probability(alpha, beta, gamma, delta, x, n):
