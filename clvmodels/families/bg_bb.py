@@ -563,10 +563,11 @@ def sample_latent(alpha, beta, gamma, delta, x, t_x, n, rng: np.random.Generator
     alive at ``t_x + i``) with the normalised terms of FHS 2010 eq. (5) as probabilities; then
     ``p`` and ``theta`` from the Betas of that state (see the module docstring).
     """
-    alpha, beta, gamma, delta, x, t_x, n = np.broadcast_arrays(
-        *as_float(alpha, beta, gamma, delta, x, t_x, n)
+    p_alive = probability_alive(alpha, beta, gamma, delta, x, t_x, n)
+    alpha, beta, gamma, delta, x, t_x, n, p_alive = np.broadcast_arrays(
+        *as_float(alpha, beta, gamma, delta, x, t_x, n, p_alive)
     )
-    alive = rng.random(alpha.shape) < probability_alive(alpha, beta, gamma, delta, x, t_x, n)
+    alive = rng.random(alpha.shape) < p_alive
     last_alive = n.copy()
     dead = np.flatnonzero(~alive.ravel())
     if dead.size:
