@@ -92,6 +92,7 @@ def discrete_summary(
     period: str = "Y",
     observation_end=None,
     *,
+    calibration_end=None,
     datetime_format: str | None = None,
 ) -> pd.DataFrame:
     """Summarise transactions into the BG/BB table: one row per customer with ``frequency``,
@@ -105,13 +106,20 @@ def discrete_summary(
         on Sunday) or "D". Recorded as ``attrs["time_unit"]``.
     observation_end : the last date observed (its whole period is an opportunity). Default: the
         latest transaction. Transactions after it are an error, never dropped silently.
+    calibration_end : optional date splitting the history for a holdout test: the summary
+        columns count the periods up to the period of ``calibration_end`` (customers whose first
+        transaction is later are left out), and ``frequency_holdout`` (periods with a
+        transaction after it, up to ``observation_end``) and ``duration_holdout`` (the number of
+        those periods) are added, ready for :func:`clvmodels.evaluation.evaluate`.
     datetime_format : strftime format of text dates (e.g. "%d/%m/%Y"); default ISO 8601 text or
         datetime values only.
 
     Returns
     -------
     DataFrame indexed by the customer id (sorted), int64 columns ``frequency``, ``recency``,
-    ``n_periods``; ``attrs``: ``time_unit`` (the period), ``observation_end`` (ISO date).
+    ``n_periods`` (with ``calibration_end``: also ``frequency_holdout``, ``duration_holdout``);
+    ``attrs``: ``time_unit`` (the period), ``observation_end`` (ISO date) and
+    ``calibration_end``.
 
     Examples
     --------
@@ -177,15 +185,31 @@ def discrete_summary(
                 "later observation_end, or filter the transactions explicitly first."
             )
     frame = pd.DataFrame({"id": ids.to_numpy(), "period": ordinal}).drop_duplicates()
-    grouped = frame.groupby("id", sort=True)["period"]
+    split = end
+    if calibration_end is not None:
+        cal_date = _parse_dates(pd.Series([calibration_end]), datetime_format, "calibration_end")
+        split = int(pd.Period(cal_date.iloc[0], freq=freq).ordinal)
+        if split > end:
+            raise InputError(
+                f"calibration_end={calibration_end!r} is after observation_end ({end_text}). "
+                "Fix: pass a calibration_end before the observation end."
+            )
+    calibration = frame[frame["period"] <= split]
+    grouped = calibration.groupby("id", sort=True)["period"]
     first = grouped.min()
     out = pd.DataFrame(
         {
             "frequency": (grouped.size() - 1).astype(np.int64),
             "recency": (grouped.max() - first).astype(np.int64),
-            "n_periods": (end - first).astype(np.int64),
+            "n_periods": (split - first).astype(np.int64),
         }
     )
+    if calibration_end is not None:
+        later = frame[(frame["period"] > split) & frame["id"].isin(out.index)]
+        holdout = later.groupby("id")["period"].size()
+        out["frequency_holdout"] = holdout.reindex(out.index, fill_value=0).astype(np.int64)
+        out["duration_holdout"] = np.int64(end - split)
+        out.attrs["calibration_end"] = str(cal_date.iloc[0].date())
     out.index.name = customer_id
     out.attrs["time_unit"] = unit
     out.attrs["observation_end"] = end_text

@@ -596,6 +596,39 @@ def test_discrete_summary_counts_whole_periods():
     assert quarters.loc["a"].tolist() == [3, 17, 23]
 
 
+def test_discrete_summary_with_a_holdout_from_simulated_gifts():
+    """Yearly gifts drawn from the model's story, summarised with a calibration/holdout split,
+    fitted and evaluated end to end."""
+    rng = np.random.default_rng(21)
+    n_donors, years = 6000, 10
+    p = rng.beta(PUBLISHED["alpha"], PUBLISHED["beta"], n_donors)
+    theta = rng.beta(PUBLISHED["gamma"], PUBLISHED["delta"], n_donors)
+    alive = np.cumprod(rng.random((n_donors, years)) >= theta[:, None], axis=1).astype(bool)
+    gives = alive & (rng.random((n_donors, years)) < p[:, None])
+    donor, year = np.nonzero(gives)
+    tx = pd.DataFrame(
+        {
+            "donor": np.concatenate([np.arange(n_donors), donor]),
+            "date": [
+                f"{2010 + y}-06-15" for y in np.concatenate([np.zeros(n_donors, int), year + 1])
+            ],
+        }
+    )
+    split = discrete_summary(
+        tx, "donor", "date", observation_end="2020-12-31", calibration_end="2016-12-31"
+    )
+    assert len(split) == n_donors and (split["n_periods"] == 6).all()
+    assert (split["duration_holdout"] == 4).all()
+    np.testing.assert_array_equal(split["frequency"], gives[:, :6].sum(axis=1))
+    np.testing.assert_array_equal(split["frequency_holdout"], gives[:, 6:].sum(axis=1))
+    model = clv.BetaGeoBetaBinom().fit(split)
+    # the calibration/holdout check is still the RFM one, which requires a T column
+    scored = split.assign(T=split["n_periods"])
+    scored.attrs["time_unit"] = "Y"
+    result = clv.evaluation.evaluate(model, scored, intervals=False)
+    assert abs(result["purchases_total_error"]) < 0.06
+
+
 def test_discrete_summary_refuses_guesses_and_late_rows():
     tx = pd.DataFrame({"customer_id": [1, 2], "date": ["03/01/2015", "2016-01-01"]})
     with pytest.raises(InputError, match="datetime_format"):
