@@ -135,6 +135,110 @@ def _log_add(m, total, value):
 
 
 @numba.njit(cache=True)
+def _period_start(p, first_length, period_length):
+    """Customer time at which period ``p`` starts (0 for the period of the first purchase)."""
+    return 0.0 if p == 0 else first_length + (p - 1) * period_length
+
+
+@numba.njit(cache=True)
+def _segment(
+    length, A0, B0, dA0, dB0, a, b, za, zb, rx, r, alpha, s, beta, want_gradient, grad, nodes, w
+):
+    """log int_0^length s b (alpha+A0+a v)^-rx (beta+B0+b v)^-(s+1) dv (one period's piece of
+    the dropout integral, the clocks at its start A0, B0 with derivatives dA0, dB0), and in
+    ``grad`` the mean of the log-integrand's gradient (w.r.t. log r, log alpha, log s, log beta,
+    purchase, dropout) under the integrand. Gauss-Legendre on sub-intervals over which the
+    log-integrand falls by at most 1; -inf for an empty piece."""
+    k1 = za.shape[0]
+    k2 = zb.shape[0]
+    grad[:] = 0.0
+    if length <= 0.0:
+        return -np.inf
+    drop = rx * math.log1p(a * length / (alpha + A0)) + (s + 1.0) * math.log1p(
+        b * length / (beta + B0)
+    )
+    n_sub = min(max(1, int(math.ceil(drop))), MAX_SUBINTERVALS)
+    h = length / n_sub
+    log_sb = math.log(s * b)
+    m = -np.inf
+    total = 0.0
+    for sub in range(n_sub):
+        for g in range(nodes.shape[0]):
+            v = h * (sub + nodes[g])
+            An = alpha + A0 + a * v
+            Bn = beta + B0 + b * v
+            log_An = math.log(An)
+            log_Bn = math.log(Bn)
+            value = log_sb + math.log(h * w[g]) - rx * log_An - (s + 1.0) * log_Bn
+            m, rescale, weight = _log_add(m, total, value)
+            total = total * rescale + weight
+            if want_gradient:
+                if rescale != 1.0:
+                    for j in range(grad.shape[0]):
+                        grad[j] *= rescale
+                grad[0] += weight * (-r * log_An)
+                grad[1] += weight * (-alpha * rx / An)
+                grad[2] += weight * (1.0 - s * log_Bn)
+                grad[3] += weight * (-beta * (s + 1.0) / Bn)
+                for j in range(k1):
+                    grad[4 + j] += weight * (-rx * (dA0[j] + a * za[j] * v) / An)
+                for j in range(k2):
+                    grad[4 + k1 + j] += weight * (zb[j] - (s + 1.0) * (dB0[j] + b * zb[j] * v) / Bn)
+    if want_gradient:
+        for j in range(grad.shape[0]):
+            grad[j] /= total
+    return m + math.log(total)
+
+
+@numba.njit(cache=True)
+def _log_sum(l1, g1, l2, g2, out):
+    """log(e^l1 + e^l2) and, in ``out``, the weighted mean of the gradient means g1, g2."""
+    if l2 == -np.inf:
+        out[:] = g1
+        return l1
+    if l1 == -np.inf:
+        out[:] = g2
+        return l2
+    m = max(l1, l2)
+    w1 = math.exp(l1 - m)
+    w2 = math.exp(l2 - m)
+    for j in range(out.shape[0]):
+        out[j] = (w1 * g1[j] + w2 * g2[j]) / (w1 + w2)
+    return m + math.log(w1 + w2)
+
+
+@numba.njit(cache=True)
+def _log_difference(l1, g1, l2, g2, out):
+    """log(e^l1 - e^l2) (l1 > l2) and, in ``out``, the gradient mean of the difference."""
+    if l2 == -np.inf:
+        out[:] = g1
+        return l1
+    rho = math.exp(l2 - l1)
+    for j in range(out.shape[0]):
+        out[j] = (g1[j] - rho * g2[j]) / (1.0 - rho)
+    return l1 + math.log1p(-rho)
+
+
+@numba.njit(cache=True)
+def _period_of(t, first_length, period_length, right_closed):
+    """The period holding customer time ``t``: [start, end) or, ``right_closed``, (start, end]."""
+    if t < first_length or (right_closed and t <= first_length):
+        p = 0
+    else:
+        p = 1 + int(math.floor((t - first_length) / period_length))
+    while p > 0 and (
+        _period_start(p, first_length, period_length) > t
+        or (right_closed and _period_start(p, first_length, period_length) >= t)
+    ):
+        p -= 1
+    while _period_end(p, first_length, period_length) < t or (
+        not right_closed and _period_end(p, first_length, period_length) <= t
+    ):
+        p += 1
+    return p
+
+
+@numba.njit(cache=True)
 def _likelihood_kernel(
     r,
     alpha,
@@ -157,10 +261,20 @@ def _likelihood_kernel(
     want_gradient,
     nodes,
     node_weights,
+    order,
+    bounds,
 ):
     """Per-customer log-likelihood and its gradient w.r.t. (log r, log alpha, log s, log beta,
     purchase, dropout) (module docstring); returns (values, gradients, status) with status 1
-    where a needed covariate period is missing or not finite."""
+    where a needed covariate period is missing or not finite.
+
+    Customers come in groups (``order[bounds[g]:bounds[g+1]]``) sharing the path, the grid
+    position of the first purchase and x, hence the integrand of I. Per group the clocks and
+    each full period's piece of I are computed once, and summed into tails over the later
+    periods; a customer's I is then the piece from t_x to the end of its period, the difference
+    of two tails (the full periods in between) and the piece from the start of T's period to T.
+    The integrand decreases, so the tail difference loses at most a factor (span of the group) /
+    (T - t_x) of precision, a few hundred ulps at worst."""
     n = x.shape[0]
     k1 = purchase.shape[0]
     k2 = dropout.shape[0]
@@ -171,34 +285,48 @@ def _likelihood_kernel(
     n_periods = Z_purchase.shape[1]
     log_alpha = math.log(alpha)
     log_beta = math.log(beta)
-    log_s = math.log(s)
     lgamma_r = math.lgamma(r)
-    dA = np.zeros(k1)
-    dB = np.zeros(k2)
-    dA0 = np.zeros(k1)
-    dB0 = np.zeros(k2)
-    acc = np.zeros(n_par)
-    dl = np.zeros(n_par)
-    for i in range(n):
-        rx = r + x[i]
+    g_a = np.zeros(n_par)
+    g_b = np.zeros(n_par)
+    g_m = np.zeros(n_par)
+    g_i = np.zeros(n_par)
+    g_e = np.zeros(n_par)
+    dA1 = np.zeros(k1)
+    dB1 = np.zeros(k2)
+    dA_run = np.zeros(k1)
+    dB_run = np.zeros(k2)
+    for group in range(bounds.shape[0] - 1):
+        c0 = order[bounds[group]]
+        row = path[c0]
+        first = first_length[c0]
+        rx = r + x[c0]
+        longest = 0.0
+        for idx in range(bounds[group], bounds[group + 1]):
+            longest = max(longest, T[order[idx]])
+        # full periods are needed only after the period of the earliest t_x
+        lowest = _period_of(longest, first, period_length, True)
+        for idx in range(bounds[group], bounds[group + 1]):
+            lowest = min(lowest, _period_of(t_x[order[idx]], first, period_length, False) + 1)
+        P = _period_of(longest, first, period_length, True) + 1
+        clock_a = np.empty(P)
+        clock_b = np.empty(P)
+        slope_a = np.empty(P)
+        slope_b = np.empty(P)
+        d_clock_a = np.empty((P, k1))
+        d_clock_b = np.empty((P, k2))
+        tail_log = np.empty(P)
+        tail_grad = np.zeros((P, n_par))
+        piece_log = np.empty(P)
+        piece_grad = np.zeros((P, n_par))
         A = 0.0
         B = 0.0
-        dA[:] = 0.0
-        dB[:] = 0.0
-        acc[:] = 0.0
-        m = -np.inf
-        total = 0.0
-        p = 0
-        lo = 0.0
-        Ti = T[i]
-        txi = t_x[i]
-        row = path[i]
-        while lo < Ti:
-            hi = _period_end(p, first_length[i], period_length)
-            hi_c = min(hi, Ti)
-            q = start[i] + p
+        dA_run[:] = 0.0
+        dB_run[:] = 0.0
+        missing = False
+        for p in range(P):
+            q = start[c0] + p
             if q >= n_periods:
-                status[i] = 1
+                missing = True
                 break
             za = Z_purchase[row, q]
             zb = Z_dropout[row, q]
@@ -209,100 +337,182 @@ def _likelihood_kernel(
             for j in range(k2):
                 lb += dropout[j] * zb[j]
             if not (math.isfinite(la) and math.isfinite(lb)):
-                status[i] = 1
+                missing = True
                 break
             a = math.exp(la)
             b = math.exp(lb)
-            u0 = max(lo, txi)
-            if hi_c > u0:
-                A0 = A + a * (u0 - lo)
-                B0 = B + b * (u0 - lo)
-                if want_gradient:
-                    for j in range(k1):
-                        dA0[j] = dA[j] + a * za[j] * (u0 - lo)
-                    for j in range(k2):
-                        dB0[j] = dB[j] + b * zb[j] * (u0 - lo)
-                length = hi_c - u0
-                drop = rx * math.log1p(a * length / (alpha + A0)) + (s + 1.0) * math.log1p(
-                    b * length / (beta + B0)
-                )
-                n_sub = min(max(1, int(math.ceil(drop))), 512)
-                h = length / n_sub
-                for sub in range(n_sub):
-                    for g in range(nodes.shape[0]):
-                        v = h * (sub + nodes[g])
-                        An = A0 + a * v
-                        Bn = B0 + b * v
-                        value = (
-                            log_s
-                            + math.log(h * node_weights[g])
-                            + lb
-                            - rx * math.log(alpha + An)
-                            - (s + 1.0) * math.log(beta + Bn)
-                        )
-                        m, rescale, weight = _log_add(m, total, value)
-                        total = total * rescale + weight
-                        if want_gradient:
-                            dl[0] = -r * math.log(alpha + An)
-                            dl[1] = -alpha * rx / (alpha + An)
-                            dl[2] = 1.0 - s * math.log(beta + Bn)
-                            dl[3] = -beta * (s + 1.0) / (beta + Bn)
-                            for j in range(k1):
-                                dl[4 + j] = -rx * (dA0[j] + a * za[j] * v) / (alpha + An)
-                            for j in range(k2):
-                                dl[4 + k1 + j] = zb[j] - (s + 1.0) * (dB0[j] + b * zb[j] * v) / (
-                                    beta + Bn
-                                )
-                            for j in range(n_par):
-                                acc[j] = acc[j] * rescale + weight * dl[j]
-            A += a * (hi_c - lo)
-            B += b * (hi_c - lo)
-            if want_gradient:
-                for j in range(k1):
-                    dA[j] += a * za[j] * (hi_c - lo)
-                for j in range(k2):
-                    dB[j] += b * zb[j] * (hi_c - lo)
-            lo = hi
-            p += 1
-        if status[i]:
-            values[i] = np.nan
-            continue
-        value = -rx * math.log(alpha + A) - s * math.log(beta + B)
-        m, rescale, weight = _log_add(m, total, value)
-        total = total * rescale + weight
-        if want_gradient:
-            dl[0] = -r * math.log(alpha + A)
-            dl[1] = -alpha * rx / (alpha + A)
-            dl[2] = -s * math.log(beta + B)
-            dl[3] = -beta * s / (beta + B)
+            clock_a[p] = A
+            clock_b[p] = B
+            slope_a[p] = a
+            slope_b[p] = b
             for j in range(k1):
-                dl[4 + j] = -rx * dA[j] / (alpha + A)
+                d_clock_a[p, j] = dA_run[j]
             for j in range(k2):
-                dl[4 + k1 + j] = -s * dB[j] / (beta + B)
-            for j in range(n_par):
-                acc[j] = acc[j] * rescale + weight * dl[j]
-        covariate_term = 0.0
-        for j in range(k1):
-            covariate_term += purchase[j] * purchase_sums[i, j]
-        values[i] = (
-            covariate_term
-            + log_gamma_rx[i]
-            - lgamma_r
-            + r * log_alpha
-            + s * log_beta
-            + m
-            + math.log(total)
-        )
-        if want_gradient:
-            gi = gradients[i]
-            for j in range(n_par):
-                gi[j] = acc[j] / total
-            gi[0] += r * (digamma_rx[i] + log_alpha)
-            gi[1] += r
-            gi[2] += s * log_beta
-            gi[3] += s
+                d_clock_b[p, j] = dB_run[j]
+            length = _period_end(p, first, period_length) - _period_start(p, first, period_length)
+            piece_log[p] = -np.inf
+            if lowest <= p < P - 1:
+                piece_log[p] = _segment(
+                    length,
+                    A,
+                    B,
+                    d_clock_a[p],
+                    d_clock_b[p],
+                    a,
+                    b,
+                    za,
+                    zb,
+                    rx,
+                    r,
+                    alpha,
+                    s,
+                    beta,
+                    want_gradient,
+                    piece_grad[p],
+                    nodes,
+                    node_weights,
+                )
+            A += a * length
+            B += b * length
             for j in range(k1):
-                gi[4 + j] += purchase_sums[i, j]
+                dA_run[j] += a * za[j] * length
+            for j in range(k2):
+                dB_run[j] += b * zb[j] * length
+        if missing:
+            for idx in range(bounds[group], bounds[group + 1]):
+                status[order[idx]] = 1
+                values[order[idx]] = np.nan
+            continue
+        tail_log[P - 1] = -np.inf
+        for p in range(P - 2, -1, -1):
+            tail_log[p] = _log_sum(
+                piece_log[p], piece_grad[p], tail_log[p + 1], tail_grad[p + 1], tail_grad[p]
+            )
+        for idx in range(bounds[group], bounds[group + 1]):
+            i = order[idx]
+            Ti = T[i]
+            txi = t_x[i]
+            p2 = _period_of(Ti, first, period_length, True)
+            u2 = Ti - _period_start(p2, first, period_length)
+            A_T = clock_a[p2] + slope_a[p2] * u2
+            B_T = clock_b[p2] + slope_b[p2] * u2
+            zb2 = Z_dropout[row, start[c0] + p2]
+            za2 = Z_purchase[row, start[c0] + p2]
+            # the alive term (alpha+A(T))^-(r+x) (beta+B(T))^-s
+            log_e = -rx * math.log(alpha + A_T) - s * math.log(beta + B_T)
+            if want_gradient:
+                g_e[0] = -r * math.log(alpha + A_T)
+                g_e[1] = -alpha * rx / (alpha + A_T)
+                g_e[2] = -s * math.log(beta + B_T)
+                g_e[3] = -beta * s / (beta + B_T)
+                for j in range(k1):
+                    g_e[4 + j] = (
+                        -rx * (d_clock_a[p2, j] + slope_a[p2] * za2[j] * u2) / (alpha + A_T)
+                    )
+                for j in range(k2):
+                    g_e[4 + k1 + j] = (
+                        -s * (d_clock_b[p2, j] + slope_b[p2] * zb2[j] * u2) / (beta + B_T)
+                    )
+            log_i = -np.inf
+            if txi < Ti:
+                p1 = min(_period_of(txi, first, period_length, False), p2)
+                u1 = txi - _period_start(p1, first, period_length)
+                za1 = Z_purchase[row, start[c0] + p1]
+                zb1 = Z_dropout[row, start[c0] + p1]
+                for j in range(k1):
+                    dA1[j] = d_clock_a[p1, j] + slope_a[p1] * za1[j] * u1
+                for j in range(k2):
+                    dB1[j] = d_clock_b[p1, j] + slope_b[p1] * zb1[j] * u1
+                A1 = clock_a[p1] + slope_a[p1] * u1
+                B1 = clock_b[p1] + slope_b[p1] * u1
+                if p1 == p2:
+                    log_i = _segment(
+                        Ti - txi,
+                        A1,
+                        B1,
+                        dA1,
+                        dB1,
+                        slope_a[p1],
+                        slope_b[p1],
+                        za1,
+                        zb1,
+                        rx,
+                        r,
+                        alpha,
+                        s,
+                        beta,
+                        want_gradient,
+                        g_i,
+                        nodes,
+                        node_weights,
+                    )
+                else:
+                    end1 = _period_end(p1, first, period_length)
+                    log_first = _segment(
+                        end1 - txi,
+                        A1,
+                        B1,
+                        dA1,
+                        dB1,
+                        slope_a[p1],
+                        slope_b[p1],
+                        za1,
+                        zb1,
+                        rx,
+                        r,
+                        alpha,
+                        s,
+                        beta,
+                        want_gradient,
+                        g_a,
+                        nodes,
+                        node_weights,
+                    )
+                    log_last = _segment(
+                        u2,
+                        clock_a[p2],
+                        clock_b[p2],
+                        d_clock_a[p2],
+                        d_clock_b[p2],
+                        slope_a[p2],
+                        slope_b[p2],
+                        za2,
+                        zb2,
+                        rx,
+                        r,
+                        alpha,
+                        s,
+                        beta,
+                        want_gradient,
+                        g_b,
+                        nodes,
+                        node_weights,
+                    )
+                    log_i = _log_sum(log_first, g_a, log_last, g_b, g_i)
+                    if p2 > p1 + 1:
+                        log_middle = _log_difference(
+                            tail_log[p1 + 1], tail_grad[p1 + 1], tail_log[p2], tail_grad[p2], g_m
+                        )
+                        for j in range(n_par):
+                            g_a[j] = g_i[j]
+                        log_i = _log_sum(log_i, g_a, log_middle, g_m, g_i)
+            total = _log_sum(log_e, g_e, log_i, g_i, g_m)
+            covariate_term = 0.0
+            for j in range(k1):
+                covariate_term += purchase[j] * purchase_sums[i, j]
+            values[i] = (
+                covariate_term + log_gamma_rx[i] - lgamma_r + r * log_alpha + s * log_beta + total
+            )
+            if want_gradient:
+                gi = gradients[i]
+                for j in range(n_par):
+                    gi[j] = g_m[j]
+                gi[0] += r * (digamma_rx[i] + log_alpha)
+                gi[1] += r
+                gi[2] += s * log_beta
+                gi[3] += s
+                for j in range(k1):
+                    gi[4 + j] += purchase_sums[i, j]
     return values, gradients, status
 
 
@@ -716,6 +926,19 @@ def _check_status(status: np.ndarray, what: str) -> None:
         )
 
 
+def likelihood_groups(x, path, start, first_length):
+    """``(order, bounds)``: the customers sorted into groups of equal (path, grid position of
+    the first purchase, x), which share the likelihood's integrand; group g is
+    ``order[bounds[g]:bounds[g+1]]``."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    order = np.lexsort((x, first_length, start, path))
+    keys = np.column_stack([path[order], start[order], first_length[order], x[order]])
+    change = np.any(keys[1:] != keys[:-1], axis=1)
+    bounds = np.concatenate([[0], np.flatnonzero(change) + 1, [len(x)]])
+    return order.astype(np.int64), bounds.astype(np.int64)
+
+
 def log_likelihood_terms(
     log_params: np.ndarray,
     n_purchase: int,
@@ -739,6 +962,10 @@ def log_likelihood_terms(
     purchase = np.ascontiguousarray(log_params[4 : 4 + n_purchase])
     dropout = np.ascontiguousarray(log_params[4 + n_purchase :])
     x = np.asarray(x, dtype=float)
+    path = np.asarray(path, dtype=np.int64)
+    start = np.asarray(start, dtype=np.int64)
+    first_length = np.asarray(first_length, dtype=float)
+    order, bounds = likelihood_groups(x, path, start, first_length)
     values, gradients, status = _likelihood_kernel(
         r,
         alpha,
@@ -751,9 +978,9 @@ def log_likelihood_terms(
         np.asarray(T, dtype=float),
         special.gammaln(r + x),
         special.digamma(r + x) - special.digamma(r),
-        np.asarray(path, dtype=np.int64),
-        np.asarray(start, dtype=np.int64),
-        np.asarray(first_length, dtype=float),
+        path,
+        start,
+        first_length,
         float(period_length),
         Z_purchase,
         Z_dropout,
@@ -761,6 +988,8 @@ def log_likelihood_terms(
         want_gradient,
         GL_NODES,
         GL_WEIGHTS,
+        order,
+        bounds,
     )
     _check_status(status, "the time-varying Pareto/NBD likelihood")
     return values, gradients
