@@ -524,6 +524,21 @@ def test_per_customer_horizons_and_rates(donors, fitted):
         np.testing.assert_allclose(together[pick], one_by_one, rtol=1e-14)
 
 
+def test_discounted_purchases_are_the_weighted_expectations(donors, fitted):
+    params = tuple(fitted.params_)
+    x, t_x, n = arrays(donors)
+    ends = np.array([0.5, 1.0, 2.0, 3.5, 7.0])
+    weights = np.array([0.3, 0.2, 0.25, 0.1, 0.15])
+    together = FAMILY.discounted_expected_purchases(
+        dict(zip(bg_bb.PARAM_NAMES, params, strict=True)), x, t_x, n, ends, weights
+    )
+    one_by_one = sum(
+        w * bg_bb.conditional_expected_purchases(*params, x, t_x, n, t)
+        for t, w in zip(ends, weights, strict=True)
+    )
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-13)
+
+
 def test_model_file_round_trip(fitted, donations, tmp_path):
     path = tmp_path / "bgbb.json"
     clv.save_model(fitted, path)

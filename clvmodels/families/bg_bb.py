@@ -355,6 +355,27 @@ def conditional_expected_purchases(alpha, beta, gamma, delta, x, t_x, n, t, p_al
     return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n), shared)
 
 
+def conditional_discounted_purchases(
+    alpha, beta, gamma, delta, x, t_x, n, ends, weights, p_alive=None
+):
+    """``sum_k weights[k] E[X(n, n+floor(ends[k])) | x, t_x, n]`` (eq. (13) at each horizon):
+    P(alive) once, the transaction rate and the weighted survival sums once per distinct
+    (x, n), one gather to the customers (the valuation engine's discounted sum by parts)."""
+    alpha, beta, gamma, delta, x, t_x, n = as_float(alpha, beta, gamma, delta, x, t_x, n)
+    if p_alive is None:
+        p_alive = probability_alive(alpha, beta, gamma, delta, x, t_x, n)
+    horizons = opportunities(np.ravel(ends))
+    weights = np.ravel(np.asarray(weights, dtype=float))
+
+    def active(alpha, beta, gamma, delta, x, n):
+        total = 0.0
+        for horizon, weight in zip(horizons, weights, strict=True):
+            total = total + weight * survival_sum(gamma, delta + n, horizon)
+        return (alpha + x) / (alpha + beta + n) * total
+
+    return p_alive * per_distinct_customer(active, (alpha, beta, gamma, delta), (x, n))
+
+
 def expected_purchases_new_customer(alpha, beta, gamma, delta, t):
     """E[X(N)] for a customer just acquired, N = floor(t) opportunities, FHS 2010 eq. (8)::
 
@@ -725,6 +746,13 @@ class BetaGeoBetaBinomFamily(PurchaseFamily):
 
     def expected_purchases(self, params, x, t_x, n, t, p_alive=None):
         return conditional_expected_purchases(*self.unpack(params), x, t_x, n, t, p_alive)
+
+    def discounted_expected_purchases(self, params, x, t_x, n, ends, weights, p_alive=None):
+        """``sum_k weights[k] * expected_purchases(..., ends[k])`` with P(alive) and the
+        survival sums once per distinct customer row (used by the valuation engine)."""
+        return conditional_discounted_purchases(
+            *self.unpack(params), x, t_x, n, ends, weights, p_alive
+        )
 
     def purchase_probability(self, params, x, t_x, n, t, k, p_alive=None):
         return conditional_purchase_probability(*self.unpack(params), x, t_x, n, t, k, p_alive)
