@@ -86,6 +86,12 @@ BAYESIAN: tuple[BayesianEntry, ...] = (
         "spend",
         "clvmodels.estimators.bayes.hierarchical_gamma_gamma",
     ),
+    BayesianEntry(
+        "hierarchical-sbg",
+        "HierarchicalShiftedBetaGeo",
+        "purchase",
+        "clvmodels.estimators.bayes.hierarchical_shifted_beta_geo",
+    ),
 )
 
 
