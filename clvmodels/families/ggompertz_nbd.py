@@ -70,6 +70,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
 from clvmodels.errors import NumericalError
@@ -467,9 +468,49 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, check: bool = False):
 # --------------------------------------------------------------------------------------------
 # predictions
 # --------------------------------------------------------------------------------------------
+def _distinct_customers(params, x, t_x, T, *per_customer):
+    """For shared parameters (each of size 1) and 1-d customer arrays with repeated histories
+    (whole-number data): ``(first, inverse)``, the index of each distinct (x, t_x, T) row's
+    first customer and each customer's row, so that a prediction is computed once per distinct
+    history, and the distinct histories; None when that would not pay. ``per_customer``: further arguments that must be
+    scalars for the shortcut (horizons, rates)."""
+    if not all(np.size(v) == 1 for v in (*params, *per_customer)):
+        return None
+    x, t_x, T = as_float(x, t_x, T)
+    if x.ndim != 1 or x.shape != t_x.shape or x.shape != T.shape or x.size < 2000:
+        return None
+    codes, sizes = [], []
+    for column in (x, t_x, T):
+        code, values = pd.factorize(column)
+        codes.append(code.astype(np.int64))
+        sizes.append(len(values))
+    if float(np.prod(np.asarray(sizes, dtype=float))) >= 2.0**62:
+        return None
+    key = (codes[0] * sizes[1] + codes[1]) * sizes[2] + codes[2]
+    inverse, uniques = pd.factorize(key)
+    if len(uniques) > 0.5 * x.size:
+        return None
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[inverse[::-1]] = np.arange(x.size - 1, -1, -1)
+    return first, inverse, (x[first], t_x[first], T[first])
+
+
+def _per_customer(values, first):
+    """A per-customer argument (such as ``p_alive``) at the first customer of each distinct
+    history (None stays None)."""
+    if values is None:
+        return None
+    return np.take(np.asarray(values, dtype=float), first, axis=-1)
+
+
 def probability_alive(r, alpha, b, s, beta, x, t_x, T):
     """P(alive at T | x, t_x, T) = alive term / (alive term + b s I) (BG 2012 eq. (8)),
     computed as ``expit(log_alive - log_dead)``, so it lies in [0, 1] for any input."""
+    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T)
+    if distinct is not None:
+        first, inverse, rows = distinct
+        rows = probability_alive(r, alpha, b, s, beta, *rows)
+        return np.take(rows, inverse, axis=-1)
     shape, (r, alpha, b, s, beta, x, t_x, T) = _flat(r, alpha, b, s, beta, x, t_x, T)
     log_alive, _ = _log_alive(r, alpha, b, s, beta, x, T)
     log_dead, _ = _log_dead(r, alpha, b, s, beta, x, t_x, T)
@@ -532,6 +573,13 @@ def conditional_expected_purchases(r, alpha, b, s, beta, x, t_x, T, t, p_alive=N
     """E[X(T, T+t] | x, t_x, T] = P(alive) (r+x)/(alpha+T) int_0^t (1 + expm1(bw)/c(T))^-s dw
     (BG 2012 eq. (10) with Adler's 2022 correction; see the module docstring). Non-negative and
     non-decreasing in ``t``."""
+    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T, t)
+    if distinct is not None:
+        first, inverse, rows = distinct
+        rows = conditional_expected_purchases(
+            r, alpha, b, s, beta, *rows, t, _per_customer(p_alive, first)
+        )
+        return np.take(rows, inverse, axis=-1)
     shape, (r, alpha, b, s, beta, x, t_x, T, t) = _flat(r, alpha, b, s, beta, x, t_x, T, t)
     if p_alive is None:
         alive = probability_alive(r, alpha, b, s, beta, x, t_x, T)
@@ -562,6 +610,13 @@ def discounted_expected_residual_transactions(r, alpha, b, s, beta, x, t_x, T, d
     """DERT = int_0^inf e^{-delta t} dE[X(T, T+t)] = P(alive) (r+x)/(alpha+T)
     int_0^inf e^{-delta w} P(residual lifetime > w) dw (Fader, Hardie & Lee 2005, "RFM and
     CLV", eq. 2, with the GGompertz residual lifetime); one quadrature per customer."""
+    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T, delta)
+    if distinct is not None:
+        first, inverse, rows = distinct
+        rows = discounted_expected_residual_transactions(
+            r, alpha, b, s, beta, *rows, delta, _per_customer(p_alive, first)
+        )
+        return np.take(rows, inverse, axis=-1)
     shape, (r, alpha, b, s, beta, x, t_x, T, delta) = _flat(r, alpha, b, s, beta, x, t_x, T, delta)
     alive = np.broadcast_to(np.asarray(p_alive, dtype=float), shape).ravel()
     lc_T = log_c(b, beta, T)
@@ -657,6 +712,13 @@ def conditional_purchase_probability(r, alpha, b, s, beta, x, t_x, T, t, k, p_al
         P(k | alive) = NBD(k; r+x, alpha+T, t) (c/(c+expm1(bt)))^s + int_0^t f(w) NBD(k; w) dw
         P(X = k)     = P(alive) P(k | alive) + [k = 0] (1 - P(alive))
     """
+    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T, t, k)
+    if distinct is not None:
+        first, inverse, rows = distinct
+        rows = conditional_purchase_probability(
+            r, alpha, b, s, beta, *rows, t, k, _per_customer(p_alive, first)
+        )
+        return np.take(rows, inverse, axis=-1)
     shape, (r, alpha, b, s, beta, x, t_x, T, t, k) = _flat(r, alpha, b, s, beta, x, t_x, T, t, k)
     if np.any(k < 0) or np.any(k != np.round(k)):
         raise ValueError("k must be a non-negative whole number of purchases")
@@ -857,14 +919,14 @@ class GGompertzNBDFamily(PurchaseFamily):
     def initial_log_params(self, rows) -> np.ndarray:
         """The best of a small grid of starts (Gompertz shape ``b T`` in {0.1, 1, 3} over the
         mean age ``T``, ``beta`` in {0.05, 0.5, 5}, ``s`` in {0.5, 2}; ``r = 1`` and ``alpha``
-        from the mean purchase rate) by the likelihood of at most 2,000 distinct rows, refined
+        from the mean purchase rate) by the likelihood of at most 500 distinct rows (with their counts), refined
         for large data by a fit on a subset of rows (:func:`clvmodels.optimize.warm_start`).
         The grid keeps the search away from the ridges ``b -> 0`` and ``s, beta -> inf`` that
         a single start can slide into."""
         w = rows.counts / rows.counts.sum()
         mean_T = max(weighted_sum(w, rows["T"]), 1e-12)
         rate = (weighted_sum(w, rows["frequency"]) + 0.5) / mean_T
-        sample = rows if rows.n_rows <= 2000 else self.subset_rows(rows, 2000, seed=0)
+        sample = rows if rows.n_rows <= 500 else self.subset_rows(rows, 500, seed=0)
         best, best_value = None, np.inf
         for bt, beta, s in itertools.product((0.1, 1.0, 3.0), (0.05, 0.5, 5.0), (0.5, 2.0)):
             guess = np.log([1.0, 1.0 / rate, bt / mean_T, s, beta])
