@@ -84,6 +84,9 @@ from clvmodels.valuation.engine import VALUE_COLUMNS
 __all__ = ["rfm_summary_dask", "score_dask", "customer_equity_dask"]
 
 SCORE_COLUMNS = list(VALUE_COLUMNS)
+# transactions per partition after the shuffle by customer, which bounds the memory of each
+# summarising task (about 250 bytes per transaction at the pandas engine's peak)
+SUMMARY_PARTITION_ROWS = 1_000_000
 
 
 def _dd():
@@ -173,7 +176,11 @@ def rfm_summary_dask(ddf, *args, **kwargs):
             dates = ddf[datetime].map_partitions(pd.to_datetime, meta=(datetime, "datetime64[ns]"))
         kwargs["observation_end"] = pd.Timestamp(dates.max().compute()).isoformat()
     meta = _summary_meta(ddf.dtypes[customer_id], kwargs)
-    shuffled = ddf[needed].shuffle(on=customer_id)
+    # as many partitions as keep each at most SUMMARY_PARTITION_ROWS transactions (Parquet
+    # inputs give their row counts from the metadata)
+    n_rows = int(ddf.map_partitions(len).sum().compute())
+    n_out = max(ddf.npartitions, -(-n_rows // SUMMARY_PARTITION_ROWS))
+    shuffled = ddf[needed].shuffle(on=customer_id, npartitions=n_out)
     return shuffled.map_partitions(_summarise_partition, meta, kwargs, meta=meta)
 
 
