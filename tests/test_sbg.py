@@ -267,6 +267,19 @@ def test_dert_closed_form_series_and_fader_hardie_derl():
     ]
     np.testing.assert_allclose(closed, brute, rtol=1e-12)
     np.testing.assert_allclose(series, brute, rtol=1e-12)
+    # a rate per customer is not mistaken for shared parameters (distinct tenures computed once)
+    rates = np.array([0.05, 0.1, 0.2, 0.1, 0.3])
+    one_by_one = [
+        sbg.discounted_expected_residual_payments(
+            alpha, beta, tenure[i : i + 1], churned[i : i + 1], r
+        )
+        for i, r in enumerate(rates)
+    ]
+    np.testing.assert_allclose(
+        sbg.discounted_expected_residual_payments(alpha, beta, tenure, churned, rates),
+        np.concatenate(one_by_one),
+        rtol=1e-14,
+    )
     # FH 2010 eq. 6 counts the upcoming renewal undiscounted: (1 + d) x DERT
     derl = sbg.discounted_expected_residual_lifetime(alpha, beta, tenure[:4], 0.1)
     np.testing.assert_allclose(derl, 1.1 * closed[:4], rtol=1e-12)

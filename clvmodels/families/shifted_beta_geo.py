@@ -168,7 +168,9 @@ def _compressed(alpha, beta, c, tenure):
     """``(tenure values, inverse)``: the distinct tenures when the parameters are shared by all
     customers (a customer axis of length 1), so the series are computed once per tenure."""
     tenure = np.asarray(tenure, dtype=float)
-    shared = all(np.ndim(p) < 2 or np.shape(p)[-1] == 1 for p in (alpha, beta, c))
+    shared = all(
+        np.size(p) == 1 or (np.ndim(p) >= 2 and np.shape(p)[-1] == 1) for p in (alpha, beta, c)
+    )
     if shared and tenure.ndim == 1 and tenure.size > 1:
         values, inverse = np.unique(tenure, return_inverse=True)
         if len(values) < len(tenure):
@@ -265,15 +267,18 @@ def discounted_expected_residual_payments(alpha, beta, tenure, churned, delta):
     alpha, beta, tenure, churned, delta = as_float(alpha, beta, tenure, churned, delta)
     if np.any(~(delta > 0)):
         raise InputError(f"the continuous discount rate delta must be positive, got {delta!r}")
+    values, inverse = _compressed(alpha, beta, delta, tenure)  # hyp2f1 is slow near x = 1
     x = np.exp(-delta)
-    b_n = beta + tenure
+    b_n = beta + values
     closed = special.hyp2f1(1.0, b_n, alpha + b_n, x) - 1.0
     lower = x * b_n / (alpha + b_n)
     upper = x / -np.expm1(-delta)
     ok = np.isfinite(closed) & (closed >= lower * (1 - 1e-12)) & (closed <= upper * (1 + 1e-12))
     if not np.all(ok):
-        series = discounted_payments_series(alpha, beta, tenure, churned, delta)
+        series = discounted_payments_series(alpha, beta, values, np.zeros_like(values), delta)
         closed = np.where(ok, closed, series)
+    if inverse is not None:
+        closed = closed[..., inverse]
     return np.where(churned > 0, 0.0, closed)
 
 
