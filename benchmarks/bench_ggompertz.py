@@ -16,7 +16,7 @@ What is measured (one process)
 * **Apparel with static covariates** (gender + channel on both processes, 104-week calibration)
   against CLVTools' 0.5-1.5 s for its static-covariate fits.
 * **Simulated customers** (r=0.5, alpha=50, b=0.004, s=0.8, beta=0.5 in days; T uniform on
-  1..365 days, recency floored to whole days as an RFM summary built from dates has): the fit,
+  1..365 days, recency rounded to whole days as an RFM summary built from dates has): the fit,
   and P(alive) + E[purchases in the next 30 days] for every customer at the estimate.
 """
 
@@ -29,8 +29,13 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+# single-threaded linear algebra, as the R peers were timed (REFERENCE.md); on a shared 2-core
+# machine OpenBLAS threads also slow L-BFGS-B's small dense steps down (see the results)
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -54,7 +59,7 @@ def simulate(n: int, seed: int = 0) -> pd.DataFrame:
     T = rng.integers(1, 366, n).astype(float)
     drawn = gg.GGompertzNBDFamily().simulate(TRUE, T, None, rng)
     summary = pd.DataFrame(
-        {"frequency": drawn["frequency"], "recency": np.floor(drawn["recency"]), "T": T}
+        {"frequency": drawn["frequency"], "recency": np.round(drawn["recency"]), "T": T}
     )
     summary.index.name = "customer_id"
     summary.attrs["time_unit"] = "D"
@@ -102,8 +107,10 @@ def main() -> None:
         "",
         f"`python benchmarks/bench_ggompertz.py{' --quick' if args.quick else ''}`; "
         f"{os.cpu_count()} cores, load average {load:.1f} at the start (the machine is shared; "
-        "times are wall clock, one process). CLVTools' times are those measured on this "
-        "2-core machine for shared/REFERENCE.md (R is not installed here).",
+        "times are wall clock, one process, OPENBLAS_NUM_THREADS="
+        f"{os.environ.get('OPENBLAS_NUM_THREADS')}). CLVTools' times are those measured "
+        "single-threaded on this 2-core machine for shared/REFERENCE.md (R is not installed "
+        "here).",
         "",
         "| data | what | clvmodels | CLVTools | speed-up | log-likelihood |",
         "|---|---|---|---|---|---|",

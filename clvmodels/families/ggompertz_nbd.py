@@ -948,6 +948,18 @@ class GGompertzNBDFamily(PurchaseFamily):
         x, t_x, T = data["frequency"], data["recency"], data["T"]
         return log_likelihood_gradient(*self.unpack(params), x, t_x, T)
 
+    def fit_warnings(self, params, rows) -> list[Warning]:
+        """None; but the fit runs without the quadrature's second-rule check, so the
+        likelihood at the estimate is evaluated once more with it: an estimate whose likelihood
+        the quadrature cannot certify raises :class:`~clvmodels.errors.NumericalError` (fits
+        with covariates, whose rows carry their own alpha and beta, are checked by their
+        predictions)."""
+        if set(params.index) == set(self.param_names):
+            x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
+            values = (float(params[name]) for name in self.param_names)
+            log_likelihood_gradient(*values, x, t_x, T, gradient=False, check=True)
+        return []
+
     def boundary_hint(self, params, names) -> str:
         if "b" in names:
             return (
