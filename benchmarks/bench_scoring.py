@@ -108,12 +108,28 @@ cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                        dashboard_address=None, silence_logs=40, memory_limit=0)
 client = Client(cluster)
 times["cluster_start"] = time.perf_counter() - t
+
+def reset_peak():  # the peak resident set size (VmHWM) back to the current one
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+def peak_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) / 1024 for l in fh if l.startswith("VmHWM:"))
+
+stage_peaks = {}
+def stage(name):
+    stage_peaks[name] = sorted(client.run(peak_mb).values())
+    client.run(reset_peak)
+
+client.run(reset_peak)
 t = time.perf_counter()
 ddf = dd.read_parquet(tx)
 summary = rfm_summary_dask(ddf, "customer_id", "date", "amount", time_unit="W").persist()
 wait(summary)
 n = int(summary.map_partitions(len).compute().sum())
 times["summary"] = time.perf_counter() - t
+stage("summary")
 t = time.perf_counter()
 rows = summary.groupby(["frequency", "recency", "T"]).size().compute().rename("n").reset_index()
 repeat = summary[summary["frequency"] > 0].compute()
@@ -121,17 +137,20 @@ rows.attrs["time_unit"] = repeat.attrs["time_unit"] = "W"
 bg = clv.BetaGeo().fit(rows[["frequency", "recency", "T"]], weights=rows["n"].to_numpy(float))
 gg = clv.GammaGamma().fit(repeat); del repeat
 times["fit"] = time.perf_counter() - t
+stage("fit")
 t = time.perf_counter()
 scored = score_dask(summary, bg, gg, time_unit="W", n_draws=draws, kind=kind, horizon="12M",
                     annual_discount_rate=0.1, margin=0.3, interval=0.9, chunk_size=chunk,
                     random_seed=0, client=client)
 scored.to_parquet(out, write_index=True)
 times["score"] = time.perf_counter() - t
+stage("score")
 worker_rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 client.close(); cluster.close()
 print(json.dumps({"n_customers": n, "times": times,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "worker_peak_rss_mb": sorted(worker_rss.values()),
+                  "worker_stage_peak_mb": stage_peaks,
                   "params": {**bg.params_.to_dict(), **gg.params_.to_dict()}}))
 """
 
@@ -355,6 +374,16 @@ def main(argv=None) -> None:
             f"{t['summary']:,.1f} | {t['fit']:,.1f} | {t['score']:,.1f} | {total(t):,.1f} | "
             f"{cluster['n_customers'] / t['score']:,.0f} | {mem} |"
         )
+    if cluster is not None and cluster.get("worker_stage_peak_mb"):
+        stages = "; ".join(
+            f"{name}: " + ", ".join(f"{m:,.0f}" for m in peaks) + " MB"
+            for name, peaks in cluster["worker_stage_peak_mb"].items()
+        )
+        rows += [
+            "",
+            "Worker peak resident set size by stage of the LocalCluster run (the peak is reset "
+            f"after each stage; the persisted summary stays in the workers): {stages}.",
+        ]
     params = ", ".join(f"{k}={v:.4g}" for k, v in local["params"].items())
     eq = local["equity"]
     ratio = ""
