@@ -262,8 +262,17 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         coefficient raises the rate (CLVTools' ``trans.x`` is ``purchase.x``, ``life.x`` is
         ``dropout.x``). A static covariate (gender) is a column constant over a customer's rows.
 
-    Fitted attributes: ``params_`` (``r, alpha, s, beta, purchase.<col>..., dropout.<col>...``),
-    ``log_likelihood_``, ``covariance_``, ``standard_errors_``, ``converged_``.
+    Attributes
+    ----------
+    params_ : pandas.Series
+        ``r, alpha, s, beta`` (``param_names``) then ``purchase.<col>...``,
+        ``dropout.<col>...`` (``coefficient_names``).
+    log_likelihood_ : float
+        The maximised log-likelihood.
+    standard_errors_ : pandas.Series
+        From the observed information (NaN for ``boundary_parameters_``).
+    boundary_parameters_ : list of str
+        Estimates on a flat direction of the likelihood (drifting to +-infinity).
 
     Examples
     --------
