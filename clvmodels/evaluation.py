@@ -210,10 +210,26 @@ def interval_hit_rate(actual, lower, upper) -> float:
 # --------------------------------------------------------------------------------------------
 # calibration/holdout summaries
 # --------------------------------------------------------------------------------------------
-def check_calibration_holdout(ch: pd.DataFrame) -> pd.DataFrame:
-    """Check a calibration/holdout summary (the calibration columns as any summary, the
-    holdout columns present, non-negative and finite) and return it."""
-    validate_summary(ch, what="calibration_holdout")
+def check_calibration_holdout(ch: pd.DataFrame, models=()) -> pd.DataFrame:
+    """Check a calibration/holdout summary and return it: the calibration columns as each of
+    ``models``' families checks its summaries (an RFM summary when no model is given), the
+    holdout columns present, non-negative and finite."""
+    families = {type(model.family_): model.family_ for model in models}
+    if not families:
+        validate_summary(ch, what="calibration_holdout")
+    for family in families.values():
+        family.validate_summary(ch, what="calibration_holdout")
+    return check_holdout_columns(ch)
+
+
+def check_holdout_columns(ch: pd.DataFrame) -> pd.DataFrame:
+    """Check the holdout columns of a calibration/holdout summary (present, non-negative and
+    finite) and return it."""
+    if not isinstance(ch, pd.DataFrame):
+        raise InputError(
+            f"calibration_holdout must be a pandas DataFrame, got {type(ch).__name__}. Build it "
+            "with clvmodels.calibration_holdout_summary(transactions, ...)."
+        )
     check_columns(
         ch,
         list(HOLDOUT_COLUMNS),
@@ -239,7 +255,7 @@ def holdout_actuals(calibration_holdout: pd.DataFrame) -> pd.DataFrame:
     monetary_value_holdout`` (total holdout spend; NaN column when the summary has no
     ``monetary_value_holdout``); ``duration`` = ``duration_holdout`` in the summary's unit.
     """
-    ch = check_calibration_holdout(calibration_holdout)
+    ch = check_holdout_columns(calibration_holdout)
     purchases = ch["frequency_holdout"].to_numpy(dtype=float)
     if "monetary_value_holdout" in ch.columns:
         spend = purchases * ch["monetary_value_holdout"].to_numpy(dtype=float)
@@ -351,7 +367,9 @@ def predictive_samples(
     customer's ``duration_holdout``, spend from the spend family's ``sample_future_spend``.
     Returns arrays of shape ``(n_samples, n_customers)`` (spend None without a spend model).
     """
-    ch = check_calibration_holdout(calibration_holdout)
+    ch = check_calibration_holdout(
+        calibration_holdout, [m for m in (purchase_model, spend_model) if m is not None]
+    )
     rng = np.random.default_rng(seed)
     calibration = calibration_part(ch)
     customer = purchase_model.family_.customer_arrays(ch)
@@ -598,7 +616,6 @@ def evaluate(
 
     Returns a dict of metric name -> value (see the module docstring).
     """
-    ch = check_calibration_holdout(calibration_holdout)
     if model_kind(purchase_model) != "purchase":
         raise TypeError(
             f"evaluate() needs a fitted clvmodels purchase model, got "
@@ -607,6 +624,9 @@ def evaluate(
         )
     if spend_model is not None and model_kind(spend_model) != "spend":
         raise TypeError(f"spend_model must be a clvmodels spend model, got {type(spend_model)}")
+    ch = check_calibration_holdout(
+        calibration_holdout, [m for m in (purchase_model, spend_model) if m is not None]
+    )
     calibration = calibration_part(ch)
     actual = holdout_actuals(ch)
     purchases = pd.Series(
@@ -712,6 +732,8 @@ def _score_entry(entry, ch: pd.DataFrame, settings: dict[str, Any]) -> dict[str,
         purchase_model, spend_model = entry, None
     if model_kind(purchase_model) == "purchase":
         return evaluate(purchase_model, ch, spend_model, **settings)
+    # the other predictors read the RFM columns
+    validate_summary(ch, what="calibration_holdout")
     if isinstance(purchase_model, HeuristicCLV):
         pred = _heuristic_predict(purchase_model, ch)
     elif hasattr(purchase_model, "conditional_expected_number_of_purchases_up_to_time"):
@@ -780,7 +802,8 @@ def compare_models(
     """
     if not isinstance(models, Mapping) or len(models) == 0:
         raise InputError("models must be a non-empty dict of name -> fitted model")
-    ch = check_calibration_holdout(calibration_holdout)
+    # each model checks the calibration columns its own way when it is scored
+    ch = check_holdout_columns(calibration_holdout)
     settings = {
         "levels": tuple(levels),
         "n_samples": n_samples,

@@ -115,7 +115,7 @@ def plot_calibration_vs_holdout(
     """Mean holdout purchases of the customers with each calibration frequency (the last bin
     collects ``max_frequency`` and more), actual vs predicted (Fader, Hardie & Lee 2005,
     Figure 4)."""
-    ch = check_calibration_holdout(calibration_holdout)
+    ch = check_calibration_holdout(calibration_holdout, [model])
     actual = holdout_actuals(ch)
     predicted = expected_holdout_purchases(model, calibration_part(ch), actual["duration"])
     bins = np.minimum(ch["frequency"].to_numpy(dtype=int), max_frequency)

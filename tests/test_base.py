@@ -168,21 +168,21 @@ def test_families_hold_no_instance_state(family):
         drawn = family.simulate(
             dict.fromkeys(family.param_names, 1.5), np.linspace(5, 50, 300), 5.0, rng
         )
-        summary = pd.DataFrame({c: drawn[c] for c in family.fit_columns})
+        columns = dict.fromkeys([*family.fit_columns, *family.customer_columns])
+        summary = pd.DataFrame({c: drawn[c] for c in columns})
     else:
         summary = clvmodels.datasets.load_cdnow_summary().iloc[:300]
     rows = family.fit_rows(summary)
     value, _ = family.negative_log_likelihood(family.initial_log_params(rows), rows)
     assert np.isfinite(value)
     params = {name: np.array([[1.5]]) for name in family.param_names}
-    x = summary["frequency"].to_numpy(float)
+    customer = family.customer_arrays(summary)
     if family.kind == "purchase":
-        t_x, T = summary["recency"].to_numpy(float), summary["T"].to_numpy(float)
-        family.probability_alive(params, x, t_x, T)
-        family.expected_purchases(params, x, t_x, T, 10.0)
+        family.probability_alive(params, *customer)
+        family.expected_purchases(params, *customer, 10.0)
     else:
-        family.expected_spend(params, x, summary["monetary_value"].to_numpy(float))
-        family.simulate(params, x, rng)
+        family.expected_spend(params, *customer)
+        family.simulate(params, summary["frequency"].to_numpy(float), rng)
     assert state() == {}
     assert vars(family) == family.settings()
 

@@ -303,8 +303,9 @@ class SpendFamily(Family):
     def validate_summary(
         cls, summary: pd.DataFrame, what: str = "summary", fitting: bool = False
     ) -> pd.DataFrame:
-        """The RFM summary checks with ``monetary_value``."""
-        return validate_summary(summary, monetary=True, what=what)
+        """The checks of what a spend model reads: ``frequency`` (a whole number >= 0) and
+        ``monetary_value`` (>= 0), finite, one row per customer."""
+        return validate_summary(summary, monetary=True, what=what, rfm=False)
 
     def expected_spend(self, params, x, m):
         """E[spend per transaction | x repeat purchases of mean m]; population mean at x = 0."""
