@@ -315,3 +315,26 @@ def test_json_round_trip_needs_the_covariates_again(fitted, summary, future, cov
         attached.expected_purchases(summary, 52).to_numpy(),
         fitted.with_future_covariates(future).expected_purchases(summary, 52).to_numpy(),
     )
+
+
+def test_evaluate_on_a_calibration_holdout_summary(fitted, future, transactions, holdout):
+    """evaluation places customers from the calibration end (the summary's observation end is
+    the holdout's) and gives the same holdout expectations, intervals and log score."""
+    from clvmodels.evaluation import evaluate
+
+    ch = clv.calibration_holdout_summary(
+        transactions,
+        "customer_id",
+        "date",
+        calibration_end="2006-12-31",
+        observation_end=HOLDOUT_END,
+        time_unit="W",
+    )
+    model = fitted.with_future_covariates(future)
+    scores = evaluate(model, ch, n_samples=100, n_draws=20)
+    actual, horizon = holdout
+    expected = model.expected_purchases(ch, horizon).to_numpy()
+    assert scores["purchases_actual_total"] == actual.sum()
+    assert scores["purchases_mae"] == pytest.approx(np.mean(np.abs(actual - expected)))
+    assert 0.6 < scores["coverage_80"] < 0.95
+    assert np.isfinite(scores["log_score"])

@@ -655,9 +655,10 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
 
     def _paths_without_horizon(self, summary, table):
         """Paths placed from the observation end; the horizon is checked by the family."""
-        end = self._observation_end(
-            summary, summary.attrs.get("observation_end", self.observation_end_)
-        )
+        # T runs to the calibration end in a calibration/holdout summary
+        attrs = summary.attrs
+        recorded = attrs.get("calibration_end", attrs.get("observation_end"))
+        end = self._observation_end(summary, recorded or self.observation_end_)
         return self._paths(summary, table, end, 0.0)
 
     def discounted_expected_transactions(
