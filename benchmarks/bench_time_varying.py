@@ -178,7 +178,11 @@ def main() -> None:
     for name, value in sim["params"].items():
         true = TRUE.get(name, float("nan"))
         lines.append(f"| {name} | {true:g} | {value:.4f} | {sim['se'][name]:.4f} |")
-    lines.append("")
+    lines += [
+        "",
+        "CLVTools is not run at this size: its 138 s on the 600 apparel customers (0.23 s per customer; its likelihood walks every customer's periods) would extrapolate linearly to about 64 hours. Wall time here is inflated by the machine's load (see the load average above); the CPU time of the process is the comparable figure.",
+        "",
+    ]
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "time_varying.md", "\n".join(lines))
     print("\n".join(lines))
