@@ -447,3 +447,51 @@ def test_per_row_gradients_match_the_total():
         assert -(rows.counts @ ll) == pytest.approx(value, rel=1e-12)
         np.testing.assert_allclose(-(rows.counts @ per_row), gradient, rtol=1e-12)
         np.testing.assert_allclose(ll, family.log_likelihood(params, data), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# extreme but valid inputs
+# --------------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+positive = st.floats(min_value=-3.0, max_value=3.0).map(lambda v: float(10.0**v))
+
+
+@settings(
+    max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    alpha=positive,
+    beta=positive,
+    c=st.floats(min_value=0.2, max_value=3.0),
+    tenure=st.lists(st.integers(0, 100_000), min_size=1, max_size=5),
+    horizon=st.floats(min_value=0.0, max_value=60.0),
+    rate=st.floats(min_value=0.005, max_value=2.0),
+)
+def test_predictions_are_well_behaved(alpha, beta, c, tenure, horizon, rate):
+    """For any parameters: log-likelihoods are finite and <= 0, expected payments lie in
+    [0, whole periods] and grow with the horizon, DERT lies in [0, x / (1 - x)], or a
+    NumericalError says the value cannot be given."""
+    family = BetaDiscreteWeibullFamily()
+    params = {"alpha": np.array([[alpha]]), "beta": np.array([[beta]]), "c": np.array([[c]])}
+    n = np.asarray(tenure, dtype=float)
+    active, gone = np.zeros_like(n), (n > 0).astype(float)
+    ll = family.log_likelihood(params, {"tenure": n, "churned": gone})
+    assert np.all(np.isfinite(ll)) and np.all(ll <= 1e-12)
+    try:
+        short = np.asarray(family.expected_purchases(params, n, active, horizon))
+        longer = np.asarray(family.expected_purchases(params, n, active, horizon + 1.0))
+        dert = np.asarray(family.discounted_expected_residual_transactions(params, n, active, rate))
+        closed = np.asarray(
+            ShiftedBetaGeoFamily().discounted_expected_residual_transactions(
+                {"alpha": params["alpha"], "beta": params["beta"]}, n, active, rate
+            )
+        )
+    except clv.errors.NumericalError:
+        return
+    assert np.all((0 <= short) & (short <= np.floor(horizon + 1e-9) + 1e-9))
+    assert np.all(longer >= short - 1e-9)
+    bound = np.exp(-rate) / -np.expm1(-rate) * (1 + 1e-9)
+    assert np.all((0 <= dert) & (dert <= bound))
+    assert np.all((0 <= closed) & (closed <= bound))
