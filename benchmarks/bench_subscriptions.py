@@ -189,15 +189,26 @@ def main(argv=None) -> None:
         sample = table.sample(pymc_n, random_state=1) if pymc_n < n else table
         pm_model, pm_s = timed(fit_pymc, pymc_frame(sample))
         posterior = pm_model.fit_result
-        worst = 0.0
+        worst, gain = 0.0, 0.0
         for cohort, model in cohort_fits.items():
             sub = sample[sample["cohort"] == cohort]
             mine = fit_by_cohort(clv.ShiftedBetaGeo(), sub)[cohort] if pymc_n < n else model
-            for name in ("alpha", "beta"):
-                theirs = float(posterior[name].sel(cohort=str(cohort)).values.ravel()[0])
-                worst = max(worst, abs(theirs / mine.params_[name] - 1))
+            theirs = {
+                name: float(posterior[name].sel(cohort=str(cohort)).values.ravel()[0])
+                for name in ("alpha", "beta")
+            }
+            for name, value in theirs.items():
+                worst = max(worst, abs(value / mine.params_[name] - 1))
+            rows = mine.rows_
+            at_theirs = -mine.family_.negative_log_likelihood(
+                np.log([theirs["alpha"], theirs["beta"]]), rows
+            )[0]
+            gain = max(gain, mine.log_likelihood_ - at_theirs)
         pm_s_text = f"{pm_s:.1f}" + ("" if pymc_n == n else f" (on {pymc_n:,})")
-        notes = f"largest relative difference of the 48 estimates: {worst:.1e}"
+        notes = (
+            f"largest relative difference of the 48 estimates: {worst:.1e}; clvmodels' "
+            f"log-likelihood is higher than at pymc-marketing's MAP by up to {gain:.2e} per cohort"
+        )
     lines.append(
         f"| 24 cohort fits (sBG per cohort) | {cohort_s:.2f} | {pm_s_text} | {notes} ({start_load}) |"
     )
