@@ -43,6 +43,8 @@ __all__ = [
     "expected_survivors",
     "project_survivors",
     "compare_retention_models",
+    "holdout_payments",
+    "evaluate_payments",
     "observed_survivors",
 ]
 
@@ -544,3 +546,76 @@ def compare_retention_models(models: Mapping, table: pd.DataFrame, holdout=None)
     )
     frame.index.name = "model"
     return frame
+
+
+# --------------------------------------------------------------------------------------------
+# holdout evaluation per customer
+# --------------------------------------------------------------------------------------------
+def holdout_payments(calibration: pd.DataFrame, later: pd.DataFrame) -> pd.Series:
+    """The renewal payments each customer active in ``calibration`` made by the time of
+    ``later`` (the same subscriptions observed later, e.g. two :func:`subscription_table` calls
+    with different ``observation_end``): ``later tenure - tenure - later churned`` (an active
+    customer with tenure ``n`` has paid for period ``n + 1``; later active with tenure ``m`` they
+    have paid ``m - n`` more, later churned after ``m`` periods ``m - n - 1``)."""
+    validate_subscription_table(calibration, "calibration")
+    validate_subscription_table(later, "later")
+    active = calibration.index[~calibration["churned"].astype(bool)]
+    missing = active.difference(later.index)
+    if len(missing):
+        raise InputError(
+            f"{len(missing)} customers active in the calibration table are not in the later "
+            f"one, e.g. {list(missing[:5])}. Fix: build both tables from the same subscriptions."
+        )
+    before = calibration.loc[active, "tenure"].to_numpy(dtype=float)
+    after = later.loc[active, "tenure"].to_numpy(dtype=float)
+    gone = later.loc[active, "churned"].astype(bool).to_numpy()
+    paid = after - before - gone
+    bad = paid < 0
+    if bad.any():
+        raise InputError(
+            f"{int(bad.sum())} customers have a shorter tenure in the later table than in the "
+            "calibration one, e.g. "
+            f"{list(active[bad][:5])}. Fix: pass the tables in order (calibration, later)."
+        )
+    return pd.Series(paid, index=active, name="payments_holdout")
+
+
+def evaluate_payments(
+    model,
+    table: pd.DataFrame,
+    actual: pd.Series,
+    periods: float,
+    draws: int = 200,
+    interval: float = 0.9,
+    seed=None,
+) -> pd.Series:
+    """Holdout accuracy of the renewal payments of the customers in ``actual`` (indexed like
+    ``table``, e.g. :func:`holdout_payments`) over the next ``periods``: totals expected and
+    actual, their relative error, the mean absolute error per customer, and the share of
+    customers whose actual count lies in the equal-tailed predictive ``interval``
+    (:func:`clvmodels.predict_purchases` with ``kind="predictive"``)."""
+    from clvmodels.valuation import predict_purchases
+
+    actual = pd.Series(actual, dtype=float)
+    missing = actual.index.difference(table.index)
+    if len(missing):
+        raise InputError(
+            f"{len(missing)} customers of actual are not in the table, e.g. {list(missing[:5])}"
+        )
+    rows = table.loc[actual.index]
+    rows.attrs = dict(table.attrs)
+    expected = model.expected_purchases(rows, periods)
+    predicted = predict_purchases(model, rows, periods, interval, "predictive", draws, seed)
+    hit = (predicted["lower"] <= actual) & (actual <= predicted["upper"])
+    return pd.Series(
+        {
+            "customers": float(len(actual)),
+            "actual_payments": float(actual.sum()),
+            "expected_payments": float(expected.sum()),
+            "total_error": float(expected.sum() / actual.sum() - 1) if actual.sum() else np.nan,
+            "mae": float(np.mean(np.abs(expected - actual))),
+            "interval_coverage": float(hit.mean()),
+            "interval": interval,
+        },
+        name=type(model).__name__,
+    )

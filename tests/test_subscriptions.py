@@ -287,3 +287,39 @@ def test_a_million_subscribers_fit_on_their_distinct_rows():
     assert model.n_customers_ == 1_000_000
     assert model.params_["alpha"] == pytest.approx(0.8, rel=0.05)
     assert model.params_["beta"] == pytest.approx(2.0, rel=0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# holdout evaluation per customer
+# --------------------------------------------------------------------------------------------
+def test_holdout_payments_from_two_observation_ends():
+    frame = _file(
+        [
+            ("a", "2024-01-15", None),  # active at both: 4 -> 10 whole months, 6 payments
+            ("b", "2024-01-15", "2024-08-20"),  # active, then left having paid 8 months: 3
+            ("c", "2024-01-15", "2024-03-20"),  # churned before the calibration end: not counted
+        ]
+    )
+    calibration = subscription_table(frame, observation_end="2024-05-31", period="M")
+    later = subscription_table(frame, observation_end="2024-11-30", period="M")
+    paid = clv.subscriptions.holdout_payments(calibration, later)
+    assert paid.to_dict() == {"a": 6.0, "b": 3.0}
+    with pytest.raises(InputError, match="in order"):
+        clv.subscriptions.holdout_payments(later, calibration.assign(churned=False))
+
+
+def test_evaluate_payments_on_simulated_holdout():
+    family = clv.BetaDiscreteWeibull.family_class()
+    rng = np.random.default_rng(8)
+    params = {"alpha": 0.9, "beta": 2.0, "c": 0.8}
+    drawn = family.simulate(params, rng.integers(2, 25, 20_000).astype(float), 12, rng)
+    table = pd.DataFrame({"tenure": drawn["tenure"], "churned": drawn["churned"]})
+    table.attrs["time_unit"] = "M"
+    model = clv.BetaDiscreteWeibull().fit(table)
+    active = ~table["churned"]
+    actual = pd.Series(drawn["payments_holdout"][active], index=table.index[active])
+    report = clv.subscriptions.evaluate_payments(model, table, actual, 12, draws=100, seed=1)
+    assert report["customers"] == active.sum()
+    assert abs(report["total_error"]) < 0.05
+    assert 0.85 <= report["interval_coverage"] <= 1.0
+    assert report["mae"] > 0
