@@ -74,7 +74,7 @@ import pandas as pd
 from scipy.special import digamma, expit, gammaln
 
 from clvmodels.errors import NumericalError
-from clvmodels.families.base import PurchaseFamily
+from clvmodels.families.base import FitRows, PurchaseFamily
 from clvmodels.families.sampling import (
     check_grid,
     cumulative_counts,
@@ -388,6 +388,104 @@ def _log_dead(r, alpha, b, s, beta, x, t_x, T, moments: bool = False, check: boo
     return out, means
 
 
+class GapPlan:
+    """The time points of fitting rows, per frequency, for :func:`_log_dead_grouped`.
+
+    The dropout integrand ``(alpha+y)^-(r+x) B(y)^-(s+1) e^{by}`` depends on the customer only
+    through ``x``, so for each distinct ``x`` the distinct time points ``tau`` (its rows'
+    recencies and ages) are sorted and the integral is taken once over each gap between
+    consecutive points; a row's integral over ``(t_x, T]`` is a difference of tail sums. This
+    bookkeeping depends on the rows alone (a fit computes it once). With daily or weekly data
+    there are far fewer gaps than rows; ``worthwhile`` says whether sharing pays.
+    """
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+        n = len(x)
+        xs = np.concatenate([x, x])
+        taus = np.concatenate([t_x, T])
+        order = np.lexsort((taus, xs))
+        xs_sorted, taus_sorted = xs[order], taus[order]
+        new = np.ones(2 * n, dtype=bool)
+        new[1:] = (xs_sorted[1:] != xs_sorted[:-1]) | (taus_sorted[1:] != taus_sorted[:-1])
+        point_of = np.empty(2 * n, dtype=np.int64)
+        point_of[order] = np.cumsum(new) - 1
+        point_x, self.point_tau = xs_sorted[new], taus_sorted[new]
+        self.n_points = len(point_x)
+        has_next = np.zeros(self.n_points, dtype=bool)
+        has_next[:-1] = point_x[1:] == point_x[:-1]
+        self.gap = np.flatnonzero(has_next)
+        self.gap_x = point_x[self.gap]
+        self.gap_lo = self.point_tau[self.gap]
+        self.gap_hi = self.point_tau[self.gap + 1]
+        self.group_start = np.flatnonzero(np.r_[True, point_x[1:] != point_x[:-1]])
+        self.group_end = np.r_[self.group_start[1:], self.n_points]
+        self.p_tx, self.p_T = point_of[:n], point_of[n:]
+        self.rows = (x, t_x, T)
+        self.worthwhile = len(self.gap) + 50 * len(self.group_start) < 0.5 * n
+
+    def tails(self, values: np.ndarray) -> np.ndarray:
+        """Log of the sums of ``exp(values)`` (one per gap) from each point to the end of its
+        frequency's points (reverse cumulative log-sum-exp)."""
+        dense = np.full(self.n_points, -np.inf)
+        dense[self.gap] = values
+        out = np.empty(self.n_points)
+        for g0, g1 in zip(self.group_start, self.group_end, strict=True):
+            out[g0:g1] = np.logaddexp.accumulate(dense[g0:g1][::-1])[::-1]
+        return out
+
+
+# direct integration where the difference of tail sums would lose more than ~3 digits
+_CANCELLATION_LIMIT = np.log1p(-1e-3)
+
+
+def _log_dead_grouped(r, alpha, b, s, beta, plan: GapPlan, moments: bool, check: bool):
+    """:func:`_log_dead` for scalar parameters on the rows of ``plan``, from the integrals over
+    the gaps between their time points: ``I = G_x(t_x) - G_x(T)`` with ``G_x`` the tail sums.
+    The moments are assembled the same way from the gap integrals times their means (positive
+    and negative parts summed separately). Rows where the difference would cancel
+    (``I < 1e-3 G_x(t_x)``) are integrated directly."""
+    n_gap = len(plan.gap)
+    x, t_x, T = plan.rows
+    log_gap, gap_means = _log_dead(
+        *(np.full(n_gap, v) for v in (r, alpha, b, s, beta)),
+        plan.gap_x,
+        plan.gap_lo,
+        plan.gap_hi,
+        moments=moments,
+        check=check,
+    )
+    tail = plan.tails(log_gap)
+    top, bottom = tail[plan.p_tx], tail[plan.p_T]
+    nonempty = plan.p_T > plan.p_tx
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drop = np.where(nonempty, bottom - top, 0.0)
+        log_dead = np.where(nonempty, top + np.log(-np.expm1(np.minimum(drop, 0.0))), -np.inf)
+    means = []
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for gap_mean in gap_means:
+            total = np.zeros(len(x))
+            for sign in (1.0, -1.0):
+                part = plan.tails(log_gap + np.log(np.maximum(sign * gap_mean, 0.0)))
+                hi, lo = part[plan.p_tx], part[plan.p_T]
+                share = np.exp(hi - log_dead) * -np.expm1(np.minimum(lo - hi, 0.0))
+                total += sign * np.nan_to_num(share, nan=0.0, posinf=0.0)
+            means.append(np.where(nonempty, total, 0.0))
+    redo = np.flatnonzero(nonempty & (drop > _CANCELLATION_LIMIT))
+    if redo.size:
+        values, moms = _log_dead(
+            *(np.full(redo.size, v) for v in (r, alpha, b, s, beta)),
+            x[redo],
+            t_x[redo],
+            T[redo],
+            moments=moments,
+            check=check,
+        )
+        log_dead[redo] = values
+        for mean, m in zip(means, moms, strict=True):
+            mean[redo] = m
+    return log_dead, means
+
+
 def _log_alive(r, alpha, b, s, beta, x, T):
     """``log[(alpha+T)^-(r+x) B(T)^-s]`` and ``log B(T)``."""
     log_bT = b * T + log_c(b, beta, T)
@@ -399,7 +497,9 @@ def _flat(*arrays):
     return shape, [np.ravel(v) for v in np.broadcast_arrays(*as_float(*arrays))]
 
 
-def log_likelihood_gradient(r, alpha, b, s, beta, x, t_x, T, gradient: bool = True, check=True):
+def log_likelihood_gradient(
+    r, alpha, b, s, beta, x, t_x, T, gradient: bool = True, check=True, plan=None
+):
     """Per-row log-likelihood (BG 2012 eq. (6), in log space) and, with ``gradient``, its
     derivatives with respect to ``log(r, alpha, b, s, beta)``, shape ``(n_rows, 5)``; 1-d
     arrays (or scalars) of one value per row.
@@ -412,11 +512,21 @@ def log_likelihood_gradient(r, alpha, b, s, beta, x, t_x, T, gradient: bool = Tr
         d/db     = -(1-w) s T e^{bT}/B(T) + w (1/b + E[y - (s+1) y e^{by}/B(y)])
         d/ds     = log beta - (1-w) log B(T) + w (1/s - E[log B(y)])
         d/dbeta  = s/beta - (1-w) s/B(T) - w (s+1) E[1/B(y)]
+
+    ``plan``: a :class:`GapPlan` of these rows; with scalar parameters the dropout integrals
+    are then assembled from the integrals over the gaps between the rows' time points
+    (:func:`_log_dead_grouped`).
     """
+    scalar = all(np.size(v) == 1 for v in (r, alpha, b, s, beta))
     _, (r, alpha, b, s, beta, x, t_x, T) = _flat(r, alpha, b, s, beta, x, t_x, T)
     a = r + x
     log_alive, log_bT = _log_alive(r, alpha, b, s, beta, x, T)
-    log_dead, means = _log_dead(r, alpha, b, s, beta, x, t_x, T, moments=gradient, check=check)
+    if plan is not None and plan.worthwhile and scalar:
+        log_dead, means = _log_dead_grouped(
+            r[0], alpha[0], b[0], s[0], beta[0], plan, moments=gradient, check=check
+        )
+    else:
+        log_dead, means = _log_dead(r, alpha, b, s, beta, x, t_x, T, moments=gradient, check=check)
     lse = np.logaddexp(log_alive, log_dead)
     ll = gammaln(a) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + lse
     if not gradient:
@@ -447,16 +557,17 @@ def log_likelihood(r, alpha, b, s, beta, x, t_x, T):
     return ll.reshape(shape)
 
 
-def negative_log_likelihood(log_params, x, t_x, T, counts, check: bool = False):
+def negative_log_likelihood(log_params, x, t_x, T, counts, check: bool = False, plan=None):
     """Total negative log-likelihood of compressed rows (``counts`` customers each) and its
     analytic gradient with respect to ``log(r, alpha, b, s, beta)``.
 
     Within the fit the second-rule check is off by default (the rule is accurate by
     construction, see the module docstring); :func:`log_likelihood` and the predictions check.
+    ``plan``: the rows' :class:`GapPlan` (parameter-free, computed once per fit).
     """
     r, alpha, b, s, beta = np.exp(np.asarray(log_params, dtype=float))
     with np.errstate(all="ignore"):
-        ll, grad = log_likelihood_gradient(r, alpha, b, s, beta, x, t_x, T, check=check)
+        ll, grad = log_likelihood_gradient(r, alpha, b, s, beta, x, t_x, T, check=check, plan=plan)
     counts = np.asarray(counts, dtype=float)
     value = weighted_sum(counts, ll)
     g = np.einsum("i,ij->j", counts, grad)
@@ -912,9 +1023,17 @@ class GGompertzNBDFamily(PurchaseFamily):
     #: ``_beta_i``): alpha_i = alpha exp(-purchase' z_i), beta_i = beta exp(-dropout' z_i)
     covariate_links: ClassVar[dict] = {"purchase": (("alpha", -1),), "dropout": (("beta", -1),)}
 
+    def make_rows(self, columns, counts) -> FitRows:
+        """Distinct rows plus their :class:`GapPlan` (parameter-free bookkeeping that every
+        likelihood evaluation of these rows reuses)."""
+        x, t_x, T = (np.asarray(columns[c], dtype=float) for c in ("frequency", "recency", "T"))
+        return FitRows(columns, np.asarray(counts, dtype=float), {"plan": GapPlan(x, t_x, T)})
+
     def negative_log_likelihood(self, log_params, rows):
         x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
-        return negative_log_likelihood(log_params, x, t_x, T, rows.counts)
+        return negative_log_likelihood(
+            log_params, x, t_x, T, rows.counts, plan=rows.aux.get("plan")
+        )
 
     def initial_log_params(self, rows) -> np.ndarray:
         """The best of a small grid of starts (Gompertz shape ``b T`` in {0.1, 1, 3} over the
