@@ -338,3 +338,14 @@ def test_evaluate_on_a_calibration_holdout_summary(fitted, future, transactions,
     assert scores["purchases_mae"] == pytest.approx(np.mean(np.abs(actual - expected)))
     assert 0.6 < scores["coverage_80"] < 0.95
     assert np.isfinite(scores["log_score"])
+
+
+def test_discounted_expected_transactions(fitted, summary, future):
+    model = fitted.with_future_covariates(future)
+    plain = model.expected_purchases(summary, 52).to_numpy()
+    nearly = model.discounted_expected_transactions(summary, 52, 1e-9).to_numpy()
+    np.testing.assert_allclose(nearly, plain, rtol=1e-8)
+    discounted = model.discounted_expected_transactions(summary, 52, 0.5).to_numpy()
+    assert np.all(discounted < plain) and np.all(discounted > plain * (1.5**-1.0))
+    with pytest.raises(InputError, match="infinite horizon"):
+        clv.valuation.dert.discounted_expected_residual_transactions(model, summary)
