@@ -55,7 +55,8 @@ PARAM_NAMES = ("alpha", "beta", "c")
 def log_churn_probability(alpha, beta, c, tenure, betaln=special.betaln, log1mexp=None):
     """``log P(T = tenure) = log(S(tenure - 1) - S(tenure))`` for ``tenure >= 1`` (FHLDS 2018
     eq. 5). ``betaln`` and ``log1mexp`` (``log(1 - exp(x))`` for ``x <= 0``) are numpy/scipy
-    by default; pass PyTensor's for a PyMC model."""
+    by default; pass PyTensor's (``pytensor.tensor.special.betaln``, ``pytensor.tensor.log1mexp``)
+    for a PyMC model."""
     if log1mexp is None:
 
         def log1mexp(x):

@@ -89,7 +89,8 @@ def log_likelihood(alpha, beta, tenure, churned, betaln=special.betaln):
 
     ``churned`` is 1 (left at the end of period ``tenure``, ``P(T = tenure)``) or 0 (active,
     ``S(tenure)``). ``betaln`` is the log-beta function: :func:`scipy.special.betaln` by default,
-    ``pytensor.tensor.betaln``-like for a PyMC model (only ``+``, ``-`` and ``betaln`` are used).
+    ``pytensor.tensor.special.betaln`` for a PyMC model (only ``+``, ``-`` and ``betaln`` are
+    used; checked to give the same values on PyTensor variables).
     """
     return betaln(alpha + churned, beta + tenure - churned) - betaln(alpha, beta)
 
