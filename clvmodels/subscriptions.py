@@ -38,6 +38,7 @@ __all__ = [
     "subscription_table",
     "table_from_survivors",
     "fit_by_cohort",
+    "equity_by_cohort",
     "survival_curve",
     "retention_curve",
     "expected_survivors",
@@ -420,6 +421,68 @@ def fit_by_cohort(model, table: pd.DataFrame, cohort: str = "cohort", weights=No
         fresh = type(model)(**model.get_params())
         fits[name] = fresh.fit(part, weights=None if weights is None else weights[rows])
     return fits
+
+
+def equity_by_cohort(
+    fits: Mapping,
+    spend_model,
+    table: pd.DataFrame,
+    cohort: str = "cohort",
+    interval: float = 0.9,
+    draws: int = 200,
+    random_seed=None,
+    **valuation,
+) -> pd.DataFrame:
+    """Customer equity of each cohort valued with its own model (``fits`` from
+    :func:`fit_by_cohort`) and of all cohorts together, with intervals from the joint draws.
+
+    Each cohort is :func:`clvmodels.customer_equity` of its customers with its model
+    (``valuation``: ``horizon``, ``annual_discount_rate``, ``margin``, ``kind``, ... as there).
+    The cohorts' models are fitted on disjoint customers, so their parameter draws are
+    independent: the total of draw ``d`` is the sum of the cohorts' totals of draw ``d``, and
+    the ``"all"`` row's interval comes from these sums (never from adding intervals).
+
+    Returns
+    -------
+    DataFrame indexed by cohort, then ``"all"``, with ``equity_mean, equity_median,
+    equity_lower, equity_upper, n_customers``.
+    """
+    from clvmodels.valuation import customer_equity
+    from clvmodels.valuation.summaries import equity_columns
+
+    check_columns(table, [cohort], "table", hint=f"add the {cohort!r} column or name another")
+    names = list(pd.unique(table[cohort]))
+    missing = [name for name in names if name not in fits]
+    if missing:
+        raise InputError(
+            f"no fitted model for cohort(s) {missing[:5]}; fits has {list(fits)[:10]}. Fix: fit "
+            "with fit_by_cohort on a table with these cohorts."
+        )
+    seeds = np.random.SeedSequence(random_seed).spawn(len(names))
+    frames, totals = [], 0.0
+    for name, seed in zip(names, seeds, strict=True):
+        part = table[table[cohort] == name]
+        part.attrs = dict(table.attrs)
+        frame, per_draw = customer_equity(
+            fits[name],
+            spend_model,
+            part,
+            interval=interval,
+            draws=draws,
+            random_seed=int(seed.generate_state(1)[0]),
+            return_draws=True,
+            **valuation,
+        )
+        frames.append(frame.rename(index={frame.index[0]: name}))
+        totals = totals + np.asarray(per_draw)[:, :1]
+    overall = pd.DataFrame(
+        {**equity_columns(np.asarray(totals), interval), "n_customers": [len(table)]},
+        index=["all"],
+    )
+    out = pd.concat([*frames, overall])
+    out.index.name = cohort
+    out.attrs.update(frames[0].attrs)
+    return out
 
 
 def _curve(model, t, draws, interval, seed, fn, name) -> pd.DataFrame:

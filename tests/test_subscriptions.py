@@ -323,3 +323,29 @@ def test_evaluate_payments_on_simulated_holdout():
     assert abs(report["total_error"]) < 0.05
     assert 0.85 <= report["interval_coverage"] <= 1.0
     assert report["mae"] > 0
+
+
+def test_equity_by_cohort_sums_the_joint_draws():
+    table = table_from_survivors({"regular": REGULAR, "highend": HIGHEND}, period="Y")
+    fits = fit_by_cohort(clv.ShiftedBetaGeo(), table)
+    price = clv.SubscriptionPrice(price=100.0).fit(table)
+    settings = {"horizon": "5Y", "annual_discount_rate": 0.1, "margin": 1.0, "kind": "point"}
+    equity = clv.subscriptions.equity_by_cohort(fits, price, table, **settings)
+    assert list(equity.index) == ["regular", "highend", "all"]
+    for cohort, survivors in (("regular", 241), ("highend", 491)):
+        point = _hand_value(fits[cohort], 7, 5, 100.0, 0.1) * survivors
+        assert equity.loc[cohort, "equity_mean"] == pytest.approx(point, rel=1e-10)
+    assert equity.loc["all", "equity_mean"] == pytest.approx(
+        equity.loc[["regular", "highend"], "equity_mean"].sum(), rel=1e-12
+    )
+    assert equity.loc["all", "n_customers"] == 2000
+    drawn = clv.subscriptions.equity_by_cohort(
+        fits, price, table, **{**settings, "kind": "expected"}, draws=200, random_seed=3
+    )
+    # independent cohorts: the total's interval is narrower than the sum of the intervals
+    widths = drawn["equity_upper"] - drawn["equity_lower"]
+    assert widths["all"] < widths["regular"] + widths["highend"]
+    assert drawn.loc["all", "equity_lower"] < equity.loc["all", "equity_mean"]
+    assert equity.loc["all", "equity_mean"] < drawn.loc["all", "equity_upper"]
+    with pytest.raises(InputError, match="no fitted model"):
+        clv.subscriptions.equity_by_cohort({"regular": fits["regular"]}, price, table, **settings)
