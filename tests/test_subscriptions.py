@@ -349,3 +349,25 @@ def test_equity_by_cohort_sums_the_joint_draws():
     assert equity.loc["all", "equity_mean"] < drawn.loc["all", "equity_upper"]
     with pytest.raises(InputError, match="no fitted model"):
         clv.subscriptions.equity_by_cohort({"regular": fits["regular"]}, price, table, **settings)
+
+
+def test_clv_to_cac_and_payback_of_new_subscribers(regular):
+    """A subscriber just acquired (tenure 0, first period paid): the engine values the renewals
+    from now on (the first payment, made at acquisition, is not part of it); the payback period
+    counts the periods until the discounted renewals reach the acquisition cost."""
+    table, model = regular
+    new = pd.DataFrame({"tenure": [0], "churned": [False]}, index=pd.Index(["new"], name="id"))
+    new.attrs["time_unit"] = "Y"
+    price = clv.SubscriptionPrice(price=100.0).fit(new)
+    settings = {"horizon": "10Y", "annual_discount_rate": 0.1, "margin": 1.0}
+    value = clv.lifetime_value(model, price, new, kind="point", period="1Y", **settings)
+    flows = clv.valuation.expected_cash_flows(model, price, new, period="1Y", **settings)
+    np.testing.assert_allclose(flows.sum(axis=1), value["clv_mean"], rtol=1e-12)
+    alpha, beta = model.params_
+    k = np.arange(1, 11)
+    survive = np.exp(betaln(alpha, beta + k) - betaln(alpha, beta))
+    np.testing.assert_allclose(flows.loc["new"].to_numpy(), 100 * survive / 1.1**k, rtol=1e-12)
+    ratio = clv.clv_to_cac(value, 150.0, cash_flows=flows)
+    assert ratio.loc["new", "clv_to_cac"] == pytest.approx(value.loc["new", "clv_mean"] / 150)
+    cumulative = np.cumsum(100 * survive / 1.1**k)
+    assert ratio.loc["new", "payback_period"] == np.argmax(cumulative >= 150) + 1
