@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy import optimize
 from scipy.special import betaln
 
@@ -452,9 +454,6 @@ def test_per_row_gradients_match_the_total():
 # --------------------------------------------------------------------------------------------
 # extreme but valid inputs
 # --------------------------------------------------------------------------------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 positive = st.floats(min_value=-3.0, max_value=3.0).map(lambda v: float(10.0**v))
 
 
