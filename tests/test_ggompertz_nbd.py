@@ -513,3 +513,29 @@ def test_gap_sharing_agrees_with_per_row_integrals(beta):
     direct = gg.negative_log_likelihood(np.log(values), x, t_x, T, rows.counts)
     assert shared[0] == pytest.approx(direct[0], rel=1e-12)
     np.testing.assert_allclose(shared[1], direct[1], rtol=1e-7)
+
+
+def test_purchase_count_integral_with_two_local_maxima_matches_mpmath():
+    """Buying 41 times with a tiny r: the integrand over the death time has a local maximum
+    (early death) far below the global one (late death); the mode search finds the global."""
+    r, alpha, b, s, beta = 0.0056784, 83.832873, 0.39608695, 19.017087, 91.905163
+    T, k, t = 1.1634539, 41, 897.35828
+    lc = float(gg.log_c(b, beta, T))
+    ours = gg._log_pmf_death_integral(
+        *(np.array([v]) for v in (float(k), r, alpha + T, b, s, lc, t))
+    )[0]
+    with mp.workdps(30):
+        c, ra, al = mp.e**lc, mp.mpf(r), mp.mpf(alpha + T)
+
+        def integrand(w):
+            density = s * c**s * b * mp.exp(b * w) * (c + mp.expm1(b * w)) ** (-(s + 1))
+            nbd = mp.exp(mp.loggamma(ra + k) - mp.loggamma(ra) - mp.loggamma(k + 1))
+            return density * nbd * (al / (al + w)) ** ra * (w / (al + w)) ** k
+
+        points = [0, 1, 2, 4, 6, 8, 9, 10, 11, 12, 14, 17, 20, 30, 60, t]
+        want = float(mp.log(mp.quad(integrand, points)))
+    assert ours == pytest.approx(want, rel=1e-9)
+    p = FAMILY.purchase_probability(
+        _params((r, alpha, b, s, beta)), np.array([0.0]), np.array([0.0]), np.array([T]), t, k
+    )
+    assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))

@@ -763,9 +763,11 @@ def _log_pmf_death_integral(k, ra, al, b, s, lc, t):
 
         f(w) = s c^s b e^{bw} (c + expm1(bw))^-(s+1)
 
-    Integrated in ``nu = log w`` around the mode of the log-integrand ``psi`` (found by
-    bisection on ``psi'``), with doubling panels on each side starting at the curvature scale;
-    the left side is cut where ``psi`` has fallen by more than 80 (``psi' -> k+1`` there).
+    Integrated in ``nu = log w`` around the global mode of the log-integrand ``psi`` (the
+    highest of 65 points, refined by bisection on ``psi'``; ``psi`` can have two local maxima),
+    on panels whose edges are where ``psi`` has fallen by 0.5, 1.5, 3, ..., 80 below the mode
+    on each side (:func:`log_quadrature_on_panels`, checked by a second rule). The left side is
+    cut where ``psi`` has fallen by more than 80 (below ``w_lo``, ``psi' >= (k+1)/2``).
     """
     log_al, log_t = np.log(al), np.log(t)
     ka = ra + k
@@ -790,19 +792,28 @@ def _log_pmf_death_integral(k, ra, al, b, s, lc, t):
 
     c = np.exp(lc)
     with np.errstate(divide="ignore"):
-        w_lo = 0.25 * (k + 1.0) * np.minimum(al / ka, np.minimum(c / ((s + 1.0) * b), 1.0 / b))
+        # below w_lo (where b w <= 1), psi' >= (k+1)/2: each negative term is <= (k+1)/4
+        w_lo = np.minimum(
+            0.25 * (k + 1.0) * np.minimum(al / ka, c / (np.e * (s + 1.0) * b)), 1.0 / b
+        )
     lo = np.minimum(np.log(w_lo), log_t)
     hi = log_t.copy()
-    at_end = slope(hi) >= 0.0
-    left, right = lo.copy(), hi.copy()
+    rows = np.arange(len(k))
+    # the highest of 65 points of [lo, log t] brackets the global mode (psi can have two
+    # local maxima: buying k times quickly, or dying late), refined by bisection on psi'
+    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, 65)
+    best = np.argmax(psi(grid, rows), axis=1)
+    left = grid[rows, np.maximum(best - 1, 0)]
+    right = grid[rows, np.minimum(best + 1, 64)]
+    at_end = (best == 64) & (slope(hi) >= 0.0)
+    at_start = (best == 0) & (slope(lo) <= 0.0)
     for _ in range(80):
         mid = 0.5 * (left + right)
         up = slope(mid) > 0.0
         left = np.where(up, mid, left)
         right = np.where(up, right, mid)
-    mode = np.where(at_end, hi, 0.5 * (left + right))
+    mode = np.where(at_end, hi, np.where(at_start, lo, 0.5 * (left + right)))
     left_end = lo - 160.0 / (k + 1.0)  # psi has fallen by more than 80 below here
-    rows = np.arange(len(k))
     top = psi(mode[:, None], rows)
     # panel edges where psi has fallen by the given amounts below its peak, on each side
     drops = _PMF_DROPS[None, :]
