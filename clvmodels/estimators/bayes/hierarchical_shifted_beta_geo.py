@@ -45,6 +45,16 @@ one) from drifting to infinity. (*) ``group_sigma``, the scale of the half-norma
 between-group sd: 0.5 with fewer than 10 groups, 1 with more (see "Few groups" in
 :mod:`clvmodels.estimators.bayes.bayesian`, which also sets the default ``target_accept``).
 
+Duration dependence (``duration_dependence=True``): the beta-discrete-Weibull model of Fader,
+Hardie, Liu, Davin & Steenburgh (2018), "'How to project customer retention' revisited",
+*Journal of Interactive Marketing* 43 ("FHLDS 2018"), with ``S(t) = B(alpha, beta + t^c) /
+B(alpha, beta)``: each group also has its exponent ``c_g``, pooled like ``alpha`` and ``beta``
+(prior ``log c: mu = 0, sigma = 1``). Its likelihood is the family's
+(:func:`~clvmodels.families.beta_discrete_weibull.log_churn_probability` on churned rows,
+:func:`~clvmodels.families.shifted_beta_geo.log_survival` on active ones, FHLDS 2018 eqs. 4-5)
+with PyTensor's functions, and the predictions are those of
+:class:`~clvmodels.families.beta_discrete_weibull.BetaDiscreteWeibullFamily`.
+
 Predictions (expected renewal payments, survival and retention curves, DERT, the samplers
 behind predictive intervals and valuation) are those of the sBG family
 (:class:`clvmodels.families.shifted_beta_geo.ShiftedBetaGeoFamily`) at each customer's group
@@ -59,12 +69,30 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.errors import InputError
-from clvmodels.estimators.bayes.bayesian import NEW_GROUP, BayesianModel, log_normal_pair
+from clvmodels.estimators.bayes.bayesian import (
+    NEW_GROUP,
+    BayesianModel,
+    log_normal_hierarchy,
+    log_normal_pair,
+)
 from clvmodels.estimators.mle import PurchasePredictions
-from clvmodels.families.shifted_beta_geo import ShiftedBetaGeoFamily, log_likelihood
+from clvmodels.families.beta_discrete_weibull import (
+    BetaDiscreteWeibullFamily,
+    log_churn_probability,
+)
+from clvmodels.families.shifted_beta_geo import (
+    ShiftedBetaGeoFamily,
+    log_likelihood,
+    log_survival,
+)
 from clvmodels.optimize import compress_rows
 
-__all__ = ["HierarchicalShiftedBetaGeo", "compress_subscriptions", "sbg_log_likelihood_pt"]
+__all__ = [
+    "HierarchicalShiftedBetaGeo",
+    "bdw_log_likelihood_pt",
+    "compress_subscriptions",
+    "sbg_log_likelihood_pt",
+]
 
 
 def compress_subscriptions(codes, tenure, churned) -> dict[str, Any]:
@@ -96,8 +124,41 @@ def sbg_log_likelihood_pt(alpha, beta, data: dict[str, Any]):
     return pt.dot(data["counts"], per_row)
 
 
+def bdw_log_likelihood_pt(alpha, beta, c, data: dict[str, Any]):
+    """Total beta-discrete-Weibull log-likelihood of compressed rows as a PyTensor scalar: the
+    family's :func:`~clvmodels.families.beta_discrete_weibull.log_churn_probability` on the
+    churned rows and :func:`~clvmodels.families.shifted_beta_geo.log_survival` on the active
+    ones (Fader et al. 2018, eqs. 4-5), with PyTensor's log-beta and ``log1mexp``, at each row's
+    group parameters (vectors over groups), weighted by the rows' counts."""
+    import pytensor.tensor as pt
+    from pytensor.tensor.special import betaln
+
+    gone = data["churned"] > 0
+    total = 0.0
+    for rows, churned in ((gone, True), (~gone, False)):
+        if not rows.any():
+            continue
+        g, tenure = data["group"][rows], data["tenure"][rows]
+        if churned:
+            per_row = log_churn_probability(
+                alpha[g], beta[g], c[g], tenure, betaln=betaln, log1mexp=pt.log1mexp
+            )
+        else:
+            per_row = log_survival(alpha[g], beta[g], tenure, c[g], betaln=betaln)
+        total = total + pt.dot(data["counts"][rows], per_row)
+    return total
+
+
 class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
-    """Bayesian sBG with partial pooling across cohorts or plans (PyMC).
+    """Bayesian sBG (or beta-discrete-Weibull) with partial pooling across cohorts or plans.
+
+    The fitted model has the surface of every Bayesian model here (``idata_``, ``params_`` (the
+    typical group's parameters ``exp(mu)``), ``summary()``, ``param_draws`` with ``(parameter,
+    group)`` columns and a ``NEW_GROUP`` column for unseen groups, ``customer_params``,
+    ``save``/``load``, convergence warnings) and the family's predictions at each subscriber's
+    group parameters, so ``clv.lifetime_value(model, clv.SubscriptionPrice(...).fit(table),
+    table, ...)`` values subscribers with intervals over posterior draws and
+    :func:`clvmodels.subscriptions.project_survivors` projects survivors per cohort.
 
     Parameters
     ----------
@@ -113,14 +174,12 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
     centered : bool or "auto"
         As in :class:`~clvmodels.estimators.bayes.hierarchical_beta_geo.HierarchicalBetaGeo`:
         "auto" (default) is centred only with at least 10 groups of at least 2,000 subscribers.
-
-    The fitted model has the surface of every Bayesian model here (``idata_``, ``params_`` (the
-    typical group's parameters ``exp(mu)``), ``summary()``, ``param_draws`` with ``(parameter,
-    group)`` columns and a ``NEW_GROUP`` column for unseen groups, ``customer_params``,
-    ``save``/``load``, convergence warnings) and the sBG predictions at each subscriber's group
-    parameters, so ``clv.lifetime_value(model, clv.SubscriptionPrice(...).fit(table), table,
-    ...)`` values subscribers with intervals over posterior draws and
-    :func:`clvmodels.subscriptions.project_survivors` projects survivors per cohort.
+    duration_dependence : bool
+        ``True``: the beta-discrete-Weibull model
+        (:class:`~clvmodels.families.beta_discrete_weibull.BetaDiscreteWeibullFamily`, Fader et
+        al. 2018) with its duration exponent ``c`` per group, pooled like ``alpha`` and ``beta``
+        (prior ``log c ~ N(0, 1)``; a tight ``priors={"c": {"group_sigma": 0.05}}`` makes it
+        nearly shared). Default ``False``: sBG (``c = 1``).
 
     Examples
     --------
@@ -151,8 +210,26 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
         group: str | None = "cohort",
         priors: dict[str, dict[str, float]] | None = None,
         centered: bool | str = "auto",
+        duration_dependence: bool = False,
     ):
         super().__init__(group=group, priors=priors, centered=centered)
+        if not isinstance(duration_dependence, bool):
+            raise ValueError(
+                f"duration_dependence must be True or False, got {duration_dependence!r}"
+            )
+        self.duration_dependence = duration_dependence
+        if duration_dependence:
+            # the beta-discrete-Weibull family and the prior of its exponent, for this instance
+            self.family_class = BetaDiscreteWeibullFamily
+            self._default_priors = type(self)._default_priors | {
+                "c": {"mu": 0.0, "sigma": 1.0, "group_sigma": None}
+            }
+
+    def _settings(self) -> dict[str, Any]:
+        return super()._settings() | {"duration_dependence": self.duration_dependence}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.family_ = self.family_class()
 
     # ---- fitting hooks ------------------------------------------------------------------------
     def _validate(self, table: pd.DataFrame) -> pd.DataFrame:
@@ -181,7 +258,14 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
                 pm, "alpha", "beta", self.priors_, self.hierarchical_, self.centered_
             )
             alpha, beta = pt.atleast_1d(pt.exp(log_alpha)), pt.atleast_1d(pt.exp(log_beta))
-            pm.Potential("sbg_loglik", sbg_log_likelihood_pt(alpha, beta, data))
+            if not self.duration_dependence:
+                pm.Potential("sbg_loglik", sbg_log_likelihood_pt(alpha, beta, data))
+            else:
+                log_c = log_normal_hierarchy(
+                    pm, "c", self.priors_["c"], self.hierarchical_, self.centered_
+                )
+                c = pt.atleast_1d(pt.exp(log_c))
+                pm.Potential("bdw_loglik", bdw_log_likelihood_pt(alpha, beta, c, data))
         return model
 
     # ---- per-group curves and new customers ---------------------------------------------------
