@@ -155,9 +155,12 @@ def main() -> None:
         "",
         f"Simulated estimates: {estimates}; converged: {model.converged_}.",
         "",
-        "Notes: the fit runs on the distinct (frequency, recency, T) rows; each likelihood "
-        "evaluation integrates the dropout integral of every distinct row by composite "
-        "Gauss-Legendre in a log-convex variable (see docs/ggompertz.md). On CDNOW and apparel "
+        "Notes: the fit runs on the distinct (frequency, recency, T) rows; the dropout "
+        "integrals are composite Gauss-Legendre in a log-convex variable (see "
+        "docs/ggompertz.md), taken once per gap between the distinct time points of each "
+        "frequency when that pays (daily data: 8,262 gaps for 194,122 rows at 1M customers), "
+        "per row otherwise (CDNOW, apparel). Predictions run once per distinct history. On "
+        "CDNOW and apparel "
         "the optimum is the Pareto/NBD limit b -> 0, which the optimiser approaches along a "
         "flat ridge (log b and log beta together); about half of its evaluations go there.",
     ]
