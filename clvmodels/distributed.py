@@ -180,7 +180,11 @@ def rfm_summary_dask(ddf, *args, **kwargs):
     # inputs give their row counts from the metadata)
     n_rows = int(ddf.map_partitions(len).sum().compute())
     n_out = max(ddf.npartitions, -(-n_rows // SUMMARY_PARTITION_ROWS))
-    shuffled = ddf[needed].shuffle(on=customer_id, npartitions=n_out)
+    columns = ddf[needed]
+    if n_out > ddf.npartitions:
+        # a large input partition is cut before the shuffle (which copies what it splits)
+        columns = columns.repartition(npartitions=n_out)
+    shuffled = columns.shuffle(on=customer_id, npartitions=n_out)
     return shuffled.map_partitions(_summarise_partition, meta, kwargs, meta=meta)
 
 
