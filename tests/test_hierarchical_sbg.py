@@ -8,6 +8,7 @@ Chains are short (2 x 300-500) and each model is compiled and sampled once per m
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ from scipy.special import betaln
 
 import clvmodels as clv
 from clvmodels import registry
-from clvmodels.errors import ConvergenceWarning, InputError, TimeUnitError
+from clvmodels.errors import ConvergenceWarning, InputError, MissingExtraError, TimeUnitError
 from clvmodels.estimators.bayes.bayesian import NEW_GROUP
 from clvmodels.estimators.bayes.hierarchical_shifted_beta_geo import (
     HierarchicalShiftedBetaGeo,
@@ -359,6 +360,21 @@ def test_valuation_with_posterior_draws(fh_fit, fh_table):
         fh_fit, table[active].groupby("cohort").head(1), annual_discount_rate=0.1
     )
     assert np.all(dert > 0)
+    # predictive intervals: posterior draws, then each subscriber's remaining lifetime
+    predictive = clv.lifetime_value(
+        fh_fit, price, table, kind="predictive", draws=2000, random_seed=6, **settings
+    )
+    assert np.all(predictive.loc[~active, "clv_upper"] == 0)
+    row = predictive.loc[active & (table["cohort"] == "regular")].iloc[0]
+    assert row["clv_lower"] == 0 and row["clv_upper"] <= 100 * np.sum(1.1 ** -np.arange(1, 6))
+    hand = _hand_value(
+        *(draws[(name, "regular")].iloc[0] for name in ("alpha", "beta")), 7, 5, 100.0, 0.1
+    )
+    assert row["clv_mean"] == pytest.approx(hand, rel=0.05)
+    equity = clv.customer_equity(
+        fh_fit, price, table, kind="expected", draws=200, random_seed=7, **settings
+    ).iloc[0]
+    assert equity["equity_lower"] < point["clv_mean"].sum() < equity["equity_upper"]
 
 
 def test_unseen_cohort_takes_the_population_draws(fh_fit, fh_table):
@@ -389,6 +405,12 @@ def test_model_files_round_trip(fh_fit, fh_table, tmp_path):
     pd.testing.assert_series_equal(
         loaded.expected_purchases(sample, 4), fh_fit.expected_purchases(sample, 4)
     )
+
+
+def test_fit_without_pymc_names_the_extra(fh_table, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pymc", None)  # import pymc now fails
+    with pytest.raises(MissingExtraError, match=r"clvmodels\[bayes\]"):
+        HierarchicalShiftedBetaGeo().fit(fh_table)
 
 
 def test_registry_and_public_name():
