@@ -135,6 +135,30 @@ def test_fh_cohorts_agree_with_their_separate_fits(fh_fit, fh_table):
     assert fh_fit.n_rows_ == 16 and fh_fit.n_customers_ == 2000
 
 
+def test_compressed_table_with_weights_is_the_same_fit(fh_fit, fh_table):
+    compressed = table_from_survivors(
+        {"regular": REGULAR, "highend": HIGHEND}, period="Y", expand=False
+    )
+    assert len(compressed) == 16
+    model = HierarchicalShiftedBetaGeo().fit(
+        compressed,
+        weights=compressed["customers"],
+        draws=500,
+        tune=500,
+        chains=2,
+        random_seed=1,
+        progressbar=False,
+    )
+    # the same distinct rows and counts: the same model and, with the same seed, the same draws
+    assert model.n_customers_ == 2000 and model.n_rows_ == 16
+    assert model.summary().loc[("alpha", "regular"), "n_customers"] == 1000
+    np.testing.assert_allclose(
+        model.param_draws(50, seed=1).to_numpy(), fh_fit.param_draws(50, seed=1).to_numpy()
+    )
+    with pytest.raises(InputError, match="weights"):
+        HierarchicalShiftedBetaGeo().fit(compressed, weights=[1.0, 2.0], draws=10, tune=10)
+
+
 def test_fh_years_8_to_12_inside_the_predictive_intervals(fh_fit, fh_table):
     for cohort, actual in HOLDOUT.items():
         projected = project_survivors(fh_fit, _cohort(fh_table, cohort), 5, draws=500, seed=3)

@@ -86,6 +86,7 @@ from clvmodels.families.shifted_beta_geo import (
     log_survival,
 )
 from clvmodels.optimize import compress_rows
+from clvmodels.validation import check_weights
 
 __all__ = [
     "HierarchicalShiftedBetaGeo",
@@ -95,12 +96,15 @@ __all__ = [
 ]
 
 
-def compress_subscriptions(codes, tenure, churned) -> dict[str, Any]:
-    """The distinct ``(group, tenure, churned)`` rows with their counts: ``group`` (int codes),
-    ``tenure``, ``churned``, ``counts``, ``n_rows`` and ``n_customers``."""
+def compress_subscriptions(codes, tenure, churned, weights=None) -> dict[str, Any]:
+    """The distinct ``(group, tenure, churned)`` rows with their counts (summed ``weights``
+    when given; rows of weight 0 dropped): ``group`` (int codes), ``tenure``, ``churned``,
+    ``counts``, ``n_rows`` and ``n_customers``."""
     group, tenure_u, churned_u, counts = compress_rows(
-        np.asarray(codes, dtype=float), tenure, churned
+        np.asarray(codes, dtype=float), tenure, churned, weights=weights
     )
+    keep = counts > 0
+    group, tenure_u, churned_u, counts = (v[keep] for v in (group, tenure_u, churned_u, counts))
     return {
         "group": group.astype(np.int64),
         "tenure": tenure_u,
@@ -213,6 +217,7 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
         duration_dependence: bool = False,
     ):
         super().__init__(group=group, priors=priors, centered=centered)
+        self._fit_weights = None
         if not isinstance(duration_dependence, bool):
             raise ValueError(
                 f"duration_dependence must be True or False, got {duration_dependence!r}"
@@ -231,11 +236,34 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
     def _load_state(self, state: dict[str, Any]) -> None:
         self.family_ = self.family_class()
 
-    # ---- fitting hooks ------------------------------------------------------------------------
+    # ---- fitting -------------------------------------------------------------------------------
+    def fit(self, table: pd.DataFrame, weights=None, **settings):
+        """Sample the posterior (see :meth:`BayesianModel.fit
+        <clvmodels.estimators.bayes.bayesian.BayesianModel.fit>` for ``draws``, ``tune``,
+        ``chains``, ``sampler``, ``random_seed``, ...); return ``self``.
+
+        ``weights`` (optional, one per row): each row counts as that many subscribers, e.g.
+        ``weights=table["customers"]`` for a compressed table from
+        ``table_from_survivors(..., expand=False)``; ``n_customers_`` and the group sizes of
+        :meth:`summary` are then the summed weights.
+        """
+        self._fit_weights = check_weights(weights, len(table))
+        try:
+            super().fit(table, **settings)
+        finally:
+            weights, self._fit_weights = self._fit_weights, None
+        if weights is not None:
+            codes = self._group_codes(table, fitting=False)
+            sizes = np.bincount(codes, weights=weights, minlength=len(self.groups_ or [0]))
+            self.n_customers_ = float(weights.sum())
+            if self.groups_ is not None:
+                self._group_sizes_ = dict(zip(self.groups_, sizes.tolist(), strict=True))
+        return self
+
     def _validate(self, table: pd.DataFrame) -> pd.DataFrame:
         family = self.family_class()
         family.validate_summary(table)
-        problems = family.identification_problems(family.fit_rows(table))
+        problems = family.identification_problems(family.fit_rows(table, self._fit_weights))
         if problems:
             raise InputError(
                 f"{type(self).__name__} cannot be fitted on this table: "
@@ -247,7 +275,7 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
 
     def _prepare_data(self, table: pd.DataFrame, group_codes: np.ndarray) -> dict[str, Any]:
         tenure, churned = self.family_class.customer_arrays(table)
-        return compress_subscriptions(group_codes, tenure, churned)
+        return compress_subscriptions(group_codes, tenure, churned, self._fit_weights)
 
     def _build_model(self, data: dict[str, Any], coords: dict[str, list]):
         import pymc as pm
