@@ -169,3 +169,15 @@ def test_per_period_values_add_up_to_the_discounted_value(cdnow_models):
     _, values = clv.lifetime_value(bg, gg, sub, random_seed=3, return_draws=True, **settings)
     np.testing.assert_allclose(by_period.values.sum(axis=-1), values.values, rtol=1e-10)
     np.testing.assert_allclose(values.values.mean(axis=0), frame["clv_mean"], rtol=1e-12)
+
+
+def test_without_numba_the_closed_form_gives_the_same_values(monkeypatch):
+    x, t_x, T = customers(800, seed=11)
+    r, alpha, a, b = param_draws(10, seed=12)
+    ends = 4.345 * np.arange(1, 7)
+    weights = np.full(6, 0.5)
+    fast = bg_nbd.conditional_discounted_purchases(r, alpha, a, b, x, t_x, T, ends, weights)
+    monkeypatch.setattr(bg_nbd.importlib.util, "find_spec", lambda name: None)
+    assert not bg_nbd.walk_supported(r, alpha, a, b, 4.345)
+    slow = bg_nbd.conditional_discounted_purchases(r, alpha, a, b, x, t_x, T, ends, weights)
+    np.testing.assert_allclose(fast, slow, rtol=1e-9)
