@@ -238,9 +238,9 @@ class HierarchicalShiftedBetaGeo(PurchasePredictions, BayesianModel):
 
     # ---- fitting -------------------------------------------------------------------------------
     def fit(self, table: pd.DataFrame, weights=None, **settings):
-        """Sample the posterior (see :meth:`BayesianModel.fit
-        <clvmodels.estimators.bayes.bayesian.BayesianModel.fit>` for ``draws``, ``tune``,
-        ``chains``, ``sampler``, ``random_seed``, ...); return ``self``.
+        """Sample the posterior; return ``self``. ``settings`` (``draws``, ``tune``, ``chains``,
+        ``sampler``, ``random_seed``, ``target_accept``, ...) are those of
+        :meth:`clvmodels.estimators.bayes.bayesian.BayesianModel.fit`.
 
         ``weights`` (optional, one per row): each row counts as that many subscribers, e.g.
         ``weights=table["customers"]`` for a compressed table from
