@@ -414,7 +414,7 @@ def main() -> None:
     }
     text = f"""# RFM summary: clvmodels vs lifetimes
 
-Command: `python benchmarks/bench_rfm.py{" --quick" if args.quick else ""}` (seed {args.seed}).
+Command: `python benchmarks/bench_rfm.py{"".join(" " + a for a in sys.argv[1:])}` (seed {args.seed}).
 
 Data: {n_rows:,} transaction lines of {n_customers:,} customers (simulated BG/NBD +
 Gamma-Gamma, ordered by date, ~10% extra same-day lines), Parquet file {size_mb:.0f} MB.
