@@ -62,7 +62,7 @@ def pipeline(transactions: str, out: str, skip_score: bool) -> dict:
         silence_logs=40, memory_limit=0,
     )  # fmt: skip
     client = Client(cluster)
-    result = {"stages": {}, "seconds": {}, "load": [" ".join(map(str, os.getloadavg()))]}
+    result = {"stages": {}, "seconds": {}, "load": [" ".join(f"{v:.2f}" for v in os.getloadavg())]}
 
     def stage(name: str, started: float) -> None:
         result["seconds"][name] = time.perf_counter() - started
