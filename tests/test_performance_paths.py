@@ -181,3 +181,29 @@ def test_without_numba_the_closed_form_gives_the_same_values(monkeypatch):
     assert not bg_nbd.walk_supported(r, alpha, a, b, 4.345)
     slow = bg_nbd.conditional_discounted_purchases(r, alpha, a, b, x, t_x, T, ends, weights)
     np.testing.assert_allclose(fast, slow, rtol=1e-9)
+
+
+def alive_formula(module, r, alpha, a, b, x, t_x, T):
+    """P(alive) written out: FHL 2008 for BG/NBD (1 without repeat purchases), BDF 2007 for
+    MBG/NBD."""
+    shift = 1.0 if module is mbg_nbd else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        odds = np.log(a) - np.log(b + x - 1.0 + shift)
+        odds = odds + (r + x) * np.log1p((T - t_x) / (alpha + t_x))
+    p = 1.0 / (1.0 + np.exp(odds))
+    return p if shift else np.where(x > 0, p, 1.0)
+
+
+@pytest.mark.parametrize("module", [bg_nbd, mbg_nbd])
+def test_probability_alive_by_table_equals_the_formula(module):
+    x, t_x, T = customers(5000, seed=13)
+    r, alpha, a, b = param_draws(30, seed=14)
+    got = module.probability_alive(r, alpha, a, b, x, t_x, T)  # 5,000 customers: the table
+    expected = alive_formula(module, r, alpha, a, b, x, t_x, T)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    if module is bg_nbd:
+        assert np.all(got[:, x == 0] == 1.0)
+    single = module.probability_alive(0.3, 5.0, 0.8, 2.4, x, t_x, T)
+    assert single.shape == x.shape
+    expected = alive_formula(module, 0.3, 5.0, 0.8, 2.4, x, t_x, T)
+    np.testing.assert_allclose(single, expected, rtol=1e-12)

@@ -820,6 +820,35 @@ def sample_future_purchase_periods(r, alpha, a, b, x, t_x, T, t_grid, rng, p_ali
     return sample_bg_family_periods(p_alive, r + x, alpha + T, a, b + x, t_grid, rng)
 
 
+def probability_alive_by_table(r, alpha, a, b, x, t_x, T, shift=0.0):
+    """P(alive) of the BG/NBD family (``shift`` 0) or MBG/NBD (``shift`` 1) for parameters
+    shared by all customers (shape ``(n_draws, 1)`` or scalars) and 1-d customer arrays, in
+    one numba pass over draws x customers
+    (:func:`~clvmodels.families.hypergeometric_walk.probability_alive_table`): the logarithms
+    of ``alpha + T``, ``alpha + t_x`` and ``a / (b + x - 1 + shift)`` are tabulated per draw
+    over the distinct values (a few hundred at daily resolution), so each customer costs one
+    exponential. Equal to the formula to ~1e-14 (the log-ratio is a difference of tabulated
+    logarithms instead of ``log1p``, as in :func:`log_tenure_ratio`'s daily tables)."""
+    from clvmodels.families.hypergeometric_walk import probability_alive_table
+
+    params = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (r, alpha, a, b)))
+    n_draws = params[0].shape[0] if params[0].ndim else 1
+    r_, alpha_, a_, b_ = (np.reshape(v, (n_draws, 1)) for v in params)
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    ages, age_codes = np.unique(np.concatenate([T, t_x]), return_inverse=True)
+    frequencies, x_codes = np.unique(x, return_inverse=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_rate = np.log(alpha_ + ages)
+        log_odds_x = np.log(a_) - np.log(b_ + (frequencies - 1.0 + shift))
+    out = np.empty((n_draws, len(x)))
+    probability_alive_table(
+        np.ascontiguousarray(r_[:, 0]), log_rate, log_odds_x, x, x_codes.astype(np.int64),
+        age_codes[: len(T)].astype(np.int64), age_codes[len(T) :].astype(np.int64),
+        float(shift), out,
+    )  # fmt: skip
+    return out.reshape(np.broadcast_shapes(params[0].shape, x.shape))
+
+
 def _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T):
     """P(alive) (:func:`probability_alive`), evaluated only for the customers with repeat purchases: in
     BG/NBD a customer with x = 0 has not had a chance to drop out, P(alive) = 1 exactly (for
@@ -834,6 +863,8 @@ def _probability_alive_of_repeaters(r, alpha, a, b, x, t_x, T):
         or any(np.ndim(v) and np.shape(v)[-1] not in (1, n) for v in params)
     ):
         return _probability_alive_formula(r, alpha, a, b, x, t_x, T)
+    if n >= 1024 and walk_supported(r, alpha, a, b, 1.0):
+        return probability_alive_by_table(r, alpha, a, b, x, t_x, T, shift=0.0)
     cols = np.flatnonzero(x > 0)
     if cols.size > 0.8 * n:
         return _probability_alive_formula(r, alpha, a, b, x, t_x, T)

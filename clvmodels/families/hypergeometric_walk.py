@@ -24,6 +24,10 @@ anything the walk cannot vouch for (series that do not converge or cancel, the p
 regions where :func:`~clvmodels.families.bg_nbd.active_expected_purchases` uses quadrature or
 interpolation) is returned as NaN for the caller to compute the slow way.
 
+:func:`probability_alive_table` evaluates the family's P(alive) over draws x customers in one
+pass from per-draw tables of the logarithms of the distinct values (the other hot loop of a
+valuation over parameter draws).
+
 This module imports numba; it is imported only when that is installed.
 """
 
@@ -32,7 +36,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["hyp2f1_with_derivative", "series_reciprocals", "active_expected_walk"]
+__all__ = [
+    "hyp2f1_with_derivative",
+    "series_reciprocals",
+    "active_expected_walk",
+    "probability_alive_table",
+]
 
 # relative size of the last series terms at which a sum is taken as converged
 _TERM_TOLERANCE = 1e-17
@@ -212,3 +221,22 @@ def active_expected_walk(r, alpha, a, b, group_x, group_start, pair_T, ages, t, 
                 upper = s * ratio
                 if value >= -1e-9 * upper - 1e-300 and value <= upper * (1.0 + 1e-8) + 1e-300:
                     out[d, j] = value
+
+
+@numba.njit(cache=True, nogil=True)
+def probability_alive_table(r, log_rate, log_odds_x, x, x_code, T_code, t_x_code, shift, out):
+    """``out[d, i] = 1 / (1 + exp(d))``, the BG/NBD family's P(alive) from the log-odds of
+    having dropped out ``(r_d + x_i) (log(alpha_d + T_i) - log(alpha_d + t_x_i)) +
+    log_odds_x[d, x_i]``, in one pass over draws x customers. The logarithms come from
+    per-draw tables of the distinct values (``log_rate[d, code]``: ``log(alpha_d + value)``;
+    ``log_odds_x[d, code]``: ``log(a_d / (b_d + x - 1 + shift))``); for ``shift == 0`` a
+    customer without repeat purchases is alive for sure (P = 1)."""
+    for d in range(out.shape[0]):
+        r_d = r[d]
+        for i in range(out.shape[1]):
+            if shift == 0.0 and x[i] == 0.0:
+                out[d, i] = 1.0
+                continue
+            odds = (r_d + x[i]) * (log_rate[d, T_code[i]] - log_rate[d, t_x_code[i]])
+            odds += log_odds_x[d, x_code[i]]
+            out[d, i] = 1.0 / (1.0 + np.exp(odds))

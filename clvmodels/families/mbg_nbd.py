@@ -45,7 +45,9 @@ from clvmodels.families.bg_nbd import (
     bg_family_negative_log_likelihood,
     inverse_one_plus_exp,
     log_tenure_ratio,
+    probability_alive_by_table,
     sample_bg_family_periods,
+    walk_supported,
 )
 from clvmodels.families.sampling import cumulative_counts, per_frequency
 from clvmodels.validation import as_float
@@ -104,6 +106,12 @@ def probability_alive(r, alpha, a, b, x, t_x, T):
     """P(active at T | x, t_x, T) = 1 / (1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)) (BDF 2007),
     as ``1 / (1 + exp(d))``; below one even for x = 0 (dropout right after the first purchase)."""
     r, alpha, a, b, x, t_x, T = as_float(r, alpha, a, b, x, t_x, T)
+    if (
+        np.ndim(x) == np.ndim(t_x) == np.ndim(T) == 1
+        and len(x) >= 1024
+        and walk_supported(r, alpha, a, b, 1.0)
+    ):
+        return probability_alive_by_table(r, alpha, a, b, x, t_x, T, shift=1.0)
     return inverse_one_plus_exp(_log_odds_dropped(r, alpha, a, b, x, t_x, T))
 
 
