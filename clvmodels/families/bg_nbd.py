@@ -422,20 +422,16 @@ def active_expected_of_pairs(r, alpha, a, b, xd, Td, t, shift=0.0):
     group_x, group_start = np.unique(x_sorted, return_index=True)
     group_start = np.append(group_start, len(x_sorted)).astype(np.int64)
     ages, age_codes = np.unique(Td[order], return_inverse=True)
-    walked = np.empty((n_draws, len(xd)))
-    active_expected_walk(
+    out = np.empty((n_draws, len(xd)))
+    missing = active_expected_walk(
         r_, alpha_, a_, b_, group_x.astype(float), group_start, age_codes.astype(np.int64),
-        ages.astype(float), t, float(shift), walked,
+        ages.astype(float), t, float(shift), order.astype(np.int64), out,
     )  # fmt: skip
-    out = np.empty_like(walked)
-    out[:, order] = walked
-    missing = np.isnan(out)
-    if missing.any():
-        draw, pair = np.nonzero(missing)
+    if missing:
+        draw, pair = np.nonzero(np.isnan(out))
         out[draw, pair] = active_expected_purchases(
             r_[draw] + xd[pair], alpha_[draw] + Td[pair], a_[draw], b_[draw] + xd[pair] + shift, t
         )
-    np.clip(out, 0.0, (r_[:, None] + xd) * t / (alpha_[:, None] + Td), out=out)
     return out.reshape(np.broadcast_shapes(params[0].shape, xd.shape))
 
 

@@ -169,7 +169,9 @@ def series_reciprocals():
 
 
 @numba.njit(cache=True, nogil=True)
-def active_expected_walk(r, alpha, a, b, group_x, group_start, pair_T, ages, t, shift, out):
+def active_expected_walk(
+    r, alpha, a, b, group_x, group_start, pair_T, ages, t, shift, position, out
+):
     """``out[d, j]``: the expected purchases in the next ``t`` of an active customer with
     posterior ``Gamma(r_d + x_j, alpha_d + T_j) x Beta(a_d, b_d + x_j + shift)``, for every draw
     ``d`` and (frequency, T) pair ``j``; NaN where the walk cannot vouch for the value.
@@ -177,8 +179,11 @@ def active_expected_walk(r, alpha, a, b, group_x, group_start, pair_T, ages, t, 
     The pairs are sorted by frequency, then T; frequency ``group_x[g]`` holds the pairs
     ``group_start[g]:group_start[g + 1]``; ``T_j = ages[pair_T[j]]`` (``ages``: the distinct
     T, so ``log(1 - z) = log(alpha + T) - log(alpha + T + t)`` is computed once per T and draw).
-    1-d float parameter arrays of one length, ``t > 0``.
+    Pair ``j``'s value goes to column ``position[j]`` of ``out``, clipped to the model's bounds
+    ``[0, s t / beta]``. 1-d float parameter arrays of one length, ``t > 0``. Returns the
+    number of NaN written.
     """
+    missing = 0
     reciprocals = series_reciprocals()
     log_tail = np.empty(ages.shape[0])
     for d in range(r.shape[0]):
@@ -196,7 +201,9 @@ def active_expected_walk(r, alpha, a, b, group_x, group_start, pair_T, ages, t, 
             steps = 0
             z0 = u0 = dy0 = 0.0
             for j in range(group_start[g + 1] - 1, group_start[g] - 1, -1):  # z ascending
-                out[d, j] = np.nan
+                column = position[j]
+                out[d, column] = np.nan
+                missing += 1
                 if not regular:
                     continue
                 beta_ = alpha_d + ages[pair_T[j]]
@@ -218,9 +225,11 @@ def active_expected_walk(r, alpha, a, b, group_x, group_start, pair_T, ages, t, 
                 # c / (a_ - 1) [1 - (1 - z)^(a_ - 1) (1 + u)], u = y - 1, without cancellation
                 shrink = np.expm1(second * log_tail[pair_T[j]])  # (1 - z)^(a_ - 1) - 1
                 value = -c / second * (shrink + (1.0 + shrink) * u)
-                upper = s * ratio
+                upper = s * t / beta_
                 if value >= -1e-9 * upper - 1e-300 and value <= upper * (1.0 + 1e-8) + 1e-300:
-                    out[d, j] = value
+                    out[d, column] = min(max(value, 0.0), upper)
+                    missing -= 1
+    return missing
 
 
 @numba.njit(cache=True, nogil=True)
