@@ -436,9 +436,7 @@ def spend_summary(donors):
     have no amounts)."""
     summary = clv.simulate.simulate_gamma_gamma_spend(donors, p=6.0, q=4.0, v=15.0, seed=1)
     summary.attrs["time_unit"] = "Y"
-    # the spend family still validates with the RFM checks, which require a T column; BG/BB
-    # ignores it (n_periods is the number of opportunities, the age in years)
-    summary["T"] = summary["n_periods"]
+    assert "T" not in summary.columns  # the spend family reads frequency and monetary_value
     return summary
 
 
@@ -473,10 +471,7 @@ def test_holdout_evaluation_is_calibrated(population):
     calibration = population.iloc[:4000].drop(columns=[c for c in population if "true" in c])
     calibration.attrs["time_unit"] = "Y"
     model = clv.BetaGeoBetaBinom().fit(calibration)
-    # the calibration/holdout check is still the RFM one, which requires a T column
-    scored = calibration.assign(T=calibration["n_periods"])
-    scored.attrs["time_unit"] = "Y"
-    result = clv.evaluation.evaluate(model, scored, n_samples=200, n_draws=20, seed=1)
+    result = clv.evaluation.evaluate(model, calibration, n_samples=200, n_draws=20, seed=1)
     assert abs(result["purchases_total_error"]) < 0.06
     assert 0.85 < result["coverage_90"] < 0.95
     assert np.isfinite(result["log_score"])
@@ -637,10 +632,7 @@ def test_discrete_summary_with_a_holdout_from_simulated_gifts():
     np.testing.assert_array_equal(split["frequency"], gives[:, :6].sum(axis=1))
     np.testing.assert_array_equal(split["frequency_holdout"], gives[:, 6:].sum(axis=1))
     model = clv.BetaGeoBetaBinom().fit(split)
-    # the calibration/holdout check is still the RFM one, which requires a T column
-    scored = split.assign(T=split["n_periods"])
-    scored.attrs["time_unit"] = "Y"
-    result = clv.evaluation.evaluate(model, scored, intervals=False)
+    result = clv.evaluation.evaluate(model, split, intervals=False)
     assert abs(result["purchases_total_error"]) < 0.06
 
 
