@@ -262,6 +262,11 @@ def test_dert_of_subscribers(regular):
         np.exp(betaln(alpha, beta + (7 + k) ** c) - betaln(alpha, beta + 7**c)) / 1.1**k
     )
     assert series.iloc[0] == pytest.approx(direct, rel=1e-10)
+    # payments fall on whole periods: the continuous-time quadrature does not apply
+    with pytest.raises(InputError, match="no quadrature DERT"):
+        clv.discounted_expected_residual_transactions(
+            model, table.iloc[[-1]], annual_discount_rate=0.1, method="quadrature"
+        )
 
 
 def test_model_files_round_trip(regular, tmp_path):

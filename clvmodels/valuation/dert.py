@@ -18,6 +18,7 @@ import pandas as pd
 from clvmodels import units
 from clvmodels.errors import InputError, NumericalError
 from clvmodels.families.base import PurchaseFamily
+from clvmodels.validation import SUMMARY_COLUMNS
 from clvmodels.valuation.engine import as_2d
 from clvmodels.valuation.spec import DEFAULT_ANNUAL_DISCOUNT_RATE, check_discount_rate, check_model
 
@@ -94,10 +95,18 @@ def discounted_expected_residual_transactions(
             f"no closed-form DERT for {family.label} ({type(family).__name__} integrates "
             "expected_purchases numerically); use method='quadrature' or 'auto'"
         )
+    quadrature = method == "quadrature" or not has_closed_form_dert(family)
+    if quadrature and family.customer_columns != SUMMARY_COLUMNS:
+        raise InputError(
+            f"no quadrature DERT for {family.label}: the Gauss-Laguerre rule integrates "
+            "expected purchases over continuous time after T, and this family's customers are "
+            f"described by {', '.join(family.customer_columns)}; use method='auto' (the "
+            "family's own sum or closed form)"
+        )
     customer = family.customer_arrays(summary)
     params = purchase_model.customer_params(summary)
     p_alive = family.probability_alive(params, *customer)
-    if method == "quadrature" or not has_closed_form_dert(family):
+    if quadrature:
         # the base class's rule, even where the family overrides it
         dert = PurchaseFamily.discounted_expected_residual_transactions
         values = dert(family, params, *customer, delta, p_alive=p_alive, n_nodes=n_nodes)
