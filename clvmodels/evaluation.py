@@ -834,6 +834,7 @@ def tracking_data(
     calibration_end=None,
     observation_end=None,
     period: str | None = None,
+    covariates: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Actual and expected repeat purchases per period over calendar time.
 
@@ -843,7 +844,10 @@ def tracking_data(
     ``tau`` (:meth:`expected_purchases_new_customer`), i.e. the model's forecast for the cohort
     given only its acquisition dates (Fader, Hardie & Lee 2005, Figure 2). ``period`` defaults
     to one unit of the model (e.g. one week) and periods run from the first purchase in the
-    data to ``observation_end`` (default: the last transaction day).
+    data to ``observation_end`` (default: the last transaction day). A covariate model needs
+    ``covariates``: a frame indexed by customer id with its ``covariate_columns`` for every
+    customer in ``transactions`` (e.g. the summary); customers sharing a birth day and
+    covariate values are forecast together.
 
     Returns a DataFrame indexed by ``period_end`` (timestamp) with ``t`` (model units since the
     first purchase), ``actual``, ``expected``, ``actual_cumulative``, ``expected_cumulative``
@@ -867,16 +871,21 @@ def tracking_data(
     period_index = np.clip(np.ceil((offset + 1) / step_days).astype(int) - 1, 0, n_periods - 1)
     actual = np.bincount(period_index[offset <= (end - start).days], minlength=n_periods)
     # expected: sum over customers of E[X(tau - birth)] with tau at the end of each period
-    birth_days = (births - start).dt.days.to_numpy(dtype=float)
-    unique_births, n_born = np.unique(birth_days, return_counts=True)
+    cohorts = birth_cohorts(model, births, start, covariates)
     expected_cum = np.zeros(n_periods)
     to_unit = 1.0 / units.days_per(unit)
-    for b, count in zip(unique_births, n_born, strict=True):
+    for (b, *values), count in cohorts.items():
         age_days = edges_days - (b + 1)  # a birth on day b starts the clock at the end of day b
         alive = age_days > 0
         if alive.any():
-            values = model.expected_purchases_new_customer(list(age_days[alive] * to_unit))
-            expected_cum[alive] += count * np.asarray(values, dtype=float)
+            ages = list(age_days[alive] * to_unit)
+            profile = dict(zip(cohorts.index.names[1:], values, strict=True))
+            forecast = (
+                model.expected_purchases_new_customer(ages, covariates=profile)
+                if profile
+                else model.expected_purchases_new_customer(ages)
+            )
+            expected_cum[alive] += count * np.asarray(forecast, dtype=float)
     expected = np.diff(np.concatenate([[0.0], expected_cum]))
     period_end = start + pd.to_timedelta(edges_days - 1, unit="D")
     out = pd.DataFrame(
@@ -892,6 +901,31 @@ def tracking_data(
     cal = pd.Timestamp(calibration_end) if calibration_end is not None else None
     out["holdout"] = out.index > cal if cal is not None else False
     return out
+
+
+def birth_cohorts(model, births: pd.Series, start, covariates) -> pd.Series:
+    """Customers counted by birth day (days since ``start``) and, for a covariate model, by
+    their covariate values (from ``covariates``, indexed by customer id)."""
+    columns = list(getattr(model, "covariate_columns", ()))
+    frame = pd.DataFrame({"birth_day": (births - start).dt.days.to_numpy(dtype=float)})
+    if columns:
+        if covariates is None:
+            raise InputError(
+                f"{type(model).__name__} has covariates {columns}: pass covariates=<a frame "
+                "indexed by customer id with these columns> (e.g. the summary) to forecast "
+                "each customer with their own values"
+            )
+        check_columns(covariates, columns, "covariates")
+        missing = ~births.index.isin(covariates.index)
+        if missing.any():
+            raise InputError(
+                f"covariates has no row for {int(missing.sum())} customers of the transactions, "
+                f"e.g. {list(births.index[missing][:5])}\nFix: give every customer's covariates."
+            )
+        rows = covariates.loc[births.index, columns]
+        for column in columns:
+            frame[column] = rows[column].to_numpy()
+    return frame.groupby(list(frame.columns), sort=False, dropna=False).size()
 
 
 # --------------------------------------------------------------------------------------------

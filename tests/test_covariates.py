@@ -446,3 +446,24 @@ def test_new_customer_expectation_takes_the_covariates(pareto):
     assert high > low > 0
     with pytest.raises(InputError, match="no covariate column"):
         pareto.expected_purchases_new_customer(52)
+
+
+def test_tracking_forecasts_each_customer_with_their_covariates(pareto, apparel):
+    """The tracking curve of a covariate model sums each customer's own new-customer forecast:
+    grouped by birth day and covariate values, it equals the sum over customers."""
+    tx = pd.read_csv(DATA / "apparel_transactions.csv")
+    tracking = clv.evaluation.tracking_data(
+        pareto, tx, observation_end="2006-12-31", covariates=apparel
+    )
+    assert pareto.covariate_columns == ("gender", "channel")
+    # all apparel customers were acquired on the same day: one forecast per covariate profile
+    ages = tracking["t"].to_numpy() - 1 / 7
+    by_customer = sum(
+        np.asarray(pareto.expected_purchases_new_customer(list(ages), covariates=row), dtype=float)
+        for _, row in apparel[["gender", "channel"]].iterrows()
+    )
+    np.testing.assert_allclose(tracking["expected_cumulative"], by_customer, rtol=1e-10)
+    total = tracking["actual_cumulative"].iloc[-1]
+    assert abs(tracking["expected_cumulative"].iloc[-1] / total - 1) < 0.05
+    with pytest.raises(InputError, match="covariates"):
+        clv.evaluation.tracking_data(pareto, tx, observation_end="2006-12-31")

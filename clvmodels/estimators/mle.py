@@ -67,6 +67,13 @@ class FittedModel:
             return tuple(design.names)
         return self.param_names
 
+    @property
+    def covariate_columns(self) -> tuple[str, ...]:
+        """The summary columns a fitted covariate model reads besides the family's (the raw
+        covariate columns, before categorical expansion); empty without covariates."""
+        design = getattr(self, "covariate_design_", None)
+        return tuple(design.encoding.columns) if design is not None else ()
+
     def check_fitted(self) -> None:
         """Raise NotFittedError unless the model is fitted."""
         if getattr(self, "params_", None) is None:
@@ -695,7 +702,8 @@ class PurchaseModel(PurchasePredictions, MaximumLikelihoodModel):
         each covariate column to its value."""
         self.check_fitted()
         customer = pd.DataFrame(
-            {k: [v] for k, v in dict(covariates or {}).items()}, index=pd.RangeIndex(1)
+            {k: [v] for k, v in dict({} if covariates is None else covariates).items()},
+            index=pd.RangeIndex(1),
         )
         return self._new_customer_purchases(self.customer_params(customer), t)
 
