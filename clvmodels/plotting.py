@@ -161,9 +161,12 @@ def _grid_defaults(model, summary, T, max_frequency, max_recency):
     return float(T), int(max_frequency), float(max_recency)
 
 
-def _matrix(model, T, max_frequency, max_recency, n_recency: int, function) -> tuple:
+def _matrix(
+    model, T, max_frequency, max_recency, n_recency: int, function, covariates=None
+) -> tuple:
     """``function(params, x, t_x, T)`` of the model's family on a frequency x recency grid of
-    customers of age ``T``, at the point estimate."""
+    customers of age ``T``, at the point estimate (a covariate model's customers all with the
+    ``covariates`` values)."""
     model.check_fitted()
     frequency = np.arange(max_frequency + 1, dtype=float)
     recency = np.linspace(0.0, max_recency, n_recency)
@@ -175,6 +178,8 @@ def _matrix(model, T, max_frequency, max_recency, n_recency: int, function) -> t
     ages = np.full(xx.size, T)
     grid = pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
     grid.attrs["time_unit"] = model.time_unit_
+    for column, value in dict({} if covariates is None else covariates).items():
+        grid[column] = value
     values = np.asarray(function(model.customer_params(grid), x, t_x, ages), dtype=float)
     values = np.broadcast_to(values, (1, xx.size))[0].reshape(xx.shape)
     return frequency, recency, values
@@ -206,11 +211,13 @@ def plot_frequency_recency_matrix(
     max_frequency: int | None = None,
     max_recency: float | None = None,
     n_recency: int = 60,
+    covariates=None,
     ax=None,
 ):
     """Heat map of expected purchases in the next ``t`` for a customer of age ``T``, by
     frequency (rows) and recency (columns). Defaults come from ``summary`` (largest T and
-    frequency) or the data the model was fit on."""
+    frequency) or the data the model was fit on. A covariate model draws the map for one
+    covariate profile: ``covariates`` maps each of its ``covariate_columns`` to a value."""
     T, max_frequency, max_recency = _grid_defaults(model, summary, T, max_frequency, max_recency)
     family, horizon = model.family_, model.to_model_time(t)
 
@@ -218,7 +225,9 @@ def plot_frequency_recency_matrix(
         p_alive = family.probability_alive(params, x, t_x, ages)
         return family.expected_purchases(params, x, t_x, ages, horizon, p_alive=p_alive)
 
-    frequency, recency, values = _matrix(model, T, max_frequency, max_recency, n_recency, expected)
+    frequency, recency, values = _matrix(
+        model, T, max_frequency, max_recency, n_recency, expected, covariates
+    )
     ax = _axes(ax)
     return _draw_matrix(
         ax,
@@ -239,12 +248,21 @@ def plot_probability_alive_matrix(
     max_frequency: int | None = None,
     max_recency: float | None = None,
     n_recency: int = 60,
+    covariates=None,
     ax=None,
 ):
-    """Heat map of P(alive) for a customer of age ``T`` by frequency and recency."""
+    """Heat map of P(alive) for a customer of age ``T`` by frequency and recency (for one
+    covariate profile of a covariate model: ``covariates``, as in
+    :func:`plot_frequency_recency_matrix`)."""
     T, max_frequency, max_recency = _grid_defaults(model, summary, T, max_frequency, max_recency)
     frequency, recency, values = _matrix(
-        model, T, max_frequency, max_recency, n_recency, model.family_.probability_alive
+        model,
+        T,
+        max_frequency,
+        max_recency,
+        n_recency,
+        model.family_.probability_alive,
+        covariates,
     )
     ax = _axes(ax)
     ax = _draw_matrix(

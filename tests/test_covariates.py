@@ -467,3 +467,25 @@ def test_tracking_forecasts_each_customer_with_their_covariates(pareto, apparel)
     assert abs(tracking["expected_cumulative"].iloc[-1] / total - 1) < 0.05
     with pytest.raises(InputError, match="covariates"):
         clv.evaluation.tracking_data(pareto, tx, observation_end="2006-12-31")
+
+
+def test_matrix_plots_take_a_covariate_profile(pareto):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clvmodels import plotting
+
+    profile = {"gender": 1, "channel": 0}
+    ax = plotting.plot_probability_alive_matrix(
+        pareto, T=104, max_frequency=5, max_recency=104, n_recency=5, covariates=profile
+    )
+    grid = pd.DataFrame({"frequency": [3.0], "recency": [52.0], "T": [104.0], **profile})
+    grid.attrs["time_unit"] = "W"
+    # the cell of frequency 3, recency 52 (the third of 5 recency columns) is that customer's
+    assert ax.images[0].get_array()[3, 2] == pytest.approx(pareto.probability_alive(grid).iloc[0])
+    plotting.plot_frequency_recency_matrix(
+        pareto, T=104, t=52, max_frequency=5, max_recency=104, n_recency=5, covariates=profile
+    )
+    plt.close("all")
