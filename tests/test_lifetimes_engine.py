@@ -182,8 +182,8 @@ def test_from_lifetimes_errors(cdnow):
         from_lifetimes(fitter, time_unit="fortnight")
     with pytest.raises(ValueError, match="not fitted"):
         from_lifetimes(BetaGeoFitter(), time_unit="W")
-    with pytest.raises(TypeError, match="BetaGeoBetaBinomFitter"):
-        from_lifetimes(BetaGeoBetaBinomFitter(), time_unit="W")
+    with pytest.raises(ValueError, match="not fitted"):
+        from_lifetimes(BetaGeoBetaBinomFitter(), time_unit="Y")
     with pytest.raises(TypeError):
         from_lifetimes(object(), time_unit="W")
     # a model in days is refused on a weekly summary (units are never rescaled silently)
@@ -197,3 +197,27 @@ def test_engine_round_trip_via_dict(cdnow):
     again = BetaGeo.from_dict(wrapped.to_dict())
     assert again.engine == "lifetimes"
     pd.testing.assert_series_equal(again.probability_alive(cdnow), wrapped.probability_alive(cdnow))
+
+
+def test_from_lifetimes_wraps_a_fitted_bg_bb():
+    """lifetimes' BG/BB fitter becomes clv.BetaGeoBetaBinom with the same estimates and
+    predictions (the donations data, counts as weights)."""
+    from lifetimes.datasets import load_donations
+
+    donations = load_donations()
+    fitter = BetaGeoBetaBinomFitter().fit(
+        donations["frequency"], donations["recency"], donations["periods"], donations["weights"]
+    )
+    model = from_lifetimes(fitter, time_unit="Y")
+    assert type(model).__name__ == "BetaGeoBetaBinom"
+    np.testing.assert_allclose(
+        model.params_.to_numpy(),
+        fitter.params_[["alpha", "beta", "gamma", "delta"]].to_numpy(),
+        rtol=1e-12,
+    )
+    summary = donations.rename(columns={"periods": "n_periods"}).drop(columns="weights")
+    summary.attrs["time_unit"] = "Y"
+    expected = fitter.conditional_expected_number_of_purchases_up_to_time(
+        5, donations["frequency"], donations["recency"], donations["periods"]
+    )
+    np.testing.assert_allclose(model.expected_purchases(summary, 5), expected, rtol=1e-8)
