@@ -85,6 +85,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from clvmodels.errors import ModelFileError
@@ -118,8 +119,15 @@ MODEL_FILE = "model.json"
 MODEL_FORMAT = "clvmodels-model"
 PIPELINE_FORMAT = "clvmodels-pipeline"
 
-#: The only classes a model file may name: class name -> defining module. Nothing else is
-#: ever imported on load.
+#: The classes outside :mod:`clvmodels.registry` that a model file may name: class name ->
+#: defining module (the spend side of subscriptions and the time-varying Pareto/NBD). Nothing
+#: else is ever imported on load.
+OTHER_MODEL_CLASSES = MappingProxyType(
+    {
+        "SubscriptionPrice": "clvmodels.subscriptions",
+        "TimeVaryingParetoNBD": "clvmodels.estimators.time_varying",
+    }
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,14 +520,42 @@ def model_class(name: Any):
     """The clvmodels estimator class named in a model file; ModelFileError when unknown."""
     from clvmodels import registry
 
+    if isinstance(name, str) and name in OTHER_MODEL_CLASSES:
+        return getattr(importlib.import_module(OTHER_MODEL_CLASSES[name]), name)
     try:
         return registry.class_by_name(name)
     except (KeyError, TypeError):
-        known = ", ".join(registry.public_names())
+        known = ", ".join(saved_class_names())
         raise ModelFileError(
             f"the model file names class {name!r}, which is not a clvmodels model "
             f"(known: {known}); it was not written by clvmodels.save_model"
         ) from None
+
+
+def saved_class_names() -> list[str]:
+    """Every class a model file may hold: the registry's models and :data:`OTHER_MODEL_CLASSES`."""
+    from clvmodels import registry
+
+    return [*registry.public_names(), *OTHER_MODEL_CLASSES]
+
+
+def _subscription_price_payload(model) -> dict[str, Any]:
+    """A fitted :class:`~clvmodels.subscriptions.SubscriptionPrice`: its price setting (None:
+    each customer's ``price`` column) and time unit; there is nothing estimated."""
+    model.check_fitted()
+    return {"class": type(model).__name__, "price": model.price, "time_unit": model.time_unit_}
+
+
+def _subscription_price_from_payload(payload: dict[str, Any]):
+    """Rebuild a SubscriptionPrice through its public ``fit`` (which only checks prices and
+    records the time unit) on a table without customers."""
+    import pandas as pd
+
+    from clvmodels.subscriptions import SubscriptionPrice
+
+    empty = pd.DataFrame({"price": pd.Series(dtype=float)})
+    empty.attrs["time_unit"] = payload["time_unit"]
+    return SubscriptionPrice(price=payload["price"]).fit(empty)
 
 
 def _uses_own_files(model_or_class) -> bool:
@@ -529,18 +565,14 @@ def _uses_own_files(model_or_class) -> bool:
 
 
 def _model_payload(model) -> dict[str, Any]:
-    from clvmodels import registry
-
     name = type(model).__name__
-    if name not in registry.public_names():
-        raise TypeError(
-            f"save_model saves clvmodels models ({', '.join(registry.public_names())}), "
-            f"got {type(model).__name__}"
-        )
+    known = saved_class_names()
+    if name not in known or type(model) is not model_class(name):
+        raise TypeError(f"save_model saves clvmodels models ({', '.join(known)}), got {name}")
     if _uses_own_files(model):
         model.check_fitted()
         return {"class": name, "time_unit": model.time_unit_, "stored_in_files": True}
-    payload = model.to_dict()
+    payload = _subscription_price_payload(model) if name == "SubscriptionPrice" else model.to_dict()
     try:  # what load_model would refuse is not written in the first place
         _check_payload(type(model), json.loads(json.dumps(payload, allow_nan=True)))
     except _Invalid as exc:
@@ -707,6 +739,23 @@ COVARIATE_SETTINGS = (
 )
 #: The ``model`` section of a model that stores itself in its own files (Bayesian models).
 OWN_FILES_FIELDS = ("class", "time_unit", "stored_in_files")
+#: The ``model`` section of a :class:`~clvmodels.subscriptions.SubscriptionPrice`.
+SUBSCRIPTION_PRICE_FIELDS = ("class", "price", "time_unit")
+#: The ``model`` section of a :class:`~clvmodels.estimators.time_varying.TimeVaryingParetoNBD`
+#: (its ``to_dict``; the covariate table is data and is not saved).
+TIME_VARYING_FIELDS = (
+    "class",
+    "settings",
+    "time_unit",
+    "observation_end",
+    "theta",
+    "theta_covariance",
+    "log_likelihood",
+    "converged",
+    "boundary_parameters",
+    "optimizer_message",
+    "n_customers",
+)
 
 
 class _Invalid(Exception):
@@ -858,8 +907,65 @@ def _check_family_settings(cls, value: Any, field: str, *, allow_none: bool) -> 
             raise _Invalid(f"{field}.{name}", f"is not accepted: {exc}") from None
 
 
+def _check_subscription_price_payload(payload: dict[str, Any]) -> None:
+    _fields(payload, SUBSCRIPTION_PRICE_FIELDS, "model.")
+    _check_time_unit(payload["time_unit"], "model.time_unit", required=False)
+    price = payload["price"]
+    if price is not None:
+        value = _number(price, "model.price")
+        if not (math.isfinite(value) and value >= 0):
+            raise _Invalid("model.price", f"= {price!r} must be a finite amount >= 0 or null")
+
+
+def _check_time_varying_payload(cls, payload: dict[str, Any]) -> None:
+    _fields(payload, TIME_VARYING_FIELDS, "model.")
+    settings = _typed(payload["settings"], (dict,), "model.settings", "an object")
+    _fields(settings, ("purchase_covariates", "dropout_covariates"), "model.settings.")
+    for key in ("purchase_covariates", "dropout_covariates"):
+        columns = _typed(settings[key], (list,), f"model.settings.{key}", "a list of columns")
+        if not all(isinstance(c, str) and c for c in columns) or len(set(columns)) < len(columns):
+            raise _Invalid(f"model.settings.{key}", f"must be distinct column names: {columns!r}")
+    names = [
+        *cls.family_class.param_names,
+        *(f"purchase.{c}" for c in settings["purchase_covariates"]),
+        *(f"dropout.{c}" for c in settings["dropout_covariates"]),
+    ]
+    _check_time_unit(payload["time_unit"], "model.time_unit", required=True)
+    end = _typed(payload["observation_end"], (str,), "model.observation_end", "a date")
+    try:
+        datetime.fromisoformat(end)
+    except ValueError:
+        raise _Invalid("model.observation_end", f"is not a date: {end!r}") from None
+    theta = _typed(payload["theta"], (list,), "model.theta", "a list of numbers")
+    if len(theta) != len(names):
+        raise _Invalid("model.theta", f"must hold {len(names)} numbers ({', '.join(names)})")
+    for i, value in enumerate(theta):
+        if not math.isfinite(_number(value, f"model.theta[{i}]")):
+            raise _Invalid(f"model.theta[{i}]", f"= {value!r} must be a finite number")
+    _check_covariance(payload["theta_covariance"], names, "model.theta_covariance")
+    if not math.isfinite(_number(payload["log_likelihood"], "model.log_likelihood")):
+        raise _Invalid("model.log_likelihood", f"must be finite, got {payload['log_likelihood']!r}")
+    _typed(payload["converged"], (bool,), "model.converged", "true or false")
+    boundary = _typed(
+        payload["boundary_parameters"], (list,), "model.boundary_parameters", "a list"
+    )
+    unknown = [b for b in boundary if not isinstance(b, str) or b not in names]
+    if unknown:
+        raise _Invalid("model.boundary_parameters", f"names {unknown[0]!r}, not an estimate")
+    _typed(payload["optimizer_message"], (str,), "model.optimizer_message", "a string")
+    n_customers = _number(payload["n_customers"], "model.n_customers")
+    if not (math.isfinite(n_customers) and n_customers >= 0):
+        raise _Invalid("model.n_customers", f"must be a non-negative number, got {n_customers!r}")
+
+
 def _check_payload(cls, payload: dict[str, Any]) -> None:
     """The ``model`` section, field by field, against the class ``cls`` and its family."""
+    if cls.__name__ == "SubscriptionPrice":
+        _check_subscription_price_payload(payload)
+        return
+    if cls.__name__ == "TimeVaryingParetoNBD":
+        _check_time_varying_payload(cls, payload)
+        return
     if _uses_own_files(cls):
         _fields(payload, OWN_FILES_FIELDS, "model.")
         _check_time_unit(payload["time_unit"], "model.time_unit", required=False)
@@ -983,6 +1089,8 @@ def _build_model(directory: Path, document: dict[str, Any]):
     try:
         if _uses_own_files(cls):
             model = cls.load(directory)
+        elif cls.__name__ == "SubscriptionPrice":
+            model = _subscription_price_from_payload(payload)
         else:
             model = cls.from_dict(payload)
     except ModelFileError:

@@ -35,12 +35,16 @@ from clvmodels.cli.options import (
     DatetimeOpt,
     DebugOpt,
     DropoutCovariatesOpt,
+    EndOpt,
     Group,
     MonetaryOpt,
+    PeriodOpt,
+    PriceOpt,
     PurchaseCovariatesOpt,
     QuietOpt,
     SpendCovariatesOpt,
     SpendCustomersOpt,
+    StartOpt,
     SummaryCustomerIdOpt,
     TimeUnitOpt,
     after_end_policy,
@@ -52,13 +56,17 @@ from clvmodels.cli.options import (
     in_cli_words,
 )
 from clvmodels.cli.pipeline import (
+    customer_table,
     fit_columns,
     fit_diagnostics,
     fit_models,
+    fit_table_models,
     is_summary_file,
     not_positive_spend_error,
     read_covariates_file,
+    reads_rfm_summary,
     remove_leftovers,
+    score_table,
     summarize_transactions_file,
     summary_settings,
 )
@@ -201,13 +209,25 @@ def rfm(
         "  clvmodels fit summary.parquet --spend-customers positive --out models/m   "
         "# zero-value orders\n\n"
         "  clvmodels fit summary.parquet --model hierarchical --spend hierarchical "
-        "--group channel --out models/h"
+        "--group channel --out models/h\n\n"
+        "  clvmodels fit subscriptions.csv --model sbg --period M --observation-end 2024-06-30 "
+        "--price 9.99 --out models/sbg   # customer_id, start, end (empty: active)\n\n"
+        "  clvmodels fit gifts.csv --model bgbb --period Y --price 50 --out models/bgbb   "
+        "# transactions: customer_id, date"
     )
 )
 @handle_errors
 def fit(
     ctx: typer.Context,
-    summary: Annotated[Path, typer.Argument(help="Summary file from `clvmodels rfm`.")],
+    summary: Annotated[
+        Path,
+        typer.Argument(
+            help="Summary file from `clvmodels rfm`; for --model sbg, bdw or hierarchical-sbg a "
+            "subscriptions file (customer_id, start, end) or a table with tenure, churned; for "
+            "--model bgbb a transactions file (customer_id, date) or a table with frequency, "
+            "recency, n_periods."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     model: Annotated[
         str,
@@ -230,17 +250,46 @@ def fit(
     purchase_covariates: PurchaseCovariatesOpt = None,
     dropout_covariates: DropoutCovariatesOpt = None,
     spend_covariates: SpendCovariatesOpt = None,
+    period: PeriodOpt = None,
+    price: PriceOpt = None,
+    observation_end: Annotated[
+        str | None,
+        typer.Option(
+            help="Subscriptions and BG/BB: the date the data were extracted (default: the "
+            "latest date in the file).",
+            rich_help_panel="Subscriptions and BG/BB",
+        ),
+    ] = None,
+    start: StartOpt = "start",
+    end: EndOpt = "end",
+    datetime_col: DatetimeOpt = "date",
+    datetime_format: DatetimeFormatOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ):
-    """Fit a purchase model and a spend model on a summary and save them (JSON/NetCDF, no pickle)."""
+    """Fit a purchase model and a spend model on a summary and save them (JSON/NetCDF, no pickle).
+
+    Subscription models (sbg, bdw, hierarchical-sbg) and BG/BB (bgbb) read their own tables;
+    their spend side is a fixed price per payment (--price or the file's price column)."""
     s = resolve_settings(ctx, dict(locals()), config, fit)  # first: locals() are the options
     from clvmodels.io import save_pipeline
     from clvmodels.scoring import inspect_summary_file
 
     console = Console(s["quiet"])
     check_choice("--model", s["model"], registry.purchase_model_names())
+    purchase_class = registry.estimator_class("purchase", s["model"])
+    if not reads_rfm_summary(purchase_class):
+        _fit_table_model(s, purchase_class, console)
+        return
+    table_options = [
+        f"--{name.replace('_', '-')}" for name in ("period", "price") if s[name] is not None
+    ]
+    if table_options:
+        raise InputError(
+            f"{' and '.join(table_options)} are for the subscription and BG/BB models (--model "
+            f"sbg, bdw, hierarchical-sbg, bgbb), not --model {s['model']}"
+        )
     check_choice("--spend", s["spend"], registry.spend_model_names())
     check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
     covariate_settings = {
@@ -306,6 +355,75 @@ def fit(
     )
     console.params_table(purchase_model, spend_model)
     console.info(f"saved the models to {s['out']}")
+
+
+def _fit_table_model(s: dict, purchase_class: type, console: Console) -> None:
+    """``clvmodels fit`` for the models that read their own customer table (subscriptions,
+    BG/BB): build the table from the file, fit the model and the price, save both with the
+    settings that rebuild the table (``clvmodels score`` reads them) and the manifest."""
+    from clvmodels.cli.pipeline import table_kind
+    from clvmodels.io import save_pipeline
+
+    if s["spend"] != "gamma-gamma" or s["spend_customers"] != "all":
+        raise InputError(
+            f"--model {s['model']} is valued at a fixed price per payment (--price AMOUNT or the "
+            "file's price column); --spend and --spend-customers are for the RFM models"
+        )
+    if s["covariates"] or s["purchase_covariates"] or s["dropout_covariates"]:
+        raise InputError(
+            f"the command line fits --model {s['model']} without covariates (the library's "
+            "estimators take them: clv.ShiftedBetaGeo(dropout_covariates=[...]))"
+        )
+    if s["time_unit"] is not None:
+        raise InputError(
+            f"--model {s['model']} counts whole periods: pass --period (D, W, M, Q or Y), "
+            "not --time-unit"
+        )
+    check_outputs([s["out"]], [s["summary"], s["config"]])
+    remove_leftovers(console, s["out"])
+    run = Run("fit", s)
+    path = Path(s["summary"])
+    table, layout = customer_table(path, purchase_class, s)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        purchase_model, spend_model = fit_table_models(
+            table,
+            s["model"],
+            price=s["price"],
+            group=s["group"],
+            sampling={
+                "draws": s["draws"],
+                "tune": s["tune"],
+                "chains": s["chains"],
+                "random_seed": s["seed"],
+                "progressbar": not s["quiet"],
+            },
+            console=console,
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.add_input(path, layout["layout"], n_customers=len(table))
+    run.record["table"] = layout
+    diagnostics = {
+        "purchase": fit_diagnostics(purchase_model),
+        "spend": fit_diagnostics(spend_model),
+    }
+    run.record["outputs"].append({"path": str(s["out"])})
+    save_pipeline(
+        s["out"],
+        purchase_model,
+        spend_model,
+        metadata={
+            "fit_on": str(path.resolve()),
+            "n_customers": len(table),
+            "customer_id": layout["customer_id"],
+            "table": layout,
+        },
+        before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
+    )
+    what = "subscribers" if table_kind(purchase_class) == "subscriptions" else "customers"
+    console.params_table(purchase_model)
+    console.info(f"saved the models of {len(table):,} {what} to {s['out']}")
 
 
 @app.command(
@@ -392,8 +510,6 @@ def score(
     Without --model, BG/NBD and Gamma-Gamma are fit on the input first (--spend-customers
     applies to that fit)."""
     s = resolve_settings(ctx, dict(locals()), config, score)  # first: locals() are the options
-    from clvmodels.scoring import inspect_summary_file, score_file
-
     console = Console(s["quiet"])
     check_choice("--kind", s["kind"], ("predictive", "expected", "point"))
     check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
@@ -418,29 +534,6 @@ def score(
 
             models = load_pipeline(s["model"])  # first: its unit is the default for summaries
             run.add_input(s["model"], "model")
-        model_unit = models.time_unit if models is not None else None
-        summary_path, customer_id, summary_unit = _score_input(
-            s, Path(scratch), console, run, model_unit
-        )
-        run.record["settings"].update(customer_id=customer_id, time_unit=summary_unit)
-        info = inspect_summary_file(summary_path, customer_id=customer_id, time_unit=summary_unit)
-        if models is not None:
-            purchase_model, spend_model = models.purchase, models.spend
-        else:
-            notes: dict = {}
-            purchase_model, spend_model = fit_models(
-                info,
-                "bgnbd",
-                "gamma-gamma",
-                console=console,
-                spend_customers=s["spend_customers"],
-                notes=notes,
-            )
-            run.record["spend_fit"] = notes["spend_fit"]
-        run.record["fit_diagnostics"] = {
-            "purchase": fit_diagnostics(purchase_model),
-            "spend": fit_diagnostics(spend_model),
-        }
         valuation = dict(
             horizon=s["horizon"],
             annual_discount_rate=s["discount_rate"],
@@ -449,24 +542,10 @@ def score(
             kind=s["kind"],
             period=s["period"],
         )
-        progress, task = console.progress("scoring", info.n_customers)
-        with progress:
-            result = score_file(
-                summary_path,
-                s["out"],
-                purchase_model,
-                spend_model,
-                chunk_size=s["chunk_size"],
-                customer_id=info.customer_id,
-                time_unit=info.time_unit,
-                top=s["top"],
-                progress=lambda done, total: progress.update(task, completed=done),
-                n_draws=s["n_draws"],
-                random_seed=s["seed"],
-                limit=s["limit"],
-                output_metadata={"valuation": valuation},
-                **valuation,
-            )
+        if models is not None and not reads_rfm_summary(type(models.purchase)):
+            result = _score_table_model(s, models, console, run, valuation)
+        else:
+            result = _score_summary(s, models, console, run, valuation, Path(scratch))
         console.warn(caught)
         run.add_warnings(caught)
         if s["out"] is not None:
@@ -477,6 +556,105 @@ def score(
     console.top_table(result, s)
     if s["out"] is not None:
         console.info(f"wrote {result.n_customers:,} customers to {s['out']}")
+
+
+def _score_table_model(s: dict, models, console: Console, run: Run, valuation: dict):
+    """``clvmodels score`` with a subscription or BG/BB model: the customer table is rebuilt
+    from the input file with the settings recorded at fit (columns, period; the observation end
+    is --observation-end, else the latest date of the file) and valued in blocks."""
+    if s["input"] is None:
+        raise InputError(
+            f"the model in {s['model']} is a {type(models.purchase).__name__}: pass the "
+            "subscriptions (or transactions) file to score"
+        )
+    recorded = dict(models.metadata.get("table") or {})
+    if not recorded:
+        raise InputError(
+            f"{s['model']} does not record how its table was read (it was not written by "
+            "`clvmodels fit`); score the table with clvmodels.lifetime_value"
+        )
+    if s["time_unit"] is not None:
+        from clvmodels import units
+
+        units.require_same_unit(recorded["period"], s["time_unit"], "--time-unit")
+    settings = {
+        **recorded,
+        "customer_id": s["customer_id"] or recorded.get("customer_id"),
+        "observation_end": s["observation_end"],
+        "datetime_format": s["datetime_format"] or recorded.get("datetime_format"),
+        "group": getattr(models.purchase, "group", None),
+    }
+    path = Path(s["input"])
+    run.add_input(path, "input")
+    table, layout = customer_table(path, type(models.purchase), settings)
+    run.record["settings"].update(customer_id=layout["customer_id"], time_unit=layout["period"])
+    run.record["table"] = layout
+    run.record["fit_diagnostics"] = {
+        "purchase": fit_diagnostics(models.purchase),
+        "spend": fit_diagnostics(models.spend),
+    }
+    progress, task = console.progress("scoring", len(table))
+    with progress:
+        return score_table(
+            table,
+            s["out"],
+            models.purchase,
+            models.spend,
+            n_draws=s["n_draws"],
+            random_seed=s["seed"],
+            chunk_size=s["chunk_size"],
+            top=s["top"],
+            limit=s["limit"],
+            progress=lambda done, total: progress.update(task, completed=done),
+            output_metadata={"valuation": valuation},
+            **valuation,
+        )
+
+
+def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict, scratch: Path):
+    """``clvmodels score`` on an RFM summary (or transactions summarised first), with the
+    loaded models or BG/NBD + Gamma-Gamma fit on it."""
+    from clvmodels.scoring import inspect_summary_file, score_file
+
+    model_unit = models.time_unit if models is not None else None
+    summary_path, customer_id, summary_unit = _score_input(s, scratch, console, run, model_unit)
+    run.record["settings"].update(customer_id=customer_id, time_unit=summary_unit)
+    info = inspect_summary_file(summary_path, customer_id=customer_id, time_unit=summary_unit)
+    if models is not None:
+        purchase_model, spend_model = models.purchase, models.spend
+    else:
+        notes: dict = {}
+        purchase_model, spend_model = fit_models(
+            info,
+            "bgnbd",
+            "gamma-gamma",
+            console=console,
+            spend_customers=s["spend_customers"],
+            notes=notes,
+        )
+        run.record["spend_fit"] = notes["spend_fit"]
+    run.record["fit_diagnostics"] = {
+        "purchase": fit_diagnostics(purchase_model),
+        "spend": fit_diagnostics(spend_model),
+    }
+    progress, task = console.progress("scoring", info.n_customers)
+    with progress:
+        return score_file(
+            summary_path,
+            s["out"],
+            purchase_model,
+            spend_model,
+            chunk_size=s["chunk_size"],
+            customer_id=info.customer_id,
+            time_unit=info.time_unit,
+            top=s["top"],
+            progress=lambda done, total: progress.update(task, completed=done),
+            n_draws=s["n_draws"],
+            random_seed=s["seed"],
+            limit=s["limit"],
+            output_metadata={"valuation": valuation},
+            **valuation,
+        )
 
 
 def _score_input(

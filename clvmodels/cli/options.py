@@ -77,6 +77,38 @@ SpendCustomersOpt = Annotated[
         "in the manifest). Every customer is still scored.",
     ),
 ]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period",
+        help="Subscriptions: the billing period (D, W, M, Q, Y; default M). BG/BB: the grid of "
+        "transaction opportunities (default Y).",
+        rich_help_panel="Subscriptions and BG/BB",
+        show_default=False,
+    ),
+]
+PriceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--price",
+        help="Value of one payment (subscriptions: the price per period; BG/BB: per "
+        "transaction), for every customer; default: the file's price column.",
+        rich_help_panel="Subscriptions and BG/BB",
+        show_default=False,
+    ),
+]
+StartOpt = Annotated[
+    str,
+    typer.Option("--start", help="Subscriptions: start date column.", rich_help_panel="Columns"),
+]
+EndOpt = Annotated[
+    str,
+    typer.Option(
+        "--end",
+        help="Subscriptions: end date column (empty while active; may be absent).",
+        rich_help_panel="Columns",
+    ),
+]
 CovariatesFileOpt = Annotated[
     Path | None,
     typer.Option(

@@ -428,3 +428,284 @@ def fit_diagnostics(model) -> dict[str, Any]:
         except (TypeError, ValueError):  # pragma: no cover - exotic index labels
             out["diagnostics"] = str(diag)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# models on their own customer tables: subscriptions (sBG, BdW, hierarchical sBG) and BG/BB
+# --------------------------------------------------------------------------------------------
+SUBSCRIPTION_COLUMNS = ("tenure", "churned")
+DISCRETE_COLUMNS = ("frequency", "recency", "n_periods")
+
+
+def reads_rfm_summary(estimator: type) -> bool:
+    """Whether a purchase model reads the RFM summary (frequency, recency, T) that ``clvmodels
+    rfm`` writes, judged by its family's ``customer_columns``; the subscription and BG/BB
+    models read tables of their own."""
+    family = getattr(estimator, "family_class", None)
+    return family is not None and set(PURCHASE_COLUMNS) <= set(family.customer_columns)
+
+
+def table_kind(estimator: type) -> str:
+    """``"subscriptions"`` (tenure, churned) or ``"discrete"`` (frequency, recency,
+    n_periods): the customer table a non-RFM purchase model reads."""
+    columns = tuple(estimator.family_class.customer_columns)
+    if columns == SUBSCRIPTION_COLUMNS:
+        return "subscriptions"
+    if columns == DISCRETE_COLUMNS:
+        return "discrete"
+    raise InputError(f"{estimator.__name__} reads columns {columns}, which the CLI cannot build")
+
+
+def default_period(kind: str) -> str:
+    """Months for subscriptions (billing periods), years for BG/BB (opportunities)."""
+    return "M" if kind == "subscriptions" else "Y"
+
+
+def read_frame(path: Path, customer_id: str):
+    """A CSV/Parquet file as a DataFrame with the customer ids as text."""
+    import pandas as pd
+
+    from clvmodels.scoring import check_input_file, file_format
+
+    check_input_file(path)
+    if file_format(path) == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, dtype={customer_id: str}, keep_default_na=True)
+    if customer_id not in frame.columns:
+        raise InputError(
+            f"{path.name} has no customer id column {customer_id!r}; found "
+            + ", ".join(map(str, frame.columns))
+            + ". Fix: pass --customer-id COLUMN"
+        )
+    frame[customer_id] = frame[customer_id].astype(str)
+    return frame
+
+
+def customer_table(path: Path, estimator: type, settings: dict[str, Any]):
+    """The customer table of a subscription or BG/BB model from a file, and how it was read.
+
+    ``settings``: ``customer_id``, ``period``, ``observation_end``, ``start``, ``end``,
+    ``datetime_col``, ``datetime_format``, ``group`` (None where not given). The file is either
+    ready (the family's ``customer_columns``: tenure and churned, or frequency, recency and
+    n_periods) or raw: subscriptions (customer id, start, end; an empty end is active) built
+    with :func:`clvmodels.subscriptions.subscription_table`, or transactions summarised with
+    :func:`clvmodels.discrete_summary`. Optional ``price``, ``cohort`` and group columns are
+    kept. The table is checked with the family's ``validate_summary``.
+
+    Returns ``(table, layout)`` with ``layout`` the settings that rebuild the table from a file
+    of the same layout (recorded in the model directory for ``clvmodels score``).
+    """
+    from clvmodels import units
+
+    kind = table_kind(estimator)
+    family = estimator.family_class
+    customer_id = settings.get("customer_id") or "customer_id"
+    period = units.normalize_unit(settings.get("period") or default_period(kind))
+    frame = read_frame(path, customer_id)
+    ready = set(family.customer_columns) <= set(frame.columns)
+    group = settings.get("group")
+    extra = [c for c in ("price", "cohort", group) if c and c in frame.columns]
+    extra = list(dict.fromkeys(extra))
+    layout: dict[str, Any] = {"kind": kind, "customer_id": customer_id, "period": period}
+    with in_cli_words():
+        if ready:
+            table = frame.set_index(customer_id)
+            table.attrs["time_unit"] = period
+            layout["layout"] = "table"
+        elif kind == "subscriptions":
+            start, end = settings.get("start") or "start", settings.get("end") or "end"
+            if start not in frame.columns:
+                raise InputError(
+                    f"{path.name} has neither the columns tenure, churned of a subscription "
+                    f"table nor a start date column {start!r}; found "
+                    + ", ".join(map(str, frame.columns))
+                    + ". Fix: one row per subscription with customer_id, start, end (empty "
+                    "while active), or name the columns with --start/--end"
+                )
+            table = subscription_table_of(frame, customer_id, start, end, settings, period)
+            keep = [c for c in extra if c != "cohort"]
+            layout.update(layout="subscriptions", start=start, end=end)
+            if keep:
+                attrs = dict(table.attrs)
+                table = table.join(frame.set_index(customer_id)[keep])
+                table.attrs.update(attrs)
+        else:
+            datetime_col = settings.get("datetime_col") or "date"
+            table = discrete_summary_of(frame, customer_id, datetime_col, settings, period)
+            layout.update(
+                layout="transactions",
+                datetime_col=datetime_col,
+                datetime_format=settings.get("datetime_format"),
+            )
+        family.validate_summary(table, what=path.name)
+    layout["observation_end"] = table.attrs.get("observation_end")
+    return table, layout
+
+
+def subscription_table_of(frame, customer_id, start, end, settings, period):
+    """:func:`clvmodels.subscriptions.subscription_table` of a subscriptions file (its
+    ``cohort`` column kept when it has one)."""
+    from clvmodels.subscriptions import subscription_table
+
+    table = subscription_table(
+        frame,
+        customer_id=customer_id,
+        start=start,
+        end=end,
+        observation_end=settings.get("observation_end"),
+        period=period,
+        cohort="cohort" if "cohort" in frame.columns else None,
+    )
+    return table
+
+
+def discrete_summary_of(frame, customer_id, datetime_col, settings, period):
+    """:func:`clvmodels.discrete_summary` of a transactions file (one row per customer); a
+    ``price`` column of the file is each customer's value per transaction (the last one)."""
+    from clvmodels.discrete import discrete_summary
+
+    table = discrete_summary(
+        frame,
+        customer_id=customer_id,
+        datetime=datetime_col,
+        period=period,
+        observation_end=settings.get("observation_end"),
+        datetime_format=settings.get("datetime_format"),
+    )
+    if "price" in frame.columns:
+        attrs = dict(table.attrs)
+        table = table.join(frame.groupby(customer_id)["price"].last())
+        table.attrs.update(attrs)
+    return table
+
+
+def fit_table_models(
+    table,
+    model: str,
+    *,
+    price: float | None,
+    group: str | None = None,
+    sampling: dict[str, Any] | None = None,
+    console: Console | None = None,
+):
+    """Fit a subscription or BG/BB purchase model (CLI name) on its customer table, and the
+    spend side: :class:`clvmodels.SubscriptionPrice`, the fixed ``price`` per payment
+    (per transaction for BG/BB), or each customer's ``price`` column when ``price`` is None."""
+    from clvmodels.subscriptions import SubscriptionPrice
+
+    estimator = registry.estimator_class("purchase", model)
+    if price is None and "price" not in table.columns:
+        raise InputError(
+            "the value of a payment is needed: pass --price AMOUNT (one price per period for "
+            "everybody) or give the file a 'price' column"
+        )
+    with in_cli_words():
+        spend_model = SubscriptionPrice(price=price).fit(table)
+    if is_grouped(estimator):
+        group = group or inspect.signature(estimator).parameters["group"].default
+        if group not in table.columns:
+            raise InputError(
+                f"--model {model} pools the groups of column {group!r}, which the table does "
+                "not have; found " + ", ".join(map(str, table.columns)) + ". Fix: pass --group "
+                "COLUMN (the subscriptions file's cohort column, or another)"
+            )
+        if console is not None:
+            console.info(
+                f"fitting {estimator.__name__} on {len(table):,} customers in groups of "
+                f"{group!r} (sampling the posterior)"
+            )
+        purchase_model = estimator(group=group).fit(table, **(sampling or {}))
+    else:
+        if group is not None:
+            raise InputError(f"--group is for the hierarchical models, not --model {model}")
+        if console is not None:
+            console.info(f"fitting {estimator.__name__} on {len(table):,} customers")
+        purchase_model = estimator().fit(table)
+    return purchase_model, spend_model
+
+
+def score_table(
+    table,
+    output_path: Path | None,
+    purchase_model,
+    spend_model,
+    *,
+    n_draws: int,
+    random_seed: int,
+    chunk_size: int,
+    top: int,
+    limit: int | None = None,
+    progress=None,
+    output_metadata: dict[str, Any] | None = None,
+    **valuation,
+):
+    """Score the customers of an in-memory table in blocks of ``chunk_size`` as
+    :func:`clvmodels.scoring.score_file` does a summary file: the same draws for every block
+    (:func:`~clvmodels.scoring.prepare_draws`), block ``k`` seeded ``[random_seed, k]``
+    (:func:`~clvmodels.scoring.score_chunk`), equity from the per-draw totals. The output
+    (Parquet or CSV) is written atomically."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from clvmodels import units
+    from clvmodels.scoring import (
+        PARQUET_METADATA_KEY,
+        ScoreResult,
+        atomic_output,
+        equity_summary,
+        file_format,
+        prepare_draws,
+        score_chunk,
+    )
+
+    units.require_same_unit(purchase_model.time_unit_, table.attrs.get("time_unit"), "the table")
+    fmt = file_format(output_path, purpose="output") if output_path is not None else None
+    kind = valuation.get("kind", "predictive")
+    draws = prepare_draws(purchase_model, spend_model, n_draws, kind, random_seed)
+    n = len(table) if limit is None else min(len(table), -(-int(limit) // chunk_size) * chunk_size)
+    frames, totals = [], None
+    for block, first in enumerate(range(0, n, chunk_size)):
+        chunk = table.iloc[first : first + chunk_size]
+        scored, block_totals = score_chunk(
+            chunk,
+            purchase_model,
+            spend_model,
+            draws=draws,
+            block=block,
+            random_seed=random_seed,
+            **valuation,
+        )
+        frames.append(scored)
+        totals = block_totals if totals is None else totals + block_totals
+        if progress is not None:
+            progress(first + len(chunk), len(table))
+    scored = pd.concat(frames)
+    scored.index.name = "customer_id"
+    if output_path is not None:
+        arrow = pa.Table.from_pandas(scored.reset_index(), preserve_index=False)
+        metadata = {"kind": "clv", "random_seed": random_seed, **(output_metadata or {})}
+        with atomic_output(output_path) as tmp:
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                arrow = arrow.replace_schema_metadata(
+                    {PARQUET_METADATA_KEY: json.dumps(metadata, default=str).encode()}
+                )
+                pq.write_table(arrow, tmp, compression="zstd")
+            else:
+                import pyarrow.csv as pacsv
+
+                pacsv.write_csv(arrow, tmp)
+    return ScoreResult(
+        output=Path(output_path) if output_path is not None else None,
+        n_customers=len(scored),
+        n_chunks=len(frames),
+        equity={
+            **equity_summary(totals, float(valuation.get("interval", 0.9))),
+            "n_customers": len(scored),
+        },
+        top=scored.nlargest(top, "clv_mean") if top else pd.DataFrame(),
+        columns=list(scored.columns),
+        random_seed=random_seed,
+    )
