@@ -233,6 +233,19 @@ def test_lifetime_value_runs_through_the_engine(fitted, summary, future, transac
     subset = spend_summary.iloc[:50]
     value = clv.lifetime_value(model, spend, subset, horizon="52W")
     assert len(value) == 50 and np.all(np.isfinite(np.asarray(value.select_dtypes("number"))))
+    # the expected value sums the covariate-path expectations over the period ends: without
+    # discounting it is spend x E[X(T, T+52)]; discounting lowers it, by at most a year's rate
+    per_purchase = spend.expected_spend(subset).to_numpy()
+    undiscounted = model.expected_purchases(subset, 52).to_numpy() * per_purchase
+    flat = clv.lifetime_value(
+        model, spend, subset, horizon="52W", kind="point", margin=1.0, annual_discount_rate=0.0
+    )
+    np.testing.assert_allclose(flat["clv_mean"], undiscounted, rtol=1e-9)
+    discounted = clv.lifetime_value(
+        model, spend, subset, horizon="52W", kind="point", margin=1.0, annual_discount_rate=0.2
+    )["clv_mean"].to_numpy()
+    assert np.all(discounted <= undiscounted * (1 + 1e-12))
+    assert np.all(discounted >= undiscounted / 1.2 * (1 - 1e-12))
 
 
 def test_parameter_recovery():

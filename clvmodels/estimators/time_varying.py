@@ -670,7 +670,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         delta = (
             np.log1p(annual_discount_rate) * units.days_per(self.time_unit_) / units.days_per("Y")
         )
-        values = self.family_.discounted_expected_purchases(
+        values = self.family_.continuously_discounted_purchases(
             params, *customer, self.to_model_time(t), delta
         )
         return pd.Series(

@@ -262,6 +262,31 @@ class PurchaseFamily(Family):
         per_period = np.diff(flat, axis=-1, prepend=np.zeros_like(flat[:, :1]))
         return cumulative.shape[:-1], pairs, per_period
 
+    def discounted_expected_purchases(self, params, *customer_ends_weights, p_alive=None):
+        """``sum_k w_k E[X(T, T + e_k] | history]``: the customer arrays, then the period ends
+        ``e_k`` and the weights ``w_k`` (the valuation engine passes ``w_k = d_k - d_{k+1}``,
+        so that the sum is ``sum_k d_k`` times the purchases of period ``k``, summed by parts).
+
+        One period end at a time, accumulated in place: no draws x customers x periods array.
+        Families that share work between period ends override this (BG/NBD and MBG/NBD: one
+        walk along the ends per distinct history; BG/BB: once per distinct row).
+        """
+        *customer, ends, weights = customer_ends_weights
+        discounted = scratch = None
+        for t, weight in zip(ends, weights, strict=True):
+            cumulative = np.asarray(
+                self.expected_purchases(params, *customer, float(t), p_alive=p_alive), dtype=float
+            )
+            if discounted is None:
+                discounted = weight * cumulative
+            elif discounted.shape == cumulative.shape:
+                if scratch is None:
+                    scratch = np.empty_like(discounted)
+                discounted += np.multiply(cumulative, weight, out=scratch)
+            else:
+                discounted = discounted + weight * cumulative
+        return discounted
+
     def discounted_expected_residual_transactions(
         self, params, x, t_x, T, delta, p_alive=None, n_nodes: int = 200
     ):

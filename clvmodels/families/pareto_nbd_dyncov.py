@@ -1304,7 +1304,7 @@ class ParetoNBDDynamicCovariatesFamily(PurchaseFamily):
     def expected_purchases(self, params, x, t_x, T, row, t, p_alive=None):
         return expected_purchases(params, x, t_x, T, t, p_alive=p_alive)
 
-    def discounted_expected_purchases(self, params, x, t_x, T, row, t, delta, p_alive=None):
+    def continuously_discounted_purchases(self, params, x, t_x, T, row, t, delta, p_alive=None):
         """Expected purchases in (T, T+t] discounted at the continuous rate ``delta``."""
         return expected_purchases(params, x, t_x, T, t, p_alive=p_alive, delta=delta)
 

@@ -380,28 +380,13 @@ def discounted_expected_purchases(plan: ChunkPlan, block: Customers, params, p_a
     than with per-period values) and one multiply-add per end.
     """
     family = plan.purchase_model.family_
-    c = len(block)
     discount = np.asarray(plan.grid.discount, dtype=float)
     weights = discount - np.append(discount[1:], 0.0)
     ends = np.asarray(plan.grid.ends, dtype=float)
-    # a family may form the weighted sum itself (BG/NBD, MBG/NBD: P(alive) once, the sum per
-    # distinct history, one gather to the customers)
-    direct = getattr(family, "discounted_expected_purchases", None)
-    if direct is not None:
-        return as_2d(direct(params, *block.purchase, ends, weights, p_alive), 1, c)
-    discounted = scratch = None
-    for t, weight in zip(plan.grid.ends, weights, strict=True):
-        cumulative = family.expected_purchases(params, *block.purchase, float(t), p_alive)
-        cumulative = as_2d(cumulative, 1, c)
-        if discounted is None:
-            discounted = weight * cumulative
-        elif discounted.shape == cumulative.shape:
-            if scratch is None:
-                scratch = np.empty_like(discounted)
-            discounted += np.multiply(cumulative, weight, out=scratch)
-        else:
-            discounted = discounted + weight * cumulative
-    return discounted
+    values = family.discounted_expected_purchases(
+        params, *block.purchase, ends, weights, p_alive=p_alive
+    )
+    return as_2d(values, 1, len(block))
 
 
 def sample_purchase_paths(plan: ChunkPlan, block: Customers, params, rng) -> PurchasePaths:
