@@ -75,6 +75,16 @@ from clvmodels.errors import InputError
 from clvmodels.io import scratch_prefix, staged_outputs
 
 
+def _rfm_model_names() -> list[str]:
+    """The maximum-likelihood purchase models that read the RFM summary (their family's
+    ``customer_columns``): what ``evaluate`` fits on a calibration summary."""
+    return [
+        name
+        for name in registry.maximum_likelihood_purchase_names()
+        if reads_rfm_summary(registry.estimator_class("purchase", name))
+    ]
+
+
 def _one_of(names: list[str]) -> str:
     """``"a, b or c"``."""
     return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
@@ -743,10 +753,7 @@ def evaluate(
     ] = None,
     models: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated purchase models: "
-            f"{', '.join(registry.maximum_likelihood_purchase_names())}."
-        ),
+        typer.Option(help=f"Comma-separated purchase models: {', '.join(_rfm_model_names())}."),
     ] = "bgnbd,pareto,mbgnbd",
     time_unit: Annotated[str, typer.Option(help="Time unit: D, W, M, Q or Y.")] = "W",
     n_draws: Annotated[
@@ -772,12 +779,20 @@ def evaluate(
 ):
     """Holdout accuracy: fit on the calibration period, compare predictions with the holdout."""
     s = resolve_settings(ctx, dict(locals()), config, evaluate)  # first: locals() are the options
-    choices = registry.maximum_likelihood_purchase_names()
+    choices = _rfm_model_names()
     console = Console(s["quiet"])
     names = [m.strip() for m in s["models"].split(",") if m.strip()]
     if not names:
         raise InputError(f"--models needs at least one of {', '.join(choices)}")
     for name in names:
+        if name in registry.purchase_model_names() and name not in choices:
+            raise InputError(
+                f"--models {name}: evaluate compares models of the RFM summary (frequency, "
+                f"recency, T) on a holdout; {name} reads a table of its own. Choose among "
+                f"{', '.join(choices)} (subscription holdouts: "
+                "clvmodels.subscriptions.evaluate_payments; BG/BB: clv.discrete_summary(..., "
+                "calibration_end=...) with clvmodels.evaluation.evaluate)"
+            )
         check_choice("--models", name, choices)
     check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
     after = after_end_policy(s["after_observation_end"])
