@@ -448,12 +448,14 @@ def _frames_from_batches(batches, info: SummaryFile, columns: list[str]) -> Iter
 
 
 def model_columns(*models) -> list[str]:
-    """Extra summary columns the models need to score (the group column of grouped models)."""
+    """Extra summary columns the models need to score: the group column of grouped models and
+    the raw covariate columns of covariate models (their ``covariate_columns``)."""
     out = []
     for model in models:
         group = getattr(model, "group", None)
-        if isinstance(group, str) and group not in out:
-            out.append(group)
+        wanted = [group] if isinstance(group, str) else []
+        wanted += list(getattr(model, "covariate_columns", ()))
+        out += [c for c in wanted if c not in out]
     return out
 
 
@@ -473,7 +475,8 @@ def iter_summary_chunks(
     if missing:
         raise InputError(
             f"{info.path.name} has no column(s) {missing}, which the model needs (its group "
-            f"column); found {', '.join(info.columns)}"
+            f"or covariate columns); found {', '.join(info.columns)}. Fix: add them to the "
+            "summary, or pass the covariates as a table (`clvmodels score --covariates FILE`)"
         )
     columns = [info.customer_id] + [c for c in SUMMARY_FILE_COLUMNS if c in info.columns]
     columns += [c for c in extra_columns if c not in columns]
@@ -639,9 +642,14 @@ def score_file(
     progress: Callable[[int, int], None] | None = None,
     output_metadata: dict[str, Any] | None = None,
     limit: int | None = None,
+    covariates: pd.DataFrame | None = None,
     **valuation_kwargs,
 ) -> ScoreResult:
     """Score every customer of a summary file, ``chunk_size`` customers at a time.
+
+    ``covariates``: a covariate table indexed by customer id (one row per customer): the
+    models' covariate columns it holds are joined to each chunk
+    (:func:`clvmodels.covariates.join_covariates`) instead of being read from the summary.
 
     ``limit`` scores only the first ``limit`` customers (whole chunks; a trial run on a large
     file); the result says how many were scored.
@@ -669,10 +677,18 @@ def score_file(
     state = {"done": 0, "chunks": 0, "totals": None, "best": None, "columns": []}
 
     def run(writer: _TableWriter | None) -> None:
+        from clvmodels.covariates import join_covariates
+
         extra = model_columns(purchase_model, spend_model)
-        for block, chunk in enumerate(iter_summary_chunks(info, chunk_size, extra)):
+        joined = [c for c in extra if covariates is not None and c in covariates.columns]
+        from_file = [c for c in extra if c not in joined]
+        by_text = covariates.set_axis(covariates.index.astype(str)) if joined else None
+        for block, chunk in enumerate(iter_summary_chunks(info, chunk_size, from_file)):
             if limit is not None and state["done"] >= limit:
                 break
+            if joined:  # ids matched as text: a CSV's 7 is the Parquet file's "7"
+                keyed = chunk.set_axis(chunk.index.astype(str))
+                chunk = join_covariates(keyed, by_text, joined).set_axis(chunk.index)
             scored, totals = score_chunk(
                 chunk,
                 purchase_model,

@@ -314,6 +314,96 @@ def test_evaluate_offers_only_the_models_of_the_rfm_summary():
     assert_error(invoke("evaluate", "--models", "bgnbd,sbg"), "--models sbg", "evaluate_payments")
 
 
+# ---- scoring covariate models ------------------------------------------------------------------
+def test_score_a_covariate_model_with_the_covariates_file(tmp_path):
+    """A Pareto/NBD with static covariates (CLVTools' apparel customers): `score --covariates`
+    joins the covariates to each chunk and gives clv.lifetime_value's values; a summary that
+    holds the columns itself is scored without the option; neither is a clear error."""
+    data = Path(__file__).parent / "data"
+    summary_path = tmp_path / "summary.parquet"
+    assert_ok(
+        invoke(
+            "rfm",
+            data / "apparel_transactions.csv",
+            "--out",
+            summary_path,
+            "--observation-end",
+            "2005-12-31",
+            "--after-observation-end",
+            "exclude",
+            "-q",
+        )  # fmt: skip
+    )
+    models = tmp_path / "m"
+    assert_ok(
+        invoke(
+            "fit",
+            summary_path,
+            "--model",
+            "pareto",
+            "--covariates",
+            data / "apparel_customers.csv",
+            "--purchase-covariates",
+            "gender,channel",
+            "--dropout-covariates",
+            "gender",
+            "--out",
+            models,
+            "-q",
+        )  # fmt: skip
+    )
+    loaded = load_pipeline(models)
+    assert set(loaded.purchase.covariate_columns) == {"gender", "channel"}
+    out = tmp_path / "clv.parquet"
+    result = invoke(
+        "score", summary_path, "--model", models, "--covariates", data / "apparel_customers.csv",
+        "--kind", "point", "--chunk-size", "100", "--out", out, "-q",
+    )  # fmt: skip
+    assert_ok(result)
+    scored = pd.read_parquet(out).set_index("customer_id")
+    summary = pd.read_parquet(summary_path)
+    summary = summary.set_index("customer_id") if "customer_id" in summary else summary
+    summary.attrs["time_unit"] = loaded.time_unit
+    customers = pd.read_csv(data / "apparel_customers.csv").set_index("customer_id")
+    joined = clv.join_covariates(summary, customers, ["gender", "channel"])
+    expected = clv.lifetime_value(
+        loaded.purchase, loaded.spend, joined, horizon="12M", annual_discount_rate=0.1,
+        kind="point",
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        scored["clv_mean"].to_numpy(), expected["clv_mean"].to_numpy(), rtol=1e-10
+    )
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    assert manifest["covariates"] == ["gender", "channel"]
+
+    with_columns = tmp_path / "with_columns.parquet"
+    joined.reset_index().to_parquet(with_columns)
+    out2 = tmp_path / "clv2.parquet"
+    assert_ok(
+        invoke(
+            "score",
+            with_columns,
+            "--model",
+            models,
+            "--time-unit",
+            loaded.time_unit,
+            "--kind",
+            "point",
+            "--out",
+            out2,
+            "-q",
+        )  # fmt: skip
+    )
+    np.testing.assert_allclose(
+        pd.read_parquet(out2)["clv_mean"].to_numpy(), scored["clv_mean"].to_numpy(), rtol=1e-12
+    )
+    assert_error(
+        invoke("score", summary_path, "--model", models, "--kind", "point"),
+        "['gender', 'channel']",
+        "--covariates FILE",
+    )
+
+
 # ---- model files -------------------------------------------------------------------------------
 @pytest.mark.parametrize("price", [None, 12.5])
 def test_subscription_price_model_file_round_trip(tmp_path, regular_table, price):

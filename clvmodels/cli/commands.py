@@ -42,6 +42,7 @@ from clvmodels.cli.options import (
     PriceOpt,
     PurchaseCovariatesOpt,
     QuietOpt,
+    ScoreCovariatesFileOpt,
     SpendCovariatesOpt,
     SpendCustomersOpt,
     StartOpt,
@@ -511,6 +512,7 @@ def score(
     datetime_col: DatetimeOpt = "date",
     datetime_format: DatetimeFormatOpt = None,
     monetary: MonetaryOpt = "amount",
+    covariates: ScoreCovariatesFileOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -529,7 +531,7 @@ def score(
     if s["out"] is not None:
         check_output_parent(s["out"])
         outputs = [s["out"], manifest_path(s["out"])]
-        check_outputs(outputs, [s["input"], s["model"], s["config"]])
+        check_outputs(outputs, [s["input"], s["model"], s["config"], s["covariates"]])
     remove_leftovers(console, *outputs)
     run = Run("score", s)
     with (
@@ -572,6 +574,8 @@ def _score_table_model(s: dict, models, console: Console, run: Run, valuation: d
     """``clvmodels score`` with a subscription or BG/BB model: the customer table is rebuilt
     from the input file with the settings recorded at fit (columns, period; the observation end
     is --observation-end, else the latest date of the file) and valued in blocks."""
+    if s["covariates"] is not None:
+        raise InputError(f"--covariates is not used by --model {s['model']}")
     if s["input"] is None:
         raise InputError(
             f"the model in {s['model']} is a {type(models.purchase).__name__}: pass the "
@@ -647,6 +651,18 @@ def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict,
         "purchase": fit_diagnostics(purchase_model),
         "spend": fit_diagnostics(spend_model),
     }
+    covariate_table = None
+    if s["covariates"] is not None:
+        from clvmodels.scoring import model_columns
+
+        wanted = model_columns(purchase_model, spend_model)
+        if not any(getattr(m, "covariate_columns", ()) for m in (purchase_model, spend_model)):
+            raise InputError(
+                "--covariates is for models fit with covariates; the models score without them"
+            )
+        covariate_table = read_covariates_file(Path(s["covariates"]), info.customer_id)
+        run.add_input(s["covariates"], "covariates")
+        run.record["covariates"] = [c for c in wanted if c in covariate_table.columns]
     progress, task = console.progress("scoring", info.n_customers)
     with progress:
         return score_file(
@@ -663,6 +679,7 @@ def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict,
             random_seed=s["seed"],
             limit=s["limit"],
             output_metadata={"valuation": valuation},
+            covariates=covariate_table,
             **valuation,
         )
 
@@ -785,7 +802,8 @@ def evaluate(
     if not names:
         raise InputError(f"--models needs at least one of {', '.join(choices)}")
     for name in names:
-        if name in registry.purchase_model_names() and name not in choices:
+        check_choice("--models", name, registry.maximum_likelihood_purchase_names())
+        if name not in choices:
             raise InputError(
                 f"--models {name}: evaluate compares models of the RFM summary (frequency, "
                 f"recency, T) on a holdout; {name} reads a table of its own. Choose among "
@@ -793,7 +811,6 @@ def evaluate(
                 "clvmodels.subscriptions.evaluate_payments; BG/BB: clv.discrete_summary(..., "
                 "calibration_end=...) with clvmodels.evaluation.evaluate)"
             )
-        check_choice("--models", name, choices)
     check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
     after = after_end_policy(s["after_observation_end"])
     outputs = []

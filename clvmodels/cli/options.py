@@ -121,6 +121,17 @@ CovariatesFileOpt = Annotated[
         show_default=False,
     ),
 ]
+ScoreCovariatesFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--covariates",
+        help="Customer covariates (CSV/Parquet) for a --model fit with covariates: the customer "
+        "id column and the model's covariate columns, one row per customer (default: read them "
+        "from the summary).",
+        rich_help_panel="Covariates",
+        show_default=False,
+    ),
+]
 PurchaseCovariatesOpt = Annotated[
     str | None,
     typer.Option(

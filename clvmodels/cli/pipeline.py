@@ -442,7 +442,8 @@ def reads_rfm_summary(estimator: type) -> bool:
     rfm`` writes, judged by its family's ``customer_columns``; the subscription and BG/BB
     models read tables of their own."""
     family = getattr(estimator, "family_class", None)
-    return family is not None and set(PURCHASE_COLUMNS) <= set(family.customer_columns)
+    columns = getattr(family, "customer_columns", getattr(family, "fit_columns", ()))
+    return set(PURCHASE_COLUMNS) <= set(columns)
 
 
 def table_kind(estimator: type) -> str:
