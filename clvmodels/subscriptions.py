@@ -485,16 +485,30 @@ def equity_by_cohort(
     return out
 
 
-def _curve(model, t, draws, interval, seed, fn, name) -> pd.DataFrame:
+def _curve_customer(model, group) -> pd.DataFrame:
+    """The one customer a curve is drawn for: for a grouped (hierarchical) model a member of
+    ``group``, by default of a new group (the population distribution); else any customer."""
+    column = getattr(model, "group", None)
+    if not isinstance(column, str) or getattr(model, "groups_", None) is None:
+        return pd.DataFrame(index=[0])
+    if group is None:
+        from clvmodels.estimators.bayes.bayesian import NEW_GROUP
+
+        group = NEW_GROUP
+    return pd.DataFrame({column: [group]}, index=[0])
+
+
+def _curve(model, t, draws, interval, seed, fn, name, group=None) -> pd.DataFrame:
     model.check_fitted()
     periods = np.atleast_1d(np.asarray(t, dtype=float))
     family = model.family_
-    point = np.asarray(fn(family, model.customer_params(pd.DataFrame(index=[0])), periods))
+    customer = _curve_customer(model, group)
+    point = np.asarray(fn(family, model.customer_params(customer), periods))
     frame = pd.DataFrame({name: np.broadcast_to(point, (1, len(periods)))[0]}, index=periods)
     frame.index.name = "period"
     if draws:
         table = model.param_draws(int(draws), seed=seed)
-        params = model.customer_params(pd.DataFrame(index=[0]), table)
+        params = model.customer_params(customer, table)
         values = np.broadcast_to(fn(family, params, periods), (len(table), len(periods)))
         lower, upper = np.quantile(values, [(1 - interval) / 2, (1 + interval) / 2], axis=0)
         frame["lower"], frame["upper"] = lower, upper
@@ -502,17 +516,26 @@ def _curve(model, t, draws, interval, seed, fn, name) -> pd.DataFrame:
     return frame
 
 
-def survival_curve(model, t, draws: int = 200, interval: float = 0.9, seed=None) -> pd.DataFrame:
+def survival_curve(
+    model, t, draws: int = 200, interval: float = 0.9, seed=None, group=None
+) -> pd.DataFrame:
     """``S(t)``, the share of a new cohort still subscribed after each of ``t`` periods, at the
     point estimate, with the equal-tailed ``interval`` over ``draws`` parameter draws
-    (``lower``, ``upper``; none when ``draws=0``)."""
-    return _curve(model, t, draws, interval, seed, lambda f, p, s: f.survival(p, s), "survival")
+    (``lower``, ``upper``; none when ``draws=0``). A hierarchical model gives the curve of
+    ``group`` (a label of its group column), by default of a new group: the population's."""
+    return _curve(
+        model, t, draws, interval, seed, lambda f, p, s: f.survival(p, s), "survival", group
+    )
 
 
-def retention_curve(model, t, draws: int = 200, interval: float = 0.9, seed=None) -> pd.DataFrame:
-    """The retention rate ``r_t = S(t) / S(t-1)`` for each period ``t >= 1``, with intervals as
-    :func:`survival_curve`."""
-    return _curve(model, t, draws, interval, seed, lambda f, p, s: f.retention(p, s), "retention")
+def retention_curve(
+    model, t, draws: int = 200, interval: float = 0.9, seed=None, group=None
+) -> pd.DataFrame:
+    """The retention rate ``r_t = S(t) / S(t-1)`` for each period ``t >= 1``, with intervals
+    and ``group`` as :func:`survival_curve`."""
+    return _curve(
+        model, t, draws, interval, seed, lambda f, p, s: f.retention(p, s), "retention", group
+    )
 
 
 def _active_customers(model, table: pd.DataFrame):

@@ -223,6 +223,17 @@ def test_hierarchical_sbg_pools_the_cohorts(tmp_path):
     assert_ok(result)
     values = pd.read_csv(scored, dtype={"customer_id": str}).set_index("customer_id")
     assert len(values) == 120 and np.isfinite(values["clv_mean"]).all()
+    # the curves of a grouped model: a cohort's, or a new cohort's (the population's)
+    from clvmodels.subscriptions import survival_curve
+
+    periods = [1, 2, 3]
+    assert models.purchase.groups_ == [2020, 2021]  # the file's cohort column, read as numbers
+    curves = {
+        g: survival_curve(models.purchase, periods, draws=20, seed=1, group=g)["survival"]
+        for g in (2020, 2021, None)
+    }
+    assert (curves[2021] > curves[2020]).all()  # the cohort that churns less
+    assert np.all(np.diff(curves[None]) < 0) and ((curves[None] > 0) & (curves[None] < 1)).all()
 
 
 # ---- BG/BB -----------------------------------------------------------------------------------
