@@ -449,12 +449,14 @@ def _frames_from_batches(batches, info: SummaryFile, columns: list[str]) -> Iter
 
 def model_columns(*models) -> list[str]:
     """Extra summary columns the models need to score: the group column of grouped models and
-    the raw covariate columns of covariate models (their ``covariate_columns``)."""
+    the raw covariate columns of static covariate models (their ``covariate_columns``; a
+    time-varying model carries its covariate table, attached with ``with_future_covariates``)."""
     out = []
     for model in models:
         group = getattr(model, "group", None)
         wanted = [group] if isinstance(group, str) else []
-        wanted += list(getattr(model, "covariate_columns", ()))
+        if not hasattr(model, "with_future_covariates"):
+            wanted += list(getattr(model, "covariate_columns", ()))
         out += [c for c in wanted if c not in out]
     return out
 

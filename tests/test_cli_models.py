@@ -436,9 +436,10 @@ def test_subscription_price_model_file_fields_are_checked(tmp_path, regular_tabl
         load_model(directory)
 
 
-def test_time_varying_model_file_round_trip(tmp_path):
-    """TimeVaryingParetoNBD: the estimates round-trip; the loaded model predicts only once the
-    covariates are attached again (a clear error before)."""
+@pytest.fixture(scope="module")
+def time_varying_data():
+    """200 simulated customers of the time-varying Pareto/NBD (holiday-season covariate), the
+    covariates running 12 weeks past the observation end."""
     from clvmodels.estimators.time_varying import simulate_transactions
 
     truth = {"r": 0.8, "alpha": 6.0, "s": 0.7, "beta": 20.0, "purchase.holiday_season": 0.8,
@@ -456,6 +457,13 @@ def test_time_varying_model_file_round_trip(tmp_path):
         transactions, "customer_id", "date", observation_end=end, time_unit="W",
         purchase_period="H",
     )  # fmt: skip
+    return covariates, transactions, summary, end
+
+
+def test_time_varying_model_file_round_trip(tmp_path, time_varying_data):
+    """TimeVaryingParetoNBD: the estimates round-trip; the loaded model predicts only once the
+    covariates are attached again (a clear error before)."""
+    covariates, transactions, summary, _ = time_varying_data
     columns = ["holiday_season"]
     model = clv.TimeVaryingParetoNBD(columns, columns).fit(summary, covariates, transactions)
     directory = save_model(model, tmp_path / "tv")
@@ -473,3 +481,55 @@ def test_time_varying_model_file_round_trip(tmp_path):
     (directory / "model.json").write_text(json.dumps(document))
     with pytest.raises(ModelFileError, match="model.theta"):
         load_model(directory)
+
+
+def test_time_varying_pareto_nbd_from_the_command_line(tmp_path, time_varying_data):
+    """fit --model pareto-tv on transactions with a covariate file, then score with the
+    covariates: the library's estimates and values."""
+    covariates, transactions, _, end = time_varying_data
+    rng = np.random.default_rng(2)
+    tx_path, cov_path = tmp_path / "tx.csv", tmp_path / "covariates.csv"
+    transactions.assign(amount=rng.gamma(4.0, 10.0, len(transactions))).to_csv(tx_path, index=False)
+    covariates.to_csv(cov_path, index=False)
+    out = tmp_path / "tv"
+    end_date = str(end.date())
+    result = invoke(
+        "fit", tx_path, "--model", "pareto-tv", "--time-varying-covariates", cov_path,
+        "--purchase-covariates", "holiday_season", "--dropout-covariates", "holiday_season",
+        "--observation-end", end_date, "--time-unit", "W", "--out", out, "-q",
+    )  # fmt: skip
+    assert_ok(result)
+    models = load_pipeline(out)
+    summary = clv.rfm_summary(
+        str(tx_path), monetary="amount", observation_end=end_date, time_unit="W"
+    )
+    table = covariates.assign(customer_id=covariates["customer_id"].astype(summary.index.dtype))
+    direct = clv.TimeVaryingParetoNBD(["holiday_season"], ["holiday_season"]).fit(
+        summary, table, transactions
+    )
+    np.testing.assert_allclose(models.purchase.params_, direct.params_, rtol=1e-6)
+
+    scored = tmp_path / "clv.csv"
+    result = invoke(
+        "score", tx_path, "--model", out, "--time-varying-covariates", cov_path,
+        "--observation-end", end_date, "--horizon", "10W", "--kind", "point", "--out", scored,
+        "-q",
+    )  # fmt: skip
+    assert_ok(result)
+    values = pd.read_csv(scored, dtype={"customer_id": summary.index.dtype})
+    values = values.set_index("customer_id")
+    expected = clv.lifetime_value(
+        models.purchase.with_future_covariates(table), models.spend, summary, horizon="10W",
+        annual_discount_rate=0.1, kind="point",
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        values["clv_mean"].reindex(expected.index), expected["clv_mean"], rtol=1e-9
+    )
+    assert_error(
+        invoke("score", tx_path, "--model", out, "--observation-end", end_date),
+        "--time-varying-covariates FILE",
+    )
+    assert_error(
+        invoke("fit", tx_path, "--model", "pareto-tv", "--out", tmp_path / "x"),
+        "--time-varying-covariates FILE",
+    )

@@ -48,6 +48,7 @@ from clvmodels.cli.options import (
     StartOpt,
     SummaryCustomerIdOpt,
     TimeUnitOpt,
+    TimeVaryingCovariatesOpt,
     after_end_policy,
     check_choice,
     check_output_parent,
@@ -57,14 +58,17 @@ from clvmodels.cli.options import (
     in_cli_words,
 )
 from clvmodels.cli.pipeline import (
+    TIME_VARYING_MODEL,
     customer_table,
     fit_columns,
     fit_diagnostics,
     fit_models,
     fit_table_models,
+    fit_time_varying,
     is_summary_file,
     not_positive_spend_error,
     read_covariates_file,
+    read_time_varying_covariates,
     reads_rfm_summary,
     remove_leftovers,
     score_table,
@@ -74,6 +78,12 @@ from clvmodels.cli.pipeline import (
 from clvmodels.cli.report import figures_folder, write_report
 from clvmodels.errors import InputError
 from clvmodels.io import scratch_prefix, staged_outputs
+
+
+def _fit_model_names() -> list[str]:
+    """``fit --model`` choices: the registry's purchase models and the time-varying
+    Pareto/NBD."""
+    return [*registry.purchase_model_names(), TIME_VARYING_MODEL]
 
 
 def _rfm_model_names() -> list[str]:
@@ -243,7 +253,9 @@ def fit(
     model: Annotated[
         str,
         typer.Option(
-            "--model", "-m", help=f"Purchase model: {', '.join(registry.purchase_model_names())}."
+            "--model",
+            "-m",
+            help=f"Purchase model: {', '.join(_fit_model_names())}.",
         ),
     ] = "bgnbd",
     spend: Annotated[
@@ -275,6 +287,8 @@ def fit(
     end: EndOpt = "end",
     datetime_col: DatetimeOpt = "date",
     datetime_format: DatetimeFormatOpt = None,
+    monetary: MonetaryOpt = "amount",
+    time_varying_covariates: TimeVaryingCovariatesOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -288,7 +302,12 @@ def fit(
     from clvmodels.scoring import inspect_summary_file
 
     console = Console(s["quiet"])
-    check_choice("--model", s["model"], registry.purchase_model_names())
+    check_choice("--model", s["model"], _fit_model_names())
+    if s["model"] == TIME_VARYING_MODEL:
+        _fit_time_varying_model(s, console)
+        return
+    if s["time_varying_covariates"] is not None:
+        raise InputError(f"--time-varying-covariates is for --model {TIME_VARYING_MODEL}")
     purchase_class = registry.estimator_class("purchase", s["model"])
     if not reads_rfm_summary(purchase_class):
         _fit_table_model(s, purchase_class, console)
@@ -361,6 +380,59 @@ def fit(
             "n_customers": info.n_customers,
             "customer_id": info.customer_id,
             "spend_fit": notes["spend_fit"],
+        },
+        before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
+    )
+    console.params_table(purchase_model, spend_model)
+    console.info(f"saved the models to {s['out']}")
+
+
+def _fit_time_varying_model(s: dict, console: Console) -> None:
+    """``clvmodels fit --model pareto-tv``: the time-varying Pareto/NBD and Gamma-Gamma on a
+    transactions file with a covariate table per period; the model directory keeps the
+    estimates (the covariates are data: ``score`` takes them again)."""
+    from clvmodels.io import save_pipeline
+
+    columns = {
+        key: covariate_columns(f"--{key}-covariates", s[f"{key}_covariates"])
+        for key in ("purchase", "dropout")
+    }
+    if s["time_varying_covariates"] is None or not any(columns.values()):
+        raise InputError(
+            f"--model {TIME_VARYING_MODEL} needs --time-varying-covariates FILE and the columns "
+            "to use (--purchase-covariates, --dropout-covariates)"
+        )
+    if s["covariates"] is not None or s["spend_covariates"] or s["spend"] != "gamma-gamma":
+        raise InputError(
+            f"--model {TIME_VARYING_MODEL} is fit with Gamma-Gamma without covariates; "
+            "--covariates, --spend-covariates and --spend are not used"
+        )
+    path = Path(s["summary"])
+    check_outputs([s["out"]], [path, s["config"], s["time_varying_covariates"]])
+    remove_leftovers(console, s["out"])
+    run = Run("fit", s)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        purchase_model, spend_model, summary = fit_time_varying(
+            path, {**s, **{f"{k}_covariates": v for k, v in columns.items()}}, console
+        )
+    console.warn(caught)
+    run.add_warnings(caught)
+    run.add_input(path, "transactions", n_customers=len(summary))
+    run.add_input(s["time_varying_covariates"], "time-varying covariates")
+    diagnostics = {
+        "purchase": fit_diagnostics(purchase_model),
+        "spend": fit_diagnostics(spend_model),
+    }
+    run.record["outputs"].append({"path": str(s["out"])})
+    save_pipeline(
+        s["out"],
+        purchase_model,
+        spend_model,
+        metadata={
+            "fit_on": str(path.resolve()),
+            "n_customers": len(summary),
+            "customer_id": s["customer_id"] or "customer_id",
         },
         before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
     )
@@ -513,6 +585,7 @@ def score(
     datetime_format: DatetimeFormatOpt = None,
     monetary: MonetaryOpt = "amount",
     covariates: ScoreCovariatesFileOpt = None,
+    time_varying_covariates: TimeVaryingCovariatesOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -531,7 +604,10 @@ def score(
     if s["out"] is not None:
         check_output_parent(s["out"])
         outputs = [s["out"], manifest_path(s["out"])]
-        check_outputs(outputs, [s["input"], s["model"], s["config"], s["covariates"]])
+        check_outputs(
+            outputs,
+            [s["input"], s["model"], s["config"], s["covariates"], s["time_varying_covariates"]],
+        )
     remove_leftovers(console, *outputs)
     run = Run("score", s)
     with (
@@ -636,6 +712,12 @@ def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict,
     info = inspect_summary_file(summary_path, customer_id=customer_id, time_unit=summary_unit)
     if models is not None:
         purchase_model, spend_model = models.purchase, models.spend
+        if hasattr(purchase_model, "with_future_covariates"):
+            purchase_model = _attach_time_varying_covariates(s, purchase_model, info, run)
+        elif s["time_varying_covariates"] is not None:
+            raise InputError(
+                f"--time-varying-covariates is for a --model {TIME_VARYING_MODEL} directory"
+            )
     else:
         notes: dict = {}
         purchase_model, spend_model = fit_models(
@@ -656,9 +738,15 @@ def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict,
         from clvmodels.scoring import model_columns
 
         wanted = model_columns(purchase_model, spend_model)
-        if not any(getattr(m, "covariate_columns", ()) for m in (purchase_model, spend_model)):
+        static = [
+            m
+            for m in (purchase_model, spend_model)
+            if getattr(m, "covariate_columns", ()) and not hasattr(m, "with_future_covariates")
+        ]
+        if not static:
             raise InputError(
-                "--covariates is for models fit with covariates; the models score without them"
+                "--covariates is for models fit with static covariates (fit --covariates); "
+                "these models score without them"
             )
         covariate_table = read_covariates_file(Path(s["covariates"]), info.customer_id)
         run.add_input(s["covariates"], "covariates")
@@ -682,6 +770,39 @@ def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict,
             covariates=covariate_table,
             **valuation,
         )
+
+
+def _attach_time_varying_covariates(s: dict, model, info, run: Run):
+    """The loaded time-varying Pareto/NBD with its covariates (``--time-varying-covariates``,
+    from the customers' first purchases to the end of the horizon). The summary must end where
+    the model's fit did: each customer is placed on the calendar from that date and ``T``."""
+    import pandas as pd
+
+    from clvmodels.scoring import connect, describe_file
+
+    if s["time_varying_covariates"] is None:
+        raise InputError(
+            f"the model in {s['model']} is a time-varying Pareto/NBD: pass "
+            "--time-varying-covariates FILE (its covariates per period, to the end of the horizon)"
+        )
+    recorded = info.metadata.get("observation_end")
+    if recorded is None or pd.Timestamp(recorded) != pd.Timestamp(model.observation_end_):
+        raise InputError(
+            f"{info.path.name} ends on {recorded or 'an unrecorded date'} but the time-varying "
+            f"model was fit on data ending {pd.Timestamp(model.observation_end_).date()}: score "
+            "the transactions (or the `clvmodels rfm` Parquet summary) it was fit on, with "
+            "--observation-end at that date"
+        )
+    con = connect()
+    try:
+        types = {row[0]: str(row[1]).upper() for row in describe_file(con, info.path, info.format)}
+    finally:
+        con.close()
+    as_text = "CHAR" in types.get(info.customer_id, "VARCHAR")
+    table = read_time_varying_covariates(Path(s["time_varying_covariates"]), id_as_text=as_text)
+    run.add_input(s["time_varying_covariates"], "time-varying covariates")
+    with in_cli_words():
+        return model.with_future_covariates(table)
 
 
 def _score_input(

@@ -132,6 +132,18 @@ ScoreCovariatesFileOpt = Annotated[
         show_default=False,
     ),
 ]
+TimeVaryingCovariatesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--time-varying-covariates",
+        help="--model pareto-tv: covariates per period (CSV/Parquet): date (the start of each "
+        "period, a regular grid), optionally customer_id, and the covariate columns; fit: from "
+        "each customer's first purchase to the observation end; score: to the end of the "
+        "horizon.",
+        rich_help_panel="Covariates",
+        show_default=False,
+    ),
+]
 PurchaseCovariatesOpt = Annotated[
     str | None,
     typer.Option(

@@ -710,3 +710,99 @@ def score_table(
         columns=list(scored.columns),
         random_seed=random_seed,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# the time-varying Pareto/NBD: covariates per customer and period
+# --------------------------------------------------------------------------------------------
+#: the command line's name of :class:`clvmodels.TimeVaryingParetoNBD` (not a registry model:
+#: it is fit on the summary, the transactions and a covariate table per period)
+TIME_VARYING_MODEL = "pareto-tv"
+
+
+def read_time_varying_covariates(path: Path, id_as_text: bool):
+    """A covariate table per period (CSV/Parquet): ``date`` (the start of each period),
+    optionally ``customer_id``, and the covariate columns. The customer ids are read as text
+    (``id_as_text``) or as numbers, to match the summary they are joined with."""
+    import numpy as np
+    import pandas as pd
+
+    from clvmodels.scoring import check_input_file, file_format
+
+    check_input_file(path)
+    if file_format(path) == "parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, dtype={"customer_id": str})
+    if "date" not in frame.columns:
+        raise InputError(
+            f"{path.name} has no 'date' column; found "
+            + ", ".join(map(str, frame.columns))
+            + ". Fix: one row per period (and customer), dated at the start of the period"
+        )
+    if "customer_id" in frame.columns:
+        ids = frame["customer_id"]
+        if id_as_text:
+            frame["customer_id"] = ids.astype(str)
+        else:
+            numbers = pd.to_numeric(ids, errors="coerce")
+            bad = numbers.isna().to_numpy()
+            if bad.any():
+                raise InputError(
+                    f"{path.name}: the summary's customer ids are numbers but 'customer_id' "
+                    f"is not a number in {int(bad.sum())} rows (e.g. "
+                    f"{ids[bad].head(3).tolist()}). Fix: use the summary's ids"
+                )
+            frame["customer_id"] = numbers.astype(np.int64) if (numbers % 1 == 0).all() else numbers
+    return frame
+
+
+def fit_time_varying(path: Path, settings: dict[str, Any], console: Console | None = None):
+    """Fit :class:`clvmodels.TimeVaryingParetoNBD` and Gamma-Gamma on a transactions file.
+
+    ``settings``: ``customer_id``, ``datetime_col``, ``datetime_format``, ``monetary``,
+    ``observation_end``, ``time_unit``, ``time_varying_covariates`` (the file),
+    ``purchase_covariates`` and ``dropout_covariates`` (lists), ``spend_customers``. The
+    summary is :func:`clvmodels.rfm_summary` of the file. Returns ``(purchase,
+    spend, summary)``.
+    """
+    import pandas as pd
+
+    import clvmodels as clv
+
+    customer_id = settings.get("customer_id") or "customer_id"
+    datetime_col = settings.get("datetime_col") or "date"
+    with in_cli_words():
+        summary = clv.rfm_summary(
+            str(path),
+            customer_id=customer_id,
+            datetime=datetime_col,
+            monetary=settings.get("monetary"),
+            observation_end=settings.get("observation_end"),
+            time_unit=settings.get("time_unit") or "W",
+            datetime_format=settings.get("datetime_format"),
+        )
+    frame = read_frame(path, customer_id)
+    as_text = not pd.api.types.is_numeric_dtype(summary.index.dtype)  # ids as the summary's
+    transactions = pd.DataFrame(
+        {
+            "customer_id": frame[customer_id].astype(summary.index.dtype).to_numpy(),
+            "date": pd.to_datetime(frame[datetime_col], format=settings.get("datetime_format")),
+        }
+    )
+    covariates = read_time_varying_covariates(
+        Path(settings["time_varying_covariates"]), id_as_text=as_text
+    )
+    if console is not None:
+        console.info(f"fitting TimeVaryingParetoNBD on {len(summary):,} customers")
+    purchase_model = clv.TimeVaryingParetoNBD(
+        settings.get("purchase_covariates") or (), settings.get("dropout_covariates") or ()
+    ).fit(summary, covariates, transactions)
+    repeat = summary["frequency"] > 0
+    not_positive = repeat & ~(summary["monetary_value"] > 0)
+    if not_positive.any() and settings.get("spend_customers", "all") == "all":
+        raise not_positive_spend_error(int(not_positive.sum()), int(repeat.sum()), path.name)
+    spend_model = registry.estimator_class("spend", "gamma-gamma")().fit(
+        summary[repeat & ~not_positive]
+    )
+    return purchase_model, spend_model, summary
