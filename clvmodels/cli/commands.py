@@ -313,12 +313,15 @@ def fit(
         _fit_table_model(s, purchase_class, console)
         return
     table_options = [
-        f"--{name.replace('_', '-')}" for name in ("period", "price") if s[name] is not None
+        f"--{name.replace('_', '-')}"
+        for name in ("period", "price", "observation_end")
+        if s[name] is not None
     ]
     if table_options:
         raise InputError(
-            f"{' and '.join(table_options)} are for the subscription and BG/BB models (--model "
-            f"sbg, bdw, hierarchical-sbg, bgbb), not --model {s['model']}"
+            f"{', '.join(table_options)}: for the subscription and BG/BB models (--model "
+            f"sbg, bdw, hierarchical-sbg, bgbb), not --model {s['model']} (its summary ends "
+            "where `clvmodels rfm --observation-end` ended it)"
         )
     check_choice("--spend", s["spend"], registry.spend_model_names())
     check_choice("--spend-customers", s["spend_customers"], SPEND_CUSTOMERS)
