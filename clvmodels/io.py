@@ -20,7 +20,10 @@ side by side, each a model directory, plus a ``model.json`` that names them::
 Safety
 ------
 * Loading never imports a module named in the file and never unpickles: the ``class`` field is
-  looked up in :mod:`clvmodels.registry`, the fixed registry of the library's own models.
+  looked up in :mod:`clvmodels.registry`, the fixed registry of the library's own models, and in
+  :data:`OTHER_MODEL_CLASSES` (``SubscriptionPrice``, ``TimeVaryingParetoNBD``: a loaded
+  time-varying model holds no covariates; attach them with ``with_future_covariates(table)``
+  before predicting, or it raises an InputError saying so).
 * ``schema_version`` must equal :data:`SCHEMA_VERSION`; anything else is refused with a message
   saying what wrote the file and what to do. A file whose checksum does not match (a truncated
   or edited ``posterior.nc``) is refused too.
@@ -614,8 +617,9 @@ def save_model(model, directory: str | os.PathLike, *, metadata: dict | None = N
     Parameters
     ----------
     model
-        A fitted clvmodels model (``BetaGeo``, ``ParetoNBD``, ``ModifiedBetaGeo``,
-        ``GammaGamma``, hierarchical models).
+        A fitted clvmodels model: a registry model (``BetaGeo``, ``ParetoNBD``,
+        ``ShiftedBetaGeo``, ``GammaGamma``, hierarchical models, ...), ``SubscriptionPrice`` or
+        ``TimeVaryingParetoNBD`` (its estimates; the covariate table is data and is not saved).
     directory
         Target directory. An existing model directory is replaced atomically; any other
         existing non-empty directory or file is refused.
