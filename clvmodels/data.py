@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import functools
 import gzip
 import numbers
 import os
@@ -1048,63 +1049,258 @@ def _pandas_after(frame, spec, periods, end_period, what):
 def _aggregate(codes, periods, amounts, n_customers):
     """Per customer: first period, last period, number of periods, spend of all periods and of
     the first period (NaN-free), and the sum of the logs of the gaps (in periods) between
-    consecutive purchase periods. Customers without rows get n_periods == 0."""
-    if len(codes) == 0:
-        zeros = np.zeros(n_customers, dtype=np.int64)
-        floats = np.zeros(n_customers)
-        return zeros, zeros, zeros, floats, floats.copy(), floats.copy()
-    pmin = int(periods.min())
-    span = int(periods.max()) - pmin + 1
-    n_rows = len(codes)
-    key_bits = max(int(n_customers * span - 1).bit_length(), 1)
-    row_bits = max(int(n_rows - 1).bit_length(), 1)
-    if key_bits + row_bits <= 63:
-        # sort (customer, period, row) packed in one int64: np.sort is several times faster
-        # than np.argsort, and the low bits give back the row order
-        # (in-place steps: every temporary of n_rows int64 costs page faults)
-        packed = np.multiply(codes, span, dtype=np.int64)
-        packed += periods
-        packed -= pmin
-        packed <<= row_bits
-        packed |= np.arange(n_rows, dtype=np.int64)
-        packed.sort()
-        order = packed & ((1 << row_bits) - 1)
-        packed >>= row_bits
-        sorted_key = packed
-    else:  # pragma: no cover - astronomically many customers x periods
-        order = np.lexsort((periods, codes))
-        sorted_key = codes[order].astype(object) * span + (periods[order] - pmin)
-    new = np.empty(n_rows, dtype=bool)
-    new[0] = True
-    np.not_equal(sorted_key[1:], sorted_key[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    unique_key = sorted_key[starts]
-    p_code, p_period = np.divmod(unique_key, span)
-    p_period += pmin
-    p_amount = np.add.reduceat(amounts[order], starts) if amounts is not None else None
-    new_c = np.empty(len(p_code), dtype=bool)
-    new_c[0] = True
-    np.not_equal(p_code[1:], p_code[:-1], out=new_c[1:])
-    c_start = np.flatnonzero(new_c)
-    c_end = np.append(c_start[1:], len(p_code)) - 1
-    who = p_code[c_start]
+    consecutive purchase periods. Customers without rows get n_periods == 0.
+
+    The rows are grouped by customer and period by the numba kernel :func:`_summarise_rows`
+    (one bucket pass, then each bucket in cache); its sums are those of ``np.add.reduceat``
+    over the rows of each (customer, period) in row order, then over the periods of each
+    customer, and its log-gap sums those of ``np.bincount`` over ``np.log`` of the gaps, to
+    the last bit (tests/test_rfm_fast_paths.py checks both against numpy).
+    """
     first = np.zeros(n_customers, dtype=np.int64)
     last = np.zeros(n_customers, dtype=np.int64)
     count = np.zeros(n_customers, dtype=np.int64)
     total = np.zeros(n_customers)
     first_amount = np.zeros(n_customers)
-    first[who] = p_period[c_start]
-    last[who] = p_period[c_end]
-    count[who] = c_end - c_start + 1
-    if p_amount is not None:
-        total[who] = np.add.reduceat(p_amount, c_start)
-        first_amount[who] = p_amount[c_start]
-    # inter-purchase gaps of the same customer (distinct purchase periods, so every gap >= 1)
-    same = ~new_c[1:]
-    log_gaps = np.bincount(
-        p_code[1:][same], weights=np.log(np.diff(p_period)[same]), minlength=n_customers
-    )
+    log_gaps = np.zeros(n_customers)
+    n_rows = len(codes)
+    if n_rows == 0:
+        return first, last, count, total, first_amount, log_gaps
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    periods = np.ascontiguousarray(periods, dtype=np.int64)
+    pmin = int(periods.min())
+    span = int(periods.max()) - pmin + 1
+    period_bits = max(int(span - 1).bit_length(), 1)
+    # buckets of 2**bucket_bits customers holding ~8,192 rows each: one pass scatters the rows
+    # into buckets, then each bucket is grouped in cache
+    wanted = 8192 * n_customers / n_rows
+    bucket_bits = int(min(16, max(4, round(np.log2(max(wanted, 1.0))))))
+    bucket_bits = min(bucket_bits, 62 - period_bits)
+    if bucket_bits < 1:  # pragma: no cover - periods spanning more than 2**61
+        raise InputError("the dates span too many purchase periods to summarise")
+    # log(gap) for every possible gap, computed by numpy as np.log(np.diff(...)) would; a
+    # span too long for a table sends the gaps back to be logged here
+    with_table = span - 1 <= 4 * n_rows + 65_536
+    log_table = np.log(np.arange(1, span, dtype=np.float64)) if with_table else np.empty(0)
+    gap_out = np.empty(0) if with_table else np.zeros(n_rows)
+    owner_out = np.empty(0, dtype=np.int64) if with_table else np.zeros(n_rows, dtype=np.int64)
+    with_amounts = amounts is not None
+    amounts = np.ascontiguousarray(amounts, dtype=np.float64) if with_amounts else np.empty(0)
+    _compiled_summarise_rows()(
+        codes, periods, amounts, n_customers, pmin, period_bits, bucket_bits, log_table,
+        first, last, count, total, first_amount, log_gaps, gap_out, owner_out,
+        np.empty(n_rows, dtype=np.int64), np.empty(n_rows if with_amounts else 0),
+    )  # fmt: skip
+    if not with_table:
+        is_gap = gap_out > 0
+        log_gaps = np.bincount(
+            owner_out[is_gap], weights=np.log(gap_out[is_gap]), minlength=n_customers
+        )
     return first, last, count, total, first_amount, log_gaps
+
+
+@functools.cache
+def _compiled_summarise_rows():
+    """:func:`_summarise_rows` compiled by numba (imported and compiled at the first summary;
+    cached on disk)."""
+    import numba
+
+    return numba.njit(cache=True, error_model="numpy", boundscheck=False)(_summarise_rows)
+
+
+def _summarise_rows(
+    codes, periods, amounts, n_customers, pmin, period_bits, bucket_bits, log_table,
+    first, last, count, total, first_amount, log_gaps, gap_out, owner_out, key_buf, amt_buf,
+):  # fmt: skip
+    """Fill the per-customer outputs of :func:`_aggregate` (numba kernel; plain Python runs it
+    too, slowly).
+
+    1. Scatter the rows into buckets of ``2**bucket_bits`` consecutive customer codes (stable:
+       each keeps its rows in row order), packing (customer within bucket, period - pmin).
+    2. In each bucket: a counting sort by customer, then the periods of each customer in order
+       (stable: insertion sort, merge sort for long histories; a date-ordered input is already
+       in order), then one walk over the periods.
+
+    Sums are numpy's: ``np.add.reduceat`` of a segment ``x[s:e]`` is
+    ``x[s] + pairwise(x[s+1:e])`` with numpy's pairwise summation (loops_utils.h.src: plain
+    from -0.0 below 8 terms, 8 accumulators up to 128, halves above), first over the rows of
+    each period, then over the periods of the customer. Log gaps add up from 0.0 in order, as
+    ``np.bincount`` does; with an empty ``log_table`` the gaps go to ``gap_out`` (by sorted
+    row, 0 elsewhere) and their customer to ``owner_out``.
+    """
+    n = len(codes)
+    with_amounts = len(amounts) == n
+    with_table = len(log_table) > 0
+    n_buckets = (n_customers >> bucket_bits) + 1
+    bucket_size = 1 << bucket_bits
+    local_mask = bucket_size - 1
+    period_mask = (1 << period_bits) - 1
+    bucket_start = np.zeros(n_buckets + 1, np.int64)
+    for i in range(n):
+        bucket_start[(codes[i] >> bucket_bits) + 1] += 1
+    biggest = 0
+    for b in range(n_buckets):
+        biggest = max(biggest, bucket_start[b + 1])
+        bucket_start[b + 1] += bucket_start[b]
+    fill = bucket_start[:-1].copy()
+    for i in range(n):
+        c = codes[i]
+        j = fill[c >> bucket_bits]
+        fill[c >> bucket_bits] = j + 1
+        key_buf[j] = ((c & local_mask) << period_bits) | (periods[i] - pmin)
+        if with_amounts:
+            amt_buf[j] = amounts[i]
+    key = np.empty(biggest, np.int64)
+    amt = np.empty(biggest if with_amounts else 0, np.float64)
+    group_start = np.empty(biggest + 1, np.int64)
+    period_sum = np.empty(biggest, np.float64)
+    customer_end = np.empty(bucket_size + 1, np.int64)
+    stack_start = np.empty(256, np.int64)
+    stack_len = np.empty(256, np.int64)
+    partial = np.empty(256, np.float64)
+    for b in range(n_buckets):
+        b0 = bucket_start[b]
+        b1 = bucket_start[b + 1]
+        if b0 == b1:
+            continue
+        # counting sort of the bucket by customer
+        customer_end[:] = 0
+        for j in range(b0, b1):
+            customer_end[(key_buf[j] >> period_bits) + 1] += 1
+        for k in range(bucket_size):
+            customer_end[k + 1] += customer_end[k]
+        for j in range(b0, b1):
+            packed = key_buf[j]
+            k = packed >> period_bits
+            t = customer_end[k]
+            customer_end[k] = t + 1
+            key[t] = packed & period_mask
+            if with_amounts:
+                amt[t] = amt_buf[j]
+        s = 0
+        for k in range(bucket_size):
+            e = customer_end[k]
+            if s == e:
+                continue
+            c = (b << bucket_bits) + k
+            ordered = True
+            for j in range(s + 1, e):
+                if key[j - 1] > key[j]:
+                    ordered = False
+                    break
+            if not ordered and e - s > 32:
+                order = np.argsort(key[s:e], kind="mergesort")
+                key[s:e] = key[s:e][order]
+                if with_amounts:
+                    amt[s:e] = amt[s:e][order]
+            elif not ordered:
+                for j in range(s + 1, e):
+                    p = key[j]
+                    a = amt[j] if with_amounts else 0.0
+                    t = j
+                    while t > s and key[t - 1] > p:
+                        key[t] = key[t - 1]
+                        if with_amounts:
+                            amt[t] = amt[t - 1]
+                        t -= 1
+                    key[t] = p
+                    if with_amounts:
+                        amt[t] = a
+            # one walk over the periods
+            prev = key[s]
+            group_start[0] = s
+            n_groups = 1
+            log_sum = 0.0
+            for j in range(s + 1, e):
+                p = key[j]
+                if p != prev:
+                    if with_table:
+                        log_sum += log_table[p - prev - 1]
+                    else:
+                        gap_out[b0 + j] = p - prev
+                        owner_out[b0 + j] = c
+                    group_start[n_groups] = j
+                    n_groups += 1
+                    prev = p
+            group_start[n_groups] = e
+            first[c] = key[s] + pmin
+            last[c] = prev + pmin
+            count[c] = n_groups
+            log_gaps[c] = log_sum
+            if with_amounts:
+                # level 0: the rows of each period -> period_sum; level 1: the periods -> total
+                for level in range(2):
+                    src = amt if level == 0 else period_sum
+                    for g in range(n_groups if level == 0 else 1):
+                        lo = group_start[g] if level == 0 else 0
+                        hi = group_start[g + 1] if level == 0 else n_groups
+                        acc = src[lo]
+                        m = hi - lo - 1
+                        if 0 < m < 8:
+                            rest = -0.0
+                            for i in range(lo + 1, hi):
+                                rest += src[i]
+                            acc += rest
+                        elif m >= 8:  # numpy's pairwise recursion, with explicit stacks
+                            top = 0
+                            stack_start[0] = lo + 1
+                            stack_len[0] = m
+                            n_partial = 0
+                            while top >= 0:
+                                at = stack_start[top]
+                                size = stack_len[top]
+                                top -= 1
+                                if size < 0:  # both halves done: left + right
+                                    n_partial -= 1
+                                    partial[n_partial - 1] += partial[n_partial]
+                                elif size < 8:
+                                    r = -0.0
+                                    for i in range(at, at + size):
+                                        r += src[i]
+                                    partial[n_partial] = r
+                                    n_partial += 1
+                                elif size <= 128:
+                                    r0, r1, r2, r3 = src[at], src[at + 1], src[at + 2], src[at + 3]
+                                    r4, r5, r6, r7 = (
+                                        src[at + 4],
+                                        src[at + 5],
+                                        src[at + 6],
+                                        src[at + 7],
+                                    )
+                                    i = at + 8
+                                    stop = at + size - size % 8
+                                    while i < stop:
+                                        r0 += src[i]
+                                        r1 += src[i + 1]
+                                        r2 += src[i + 2]
+                                        r3 += src[i + 3]
+                                        r4 += src[i + 4]
+                                        r5 += src[i + 5]
+                                        r6 += src[i + 6]
+                                        r7 += src[i + 7]
+                                        i += 8
+                                    r = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+                                    while i < at + size:
+                                        r += src[i]
+                                        i += 1
+                                    partial[n_partial] = r
+                                    n_partial += 1
+                                else:
+                                    half = size // 2
+                                    half -= half % 8
+                                    stack_len[top + 1] = -1  # then add the two halves
+                                    stack_start[top + 2] = at + half
+                                    stack_len[top + 2] = size - half
+                                    stack_start[top + 3] = at
+                                    stack_len[top + 3] = half
+                                    top += 3
+                            acc += partial[0]
+                        if level == 0:
+                            period_sum[g] = acc
+                        else:
+                            total[c] = acc
+                first_amount[c] = period_sum[0]
+            s = e
 
 
 # --------------------------------------------------------------------------------------------
