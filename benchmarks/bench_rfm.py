@@ -440,8 +440,12 @@ Machine: {os.cpu_count()} CPUs shared with other jobs (load average {load_start[
 the same data, are what count. Versions: {", ".join(f"{k} {v}" for k, v in versions.items())}.
 
 Notes
-- The pandas engine sorts one packed int64 key per row (customer, day, row) with numpy's
-  vectorised sort and reduces with `np.add.reduceat`; no Python-level groupby.
+- The pandas engine groups the rows with a numba kernel (`_summarise_rows` in
+  `clvmodels/data.py`): one pass scatters them into buckets of customers, then each bucket is
+  sorted by customer and day in cache and walked once; its sums equal numpy's
+  `np.add.reduceat` / `np.bincount` bit for bit (`tests/test_rfm_fast_paths.py`). It is
+  compiled at the first summary of a process (cached on disk, so only the first process pays
+  for it); the warm-up excludes that.
 - The DuckDB engine reads the file (or the registered frame), parses dates in SQL, and
   streams three compact columns (customer, day number, amount) into the same numpy reduction,
   one hash partition of customers (at most {clv.data.DUCKDB_PARTITION_ROWS:,} rows) at a time, so
