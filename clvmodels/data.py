@@ -3,8 +3,9 @@
 Two engines give identical results (bit for bit: they share the reduction kernel, the CSV
 reader and the parsers of text dates and amounts):
 
-* ``engine="pandas"``: the input frame is validated with pandas and reduced in numpy (one
-  vectorised sort of a packed (customer, period, row) key, then ``np.add.reduceat``);
+* ``engine="pandas"``: the input frame is validated with pandas and reduced by a numba kernel
+  (rows scattered into buckets of customers, each bucket grouped by customer and period in
+  cache; its sums equal ``np.add.reduceat``'s bit for bit);
 * ``engine="duckdb"``: an embedded DuckDB reads the input (CSV and Parquet files directly,
   never as a pandas frame), parses dates, validates every row in SQL and streams three compact
   columns (customer, period number, amount) into the same numpy reduction, one hash partition
