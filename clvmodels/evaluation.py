@@ -874,7 +874,8 @@ def tracking_data(
     cohorts = birth_cohorts(model, births, start, covariates)
     expected_cum = np.zeros(n_periods)
     to_unit = 1.0 / units.days_per(unit)
-    for (b, *values), count in cohorts.items():
+    for key, count in cohorts.items():
+        b, *values = key if isinstance(key, tuple) else (key,)
         age_days = edges_days - (b + 1)  # a birth on day b starts the clock at the end of day b
         alive = age_days > 0
         if alive.any():
