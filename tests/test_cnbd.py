@@ -28,7 +28,7 @@ NBD = {"bg": bg_nbd, "mbg": mbg_nbd}
 SHIFT = {"bg": 0.0, "mbg": 1.0}
 
 # BTYDplus 1.2.0 mbgcnbd.EstimateParameters(cbs, k) on data/sim_mbgcnbd_k3_summary.csv
-# (/work/shared/REFERENCE.md): k -> (r, alpha, a, b, log-likelihood)
+# (values copied from the R packages' reference runs): k -> (r, alpha, a, b, log-likelihood)
 BTYDPLUS_SIM = {
     1: (0.7056516, 4.390169, 0.7135404, 2.650037, -41505.1964),
     2: (0.8171161, 2.145582, 0.747278, 2.290173, -39066.2354),

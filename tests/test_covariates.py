@@ -23,7 +23,7 @@ from clvmodels.families.pareto_nbd import ParetoNBDFamily
 DATA = Path(__file__).parent / "data"
 BOTH = dict(purchase_covariates=["gender", "channel"], dropout_covariates=["gender", "channel"])
 
-# CLVTools 0.12.1 on apparel, 104-week calibration to 2006-12-31 (shared/REFERENCE.md)
+# CLVTools 0.12.1 on apparel, 104-week calibration to 2006-12-31 (values copied from the R packages' reference runs)
 CLVTOOLS_PARETO = {
     "r": 1.837843,
     "alpha": 92.91235,

@@ -28,7 +28,7 @@ DATA = Path(__file__).parent / "data"
 FAMILY = gg.GGompertzNBDFamily()
 NAMES = FAMILY.param_names
 
-# CLVTools 0.12.1 (shared/REFERENCE.md): CDNOW sample, 39-week calibration, weeks
+# CLVTools 0.12.1 (values copied from the R packages' reference runs): CDNOW sample, 39-week calibration, weeks
 CLVTOOLS_CDNOW = {
     "r": 0.553039,
     "alpha": 10.5727,

@@ -19,7 +19,7 @@ from clvmodels.families import pareto_nbd_dyncov as dyncov
 DATA = Path(__file__).parent / "data"
 COLUMNS = ["high_season", "gender", "channel"]
 # CLVTools 0.12.1, pnbd() with apparelDynCov, high_season + gender + channel on both processes,
-# 104-week calibration to 2006-12-31 (../shared/REFERENCE.md)
+# 104-week calibration to 2006-12-31 (values copied from the R packages' reference runs)
 CLVTOOLS = {
     "r": 1.977741,
     "alpha": 115.1779,
