@@ -27,13 +27,13 @@ from scipy import stats
 
 from clvmodels import units
 from clvmodels.errors import ConvergenceWarning, InputError, TimeUnitError
-from clvmodels.estimators.mle import FittedModel, PurchasePredictions
+from clvmodels.estimators.mle import FittedModel, PurchaseModel, PurchasePredictions
 from clvmodels.families.base import FitRows
 from clvmodels.families.pareto_nbd import ParetoNBDFamily
 from clvmodels.families.pareto_nbd_dyncov import (
     PARAM_NAMES,
     ParetoNBDDynamicCovariatesFamily,
-    log_likelihood_terms,
+    rows_log_likelihood,
     simulate_purchases,
 )
 from clvmodels.optimize import compress_rows, minimize_negative_log_likelihood, numerical_hessian
@@ -677,38 +677,12 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
             np.asarray(values)[0], index=summary.index, name="discounted_expected_purchases"
         )
 
-    def predict(self, summary: pd.DataFrame, t) -> pd.DataFrame:
-        """``expected_purchases`` in the next ``t`` and ``probability_alive`` in one frame."""
-        params, customer = self._prepare(summary)
-        alive = self.family_.probability_alive(params, *customer)
-        expected = self.family_.expected_purchases(
-            params, *customer, self.to_model_time(t), p_alive=alive
-        )
-        return pd.DataFrame(
-            {
-                "expected_purchases": np.asarray(expected)[0],
-                "probability_alive": np.asarray(alive)[0],
-            },
-            index=summary.index,
-        )
+    predict = PurchaseModel.predict  # the family's predictions, written once in mle.py
 
     def log_likelihood_per_customer(self) -> np.ndarray:
         """Per distinct fitting row, the log-likelihood at the estimate (with ``rows_.counts``)."""
-        rows = self.rows_
-        values, _ = log_likelihood_terms(
-            self.theta_,
-            len(self.purchase_covariates),
-            rows["frequency"],
-            rows["recency"],
-            rows["T"],
-            rows["path"],
-            rows["start_period"],
-            rows["first_period_length"],
-            rows.aux["period_length"],
-            rows.aux["purchase_covariates"],
-            rows.aux["dropout_covariates"],
-            rows.aux["purchase_sums"],
-            want_gradient=False,
+        values, _ = rows_log_likelihood(
+            self.theta_, self.rows_, len(self.purchase_covariates), want_gradient=False
         )
         return values
 

@@ -145,23 +145,46 @@ def _period_start(p, first_length, period_length):
 
 
 @numba.njit(cache=True)
-def _segment(
-    length, A0, B0, dA0, dB0, a, b, za, zb, rx, r, alpha, s, beta, want_gradient, grad, nodes, w
-):
+def _multipliers(covariates, d, row, q):
+    """``(a, b, ok)``: the purchase and dropout multipliers of period ``q`` of path ``row`` at
+    draw ``d``; ``covariates`` is (purchase coefficients, purchase covariates, dropout
+    coefficients, dropout covariates), ``ok`` is False where the period is missing."""
+    coef_a, Z_a, coef_b, Z_b = covariates
+    a = _multiplier(coef_a[d], Z_a, row, q)
+    b = _multiplier(coef_b[d], Z_b, row, q)
+    return a, b, math.isfinite(a) and math.isfinite(b)
+
+
+@numba.njit(cache=True)
+def _log_drop(shape_a, a, base_a, shape_b, b, base_b, length):
+    """How far the log of ``(base_a + a u)^-shape_a (base_b + b u)^-shape_b`` falls from
+    ``u = 0`` to ``length``."""
+    return shape_a * math.log1p(a * length / base_a) + shape_b * math.log1p(b * length / base_b)
+
+
+@numba.njit(cache=True)
+def _subintervals(drop):
+    """Gauss-Legendre sub-intervals of a piece over which the log-integrand falls by ``drop``:
+    at most 1 each (up to MAX_SUBINTERVALS)."""
+    return min(max(1, int(math.ceil(drop))), MAX_SUBINTERVALS)
+
+
+@numba.njit(cache=True)
+def _segment(length, A0, B0, dA0, dB0, a, b, za, zb, shape, want_gradient, grad, quadrature):
     """log int_0^length s b (alpha+A0+a v)^-rx (beta+B0+b v)^-(s+1) dv (one period's piece of
-    the dropout integral, the clocks at its start A0, B0 with derivatives dA0, dB0), and in
-    ``grad`` the mean of the log-integrand's gradient (w.r.t. log r, log alpha, log s, log beta,
-    purchase, dropout) under the integrand. Gauss-Legendre on sub-intervals over which the
+    the dropout integral, the clocks at its start A0, B0 with derivatives dA0, dB0; ``shape``
+    is (rx, r, alpha, s, beta)), and in ``grad`` the mean of the log-integrand's gradient
+    (w.r.t. log r, log alpha, log s, log beta, purchase, dropout) under the integrand.
+    Gauss-Legendre (``quadrature``: nodes, weights) on sub-intervals over which the
     log-integrand falls by at most 1; -inf for an empty piece."""
+    rx, r, alpha, s, beta = shape
+    nodes, w = quadrature
     k1 = za.shape[0]
     k2 = zb.shape[0]
     grad[:] = 0.0
     if length <= 0.0:
         return -np.inf
-    drop = rx * math.log1p(a * length / (alpha + A0)) + (s + 1.0) * math.log1p(
-        b * length / (beta + B0)
-    )
-    n_sub = min(max(1, int(math.ceil(drop))), MAX_SUBINTERVALS)
+    n_sub = _subintervals(_log_drop(rx, a, alpha + A0, s + 1.0, b, beta + B0, length))
     h = length / n_sub
     log_sb = math.log(s * b)
     m = -np.inf
@@ -192,6 +215,31 @@ def _segment(
         for j in range(grad.shape[0]):
             grad[j] /= total
     return m + math.log(total)
+
+
+@numba.njit(cache=True)
+def _clocks_at(walk, p, u, za, zb, dA, dB):
+    """``(A, B)``: the two clocks ``u`` into period ``p`` of a walk (``walk``: the clocks at the
+    start of each period, their slopes, and their derivatives w.r.t. the coefficients), the
+    derivatives written to ``dA``, ``dB`` (``za``, ``zb``: the period's covariates)."""
+    clock_a, clock_b, slope_a, slope_b, d_clock_a, d_clock_b = walk
+    for j in range(dA.shape[0]):
+        dA[j] = d_clock_a[p, j] + slope_a[p] * za[j] * u
+    for j in range(dB.shape[0]):
+        dB[j] = d_clock_b[p, j] + slope_b[p] * zb[j] * u
+    return clock_a[p] + slope_a[p] * u, clock_b[p] + slope_b[p] * u
+
+
+@numba.njit(cache=True)
+def _period_piece(walk, p, u, length, za, zb, shape, dA, dB, want_gradient, grad, quadrature):
+    """:func:`_segment` over ``length`` from ``u`` into period ``p`` of a walk (as in
+    :func:`_clocks_at`; ``dA``, ``dB`` are scratch for the clocks' derivatives)."""
+    A0, B0 = _clocks_at(walk, p, u, za, zb, dA, dB)
+    slope_a, slope_b = walk[2], walk[3]
+    return _segment(
+        length, A0, B0, dA, dB, slope_a[p], slope_b[p], za, zb, shape, want_gradient, grad,
+        quadrature,
+    )  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -290,6 +338,7 @@ def _likelihood_kernel(
     log_alpha = math.log(alpha)
     log_beta = math.log(beta)
     lgamma_r = math.lgamma(r)
+    quadrature = (nodes, node_weights)
     g_a = np.zeros(n_par)
     g_b = np.zeros(n_par)
     g_m = np.zeros(n_par)
@@ -318,6 +367,8 @@ def _likelihood_kernel(
         slope_b = np.empty(P)
         d_clock_a = np.empty((P, k1))
         d_clock_b = np.empty((P, k2))
+        walk = (clock_a, clock_b, slope_a, slope_b, d_clock_a, d_clock_b)
+        shape = (rx, r, alpha, s, beta)
         tail_log = np.empty(P)
         tail_grad = np.zeros((P, n_par))
         piece_log = np.empty(P)
@@ -356,26 +407,10 @@ def _likelihood_kernel(
             length = _period_end(p, first, period_length) - _period_start(p, first, period_length)
             piece_log[p] = -np.inf
             if lowest <= p < P - 1:
-                piece_log[p] = _segment(
-                    length,
-                    A,
-                    B,
-                    d_clock_a[p],
-                    d_clock_b[p],
-                    a,
-                    b,
-                    za,
-                    zb,
-                    rx,
-                    r,
-                    alpha,
-                    s,
-                    beta,
-                    want_gradient,
-                    piece_grad[p],
-                    nodes,
-                    node_weights,
-                )
+                piece_log[p] = _period_piece(
+                    walk, p, 0.0, length, za, zb, shape, dA1, dB1, want_gradient, piece_grad[p],
+                    quadrature,
+                )  # fmt: skip
             A += a * length
             B += b * length
             for j in range(k1):
@@ -398,10 +433,9 @@ def _likelihood_kernel(
             txi = t_x[i]
             p2 = _period_of(Ti, first, period_length, True)
             u2 = Ti - _period_start(p2, first, period_length)
-            A_T = clock_a[p2] + slope_a[p2] * u2
-            B_T = clock_b[p2] + slope_b[p2] * u2
             zb2 = Z_dropout[row, start[c0] + p2]
             za2 = Z_purchase[row, start[c0] + p2]
+            A_T, B_T = _clocks_at(walk, p2, u2, za2, zb2, dA1, dB1)
             # the alive term (alpha+A(T))^-(r+x) (beta+B(T))^-s
             log_e = -rx * math.log(alpha + A_T) - s * math.log(beta + B_T)
             if want_gradient:
@@ -410,88 +444,30 @@ def _likelihood_kernel(
                 g_e[2] = -s * math.log(beta + B_T)
                 g_e[3] = -beta * s / (beta + B_T)
                 for j in range(k1):
-                    g_e[4 + j] = (
-                        -rx * (d_clock_a[p2, j] + slope_a[p2] * za2[j] * u2) / (alpha + A_T)
-                    )
+                    g_e[4 + j] = -rx * dA1[j] / (alpha + A_T)
                 for j in range(k2):
-                    g_e[4 + k1 + j] = (
-                        -s * (d_clock_b[p2, j] + slope_b[p2] * zb2[j] * u2) / (beta + B_T)
-                    )
+                    g_e[4 + k1 + j] = -s * dB1[j] / (beta + B_T)
             log_i = -np.inf
             if txi < Ti:
                 p1 = min(_period_of(txi, first, period_length, False), p2)
                 u1 = txi - _period_start(p1, first, period_length)
                 za1 = Z_purchase[row, start[c0] + p1]
                 zb1 = Z_dropout[row, start[c0] + p1]
-                for j in range(k1):
-                    dA1[j] = d_clock_a[p1, j] + slope_a[p1] * za1[j] * u1
-                for j in range(k2):
-                    dB1[j] = d_clock_b[p1, j] + slope_b[p1] * zb1[j] * u1
-                A1 = clock_a[p1] + slope_a[p1] * u1
-                B1 = clock_b[p1] + slope_b[p1] * u1
                 if p1 == p2:
-                    log_i = _segment(
-                        Ti - txi,
-                        A1,
-                        B1,
-                        dA1,
-                        dB1,
-                        slope_a[p1],
-                        slope_b[p1],
-                        za1,
-                        zb1,
-                        rx,
-                        r,
-                        alpha,
-                        s,
-                        beta,
-                        want_gradient,
-                        g_i,
-                        nodes,
-                        node_weights,
-                    )
+                    log_i = _period_piece(
+                        walk, p1, u1, Ti - txi, za1, zb1, shape, dA1, dB1, want_gradient, g_i,
+                        quadrature,
+                    )  # fmt: skip
                 else:
                     end1 = _period_end(p1, first, period_length)
-                    log_first = _segment(
-                        end1 - txi,
-                        A1,
-                        B1,
-                        dA1,
-                        dB1,
-                        slope_a[p1],
-                        slope_b[p1],
-                        za1,
-                        zb1,
-                        rx,
-                        r,
-                        alpha,
-                        s,
-                        beta,
-                        want_gradient,
-                        g_a,
-                        nodes,
-                        node_weights,
-                    )
-                    log_last = _segment(
-                        u2,
-                        clock_a[p2],
-                        clock_b[p2],
-                        d_clock_a[p2],
-                        d_clock_b[p2],
-                        slope_a[p2],
-                        slope_b[p2],
-                        za2,
-                        zb2,
-                        rx,
-                        r,
-                        alpha,
-                        s,
-                        beta,
-                        want_gradient,
-                        g_b,
-                        nodes,
-                        node_weights,
-                    )
+                    log_first = _period_piece(
+                        walk, p1, u1, end1 - txi, za1, zb1, shape, dA1, dB1, want_gradient, g_a,
+                        quadrature,
+                    )  # fmt: skip
+                    log_last = _period_piece(
+                        walk, p2, 0.0, u2, za2, zb2, shape, dA1, dB1, want_gradient, g_b,
+                        quadrature,
+                    )  # fmt: skip
                     log_i = _log_sum(log_first, g_a, log_last, g_b, g_i)
                     if p2 > p1 + 1:
                         log_middle = _log_difference(
@@ -521,28 +497,13 @@ def _likelihood_kernel(
 
 
 @numba.njit(cache=True)
-def _alive_kernel(
-    r,
-    alpha,
-    s,
-    beta,
-    coef_a,
-    Z_a,
-    coef_b,
-    Z_b,
-    x,
-    t_x,
-    T,
-    path,
-    start,
-    first_length,
-    period_length,
-    nodes,
-    w,
-):
+def _alive_kernel(model, covariates, x, t_x, T, customer_path, nodes, w):
     """Per (draw, customer): log P(alive at T), A(T), B(T); status 1 where a period is
-    missing. Parameter arrays have one value (coefficient row) per draw; covariates are
-    (paths, periods, columns)."""
+    missing. ``model``: r, alpha, s, beta with one value per draw; ``covariates``: as in
+    :func:`_multipliers` (a coefficient row per draw; covariates (paths, periods, columns));
+    ``customer_path``: path, start period, first period's length, period length."""
+    r, alpha, s, beta = model
+    path, start, first_length, period_length = customer_path
     n_draws = r.shape[0]
     n = x.shape[0]
     log_alive = np.empty((n_draws, n))
@@ -562,10 +523,8 @@ def _alive_kernel(
             while lo < T[i]:
                 hi = _period_end(p, first_length[i], period_length)
                 hi_c = min(hi, T[i])
-                q = start[i] + p
-                a = _multiplier(coef_a[d], Z_a, path[i], q)
-                b = _multiplier(coef_b[d], Z_b, path[i], q)
-                if not (math.isfinite(a) and math.isfinite(b)):
+                a, b, ok = _multipliers(covariates, d, path[i], start[i] + p)
+                if not ok:
                     status[i] = 1
                     break
                 u0 = max(lo, t_x[i])
@@ -573,10 +532,7 @@ def _alive_kernel(
                     A0 = A + a * (u0 - lo)
                     B0 = B + b * (u0 - lo)
                     length = hi_c - u0
-                    drop = rx * math.log1p(a * length / (ad + A0)) + (sd + 1.0) * math.log1p(
-                        b * length / (bd + B0)
-                    )
-                    n_sub = min(max(1, int(math.ceil(drop))), MAX_SUBINTERVALS)
+                    n_sub = _subintervals(_log_drop(rx, a, ad + A0, sd + 1.0, b, bd + B0, length))
                     h = length / n_sub
                     for sub in range(n_sub):
                         for g in range(nodes.shape[0]):
@@ -606,53 +562,57 @@ def _alive_kernel(
 
 
 @numba.njit(cache=True)
-def _future_kernel(
-    s,
-    beta,
-    coef_a,
-    Z_a,
-    coef_b,
-    Z_b,
-    T,
-    clock_b,
-    path,
-    start,
-    first_length,
-    period_length,
-    ends,
-    delta,
-    nodes,
-    w,
-):
+def _horizon_outputs(n_draws, n, n_ends):
+    """The outputs of a walk towards horizons: values per (draw, customer, horizon) and a status
+    per customer (1 where a period is missing)."""
+    return np.zeros((n_draws, n, n_ends)), np.zeros(n, dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def _next_piece(covariates, customer_path, T, ends, d, i, k, p, status):
+    """``(a, b, ok, stop)`` of a walk from ``T[i]`` over the periods towards the horizon
+    ``T[i] + ends[k]``: the multipliers of period ``p`` of customer ``i`` at draw ``d``
+    (``ok`` False, and ``status[i]`` 1, where the period is missing; see :func:`_multipliers`)
+    and where the walk leaves the period (its end, or the horizon within it)."""
+    path, start, first_length, period_length = customer_path
+    a, b, ok = _multipliers(covariates, d, path[i], start[i] + p)
+    if not ok:
+        status[i] = 1
+    return a, b, ok, min(_period_end(p, first_length[i], period_length), T[i] + ends[k])
+
+
+@numba.njit(cache=True)
+def _next_horizon_or_period(out, d, i, k, p, at_horizon, value):
+    """``(k, p)`` after a piece of a walk over periods towards increasing horizons: at horizon
+    ``k`` its ``value`` is recorded and the walk goes on to the next horizon, otherwise to the
+    next period."""
+    if at_horizon:
+        out[d, i, k] = value
+        return k + 1, p
+    return k, p + 1
+
+
+@numba.njit(cache=True)
+def _future_kernel(s, beta, covariates, T, clock_b, customer_path, ends, delta, nodes, w):
     """Per (draw, customer, horizon): int_T^{T+t} e^{-delta u} a(u) ((beta+B(T))/(beta+B(u)))^s du
     for the increasing horizons ``ends`` (closed form per period when delta = 0, Gauss-Legendre
-    otherwise); status 1 where a period of the horizon is missing."""
-    n_draws = s.shape[0]
-    n = T.shape[0]
-    n_ends = ends.shape[0]
-    out = np.zeros((n_draws, n, n_ends))
-    status = np.zeros(n, dtype=np.int64)
-    for d in range(n_draws):
+    otherwise); status 1 where a period of the horizon is missing. Arguments as in
+    :func:`_alive_kernel`."""
+    path, start, first_length, period_length = customer_path
+    out, status = _horizon_outputs(s.shape[0], T.shape[0], ends.shape[0])
+    for d in range(out.shape[0]):
         sd, bd = s[d], beta[d]
-        for i in range(n):
+        for i in range(out.shape[1]):
             base = bd + clock_b[d, i]
-            # the period holding T, and the customer time where it ends
-            p = 0
-            while _period_end(p, first_length[i], period_length) <= T[i]:
-                p += 1
+            p = _period_of(T[i], first_length[i], period_length, False)  # the period holding T
             lo = T[i]
             Bu = base
             value = 0.0
             k = 0
-            while k < n_ends:
-                hi = _period_end(p, first_length[i], period_length)
-                q = start[i] + p
-                a = _multiplier(coef_a[d], Z_a, path[i], q)
-                b = _multiplier(coef_b[d], Z_b, path[i], q)
-                if not (math.isfinite(a) and math.isfinite(b)):
-                    status[i] = 1
+            while k < ends.shape[0]:
+                a, b, ok, stop = _next_piece(covariates, customer_path, T, ends, d, i, k, p, status)
+                if not ok:
                     break
-                stop = min(hi, T[i] + ends[k])
                 length = stop - lo
                 if length > 0.0:
                     if delta == 0.0:
@@ -689,61 +649,35 @@ def _future_kernel(
                                 )
                     Bu += b * length
                     lo = stop
-                if stop >= T[i] + ends[k]:
-                    out[d, i, k] = value
-                    k += 1
-                else:
-                    p += 1
+                k, p = _next_horizon_or_period(out, d, i, k, p, stop >= T[i] + ends[k], value)
     return out, status
 
 
 @numba.njit(cache=True)
-def _exposure_kernel(
-    coef_a,
-    Z_a,
-    coef_b,
-    Z_b,
-    T,
-    clock_b,
-    death_clock,
-    path,
-    start,
-    first_length,
-    period_length,
-    ends,
-):
+def _exposure_kernel(covariates, T, death_clock, customer_path, ends):
     """Per (draw, customer, horizon): A(min(T + t_k, death)) - A(T) where the death is the time
-    at which B reaches ``clock_b + death_clock``; status 1 where a period is missing."""
-    n_draws = death_clock.shape[0]
-    n = T.shape[0]
-    n_ends = ends.shape[0]
-    out = np.zeros((n_draws, n, n_ends))
-    status = np.zeros(n, dtype=np.int64)
-    for d in range(n_draws):
-        for i in range(n):
+    at which B, from B(T), has grown by ``death_clock``; status 1 where a period is missing.
+    Arguments as in :func:`_alive_kernel`."""
+    path, start, first_length, period_length = customer_path
+    out, status = _horizon_outputs(death_clock.shape[0], T.shape[0], ends.shape[0])
+    for d in range(out.shape[0]):
+        for i in range(out.shape[1]):
             left = death_clock[d, i]
             if left <= 0.0:
                 continue
-            p = 0
-            while _period_end(p, first_length[i], period_length) <= T[i]:
-                p += 1
+            p = _period_of(T[i], first_length[i], period_length, False)  # the period holding T
             lo = T[i]
             exposure = 0.0
             k = 0
             dead = False
-            while k < n_ends:
+            while k < ends.shape[0]:
                 if dead:
                     out[d, i, k] = exposure
                     k += 1
                     continue
-                hi = _period_end(p, first_length[i], period_length)
-                q = start[i] + p
-                a = _multiplier(coef_a[d], Z_a, path[i], q)
-                b = _multiplier(coef_b[d], Z_b, path[i], q)
-                if not (math.isfinite(a) and math.isfinite(b)):
-                    status[i] = 1
+                a, b, ok, stop = _next_piece(covariates, customer_path, T, ends, d, i, k, p, status)
+                if not ok:
                     break
-                stop = min(hi, T[i] + ends[k])
                 length = stop - lo
                 if length > 0.0:
                     if b * length >= left:
@@ -753,11 +687,7 @@ def _exposure_kernel(
                     left -= b * length
                     exposure += a * length
                     lo = stop
-                if stop >= T[i] + ends[k]:
-                    out[d, i, k] = exposure
-                    k += 1
-                else:
-                    p += 1
+                k, p = _next_horizon_or_period(out, d, i, k, p, stop >= T[i] + ends[k], exposure)
     return out, status
 
 
@@ -778,31 +708,14 @@ def _log_nbd(k, shape, rate, exposure):
 
 @numba.njit(cache=True)
 def _count_probability_kernel(
-    r,
-    alpha,
-    s,
-    beta,
-    coef_a,
-    Z_a,
-    coef_b,
-    Z_b,
-    x,
-    T,
-    clock_a,
-    clock_b,
-    path,
-    start,
-    first_length,
-    period_length,
-    horizon,
-    k,
-    nodes,
-    w,
+    model, covariates, x, T, clock_a, clock_b, customer_path, horizon, k, nodes, w
 ):
     """Per (draw, customer): P(X(T, T+t) = k | alive at T), mixing the NBD count of the
     exposure A(T + min(u, t)) - A(T) over the remaining lifetime u (survival ((beta+B(T)) /
     (beta+B(T+u)))^s): the survivors' term plus Gauss-Legendre over each period of the death
-    density; status 1 where a period is missing."""
+    density; status 1 where a period is missing. Arguments as in :func:`_alive_kernel`."""
+    r, alpha, s, beta = model
+    path, start, first_length, period_length = customer_path
     n_draws = r.shape[0]
     n = x.shape[0]
     out = np.zeros((n_draws, n))
@@ -813,9 +726,7 @@ def _count_probability_kernel(
             shape = r[d] + x[i]
             rate = alpha[d] + clock_a[d, i]
             base = beta[d] + clock_b[d, i]
-            p = 0
-            while _period_end(p, first_length[i], period_length) <= T[i]:
-                p += 1
+            p = _period_of(T[i], first_length[i], period_length, False)  # the period holding T
             lo = T[i]
             stop_all = T[i] + horizon
             exposure = 0.0
@@ -823,18 +734,14 @@ def _count_probability_kernel(
             total = 0.0
             while lo < stop_all:
                 hi = min(_period_end(p, first_length[i], period_length), stop_all)
-                q = start[i] + p
-                a = _multiplier(coef_a[d], Z_a, path[i], q)
-                b = _multiplier(coef_b[d], Z_b, path[i], q)
-                if not (math.isfinite(a) and math.isfinite(b)):
+                a, b, ok = _multipliers(covariates, d, path[i], start[i] + p)
+                if not ok:
                     status[i] = 1
                     break
                 length = hi - lo
                 if length > 0.0:
-                    drop = (shape + k) * math.log1p(a * length / (rate + exposure)) + (
-                        sd + 1.0
-                    ) * math.log1p(b * length / Bu)
-                    n_sub = min(max(1, int(math.ceil(drop))), MAX_SUBINTERVALS)
+                    drop = _log_drop(shape + k, a, rate + exposure, sd + 1.0, b, Bu, length)
+                    n_sub = _subintervals(drop)
                     if exposure == 0.0 and k > 0:
                         n_sub += 2
                     h = length / n_sub
@@ -999,11 +906,11 @@ def log_likelihood_terms(
     return values, gradients
 
 
-def negative_log_likelihood(log_params, rows: FitRows, n_purchase: int):
-    """``(value, gradient)``: minus the weighted total log-likelihood of ``rows`` (their columns
-    and the covariate arrays in ``rows.aux``) and its gradient."""
+def rows_log_likelihood(log_params, rows: FitRows, n_purchase: int, want_gradient: bool = True):
+    """:func:`log_likelihood_terms` of the distinct fitting ``rows`` (their columns and the
+    covariate arrays in ``rows.aux``, as the estimator builds them)."""
     aux = rows.aux
-    values, gradients = log_likelihood_terms(
+    return log_likelihood_terms(
         log_params,
         n_purchase,
         rows["frequency"],
@@ -1016,7 +923,14 @@ def negative_log_likelihood(log_params, rows: FitRows, n_purchase: int):
         aux["purchase_covariates"],
         aux["dropout_covariates"],
         aux["purchase_sums"],
+        want_gradient=want_gradient,
     )
+
+
+def negative_log_likelihood(log_params, rows: FitRows, n_purchase: int):
+    """``(value, gradient)``: minus the weighted total log-likelihood of ``rows`` and its
+    gradient (:func:`rows_log_likelihood`)."""
+    values, gradients = rows_log_likelihood(log_params, rows, n_purchase)
     w = rows.counts
     total = float(w @ values)
     if not np.isfinite(total):
@@ -1062,6 +976,10 @@ def unpack_params(params: Mapping, n_customers: int) -> dict:
     return out
 
 
+def _model_args(p: dict) -> tuple:
+    return tuple(p[k] for k in PARAM_NAMES)
+
+
 def _path_args(p: dict) -> tuple:
     return (
         p["purchase_coefficients"],
@@ -1080,17 +998,26 @@ def alive_terms(params: Mapping, x, t_x, T):
     x, t_x, T = _customers(x, t_x, T)
     p = unpack_params(params, len(x))
     log_alive, clock_a, clock_b, status = _alive_kernel(
-        *(p[k] for k in PARAM_NAMES),
-        *_path_args(p),
-        x,
-        t_x,
-        T,
-        *_customer_path(p),
-        GL_NODES,
-        GL_WEIGHTS,
+        _model_args(p), _path_args(p), x, t_x, T, _customer_path(p), GL_NODES, GL_WEIGHTS
     )
     _check_status(status, "P(alive)")
     return log_alive, clock_a, clock_b
+
+
+def _history(params: Mapping, x, t_x, T, p_alive=None):
+    """What every forecast starts from: the customer arrays, the unpacked ``params``,
+    ``(log P(alive), A(T), B(T))`` and P(alive) (``p_alive`` when given)."""
+    x, t_x, T = _customers(x, t_x, T)
+    p = unpack_params(params, len(x))
+    log_alive, clock_a, clock_b = alive_terms(params, x, t_x, T)
+    alive = np.exp(log_alive) if p_alive is None else np.broadcast_to(p_alive, log_alive.shape)
+    return (x, t_x, T), p, (log_alive, clock_a, clock_b), alive
+
+
+def _one_horizon(t) -> float:
+    if np.size(t) != 1:
+        raise InputError("the time-varying Pareto/NBD takes one horizon t (a number) per call")
+    return float(np.asarray(t).reshape(-1)[0])
 
 
 def probability_alive(params: Mapping, x, t_x, T) -> np.ndarray:
@@ -1098,67 +1025,50 @@ def probability_alive(params: Mapping, x, t_x, T) -> np.ndarray:
     return np.exp(alive_terms(params, x, t_x, T)[0])
 
 
-def expected_purchases(params: Mapping, x, t_x, T, t, p_alive=None, delta: float = 0.0):
-    """E[X(T, T+t] | history, path] (module docstring; with ``delta`` > 0 the purchases are
-    discounted continuously, DECT), ``(n_draws, n_customers)``. ``t`` a number >= 0."""
-    if np.size(t) != 1:
-        raise InputError("the time-varying Pareto/NBD takes one horizon t (a number) per call")
-    t = float(np.asarray(t).reshape(-1)[0])
-    if not t >= 0:
-        raise InputError(f"the horizon t must be >= 0, got {t}")
-    x, t_x, T = _customers(x, t_x, T)
-    p = unpack_params(params, len(x))
-    log_alive, clock_a, clock_b = alive_terms(params, x, t_x, T)
-    alive = np.exp(log_alive) if p_alive is None else np.broadcast_to(p_alive, log_alive.shape)
-    if t == 0:
-        return np.zeros_like(log_alive)
+def expected_purchases_at(params: Mapping, x, t_x, T, ends, p_alive=None, delta: float = 0.0):
+    """E[X(T, T+t] | history, path] at each of the increasing horizons ``ends`` (> 0): shape
+    ``(n_draws, n_customers, len(ends))`` (module docstring; with ``delta`` > 0 the purchases
+    are discounted continuously, DECT)."""
+    ends = np.ascontiguousarray(ends, dtype=float).reshape(-1)
+    if np.any(ends <= 0) or np.any(np.diff(ends) < 0):
+        raise InputError("the horizons must be increasing numbers > 0")
+    (x, _, T), p, (_, clock_a, clock_b), alive = _history(params, x, t_x, T, p_alive)
     integral, status = _future_kernel(
-        p["s"],
-        p["beta"],
-        *_path_args(p),
-        T,
-        clock_b,
-        *_customer_path(p),
-        np.array([t]),
-        float(delta),
-        GL_NODES,
-        GL_WEIGHTS,
-    )
+        p["s"], p["beta"], _path_args(p), T, clock_b, _customer_path(p), ends, float(delta),
+        GL_NODES, GL_WEIGHTS,
+    )  # fmt: skip
     _check_status(status, "the forecast")
     rate = (p["r"][:, None] + x) / (p["alpha"][:, None] + clock_a)
-    values = alive * rate * integral[..., 0]
+    values = (alive * rate)[..., None] * integral
     if not np.all(np.isfinite(values)):
         raise NumericalError("time-varying Pareto/NBD: expected purchases are not finite")
     return values
+
+
+def expected_purchases(params: Mapping, x, t_x, T, t, p_alive=None, delta: float = 0.0):
+    """E[X(T, T+t] | history, path] (module docstring; with ``delta`` > 0 the purchases are
+    discounted continuously, DECT), ``(n_draws, n_customers)``. ``t`` a number >= 0."""
+    t = _one_horizon(t)
+    if not t >= 0:
+        raise InputError(f"the horizon t must be >= 0, got {t}")
+    if t == 0:
+        return np.zeros_like(alive_terms(params, x, t_x, T)[0])
+    return expected_purchases_at(params, x, t_x, T, [t], p_alive, delta)[..., 0]
 
 
 def purchase_probability(params: Mapping, x, t_x, T, t, k, p_alive=None):
     """P(X(T, T+t] = k | history, path), ``(n_draws, n_customers)``: a dead customer buys
     nothing; given alive, the NBD count of the clock exposure mixed over the remaining lifetime
     (module docstring; :func:`_count_probability_kernel`)."""
-    if np.size(t) != 1:
-        raise InputError("the time-varying Pareto/NBD takes one horizon t (a number) per call")
-    t = float(np.asarray(t).reshape(-1)[0])
+    t = _one_horizon(t)
     k = int(k)
     if not t >= 0 or k < 0:
         raise InputError(f"t must be >= 0 and k a whole number >= 0, got t={t}, k={k}")
-    x, t_x, T = _customers(x, t_x, T)
-    p = unpack_params(params, len(x))
-    log_alive, clock_a, clock_b = alive_terms(params, x, t_x, T)
-    alive = np.exp(log_alive) if p_alive is None else np.broadcast_to(p_alive, log_alive.shape)
+    (x, _, T), p, (_, clock_a, clock_b), alive = _history(params, x, t_x, T, p_alive)
     given_alive, status = _count_probability_kernel(
-        *(p[name] for name in PARAM_NAMES),
-        *_path_args(p),
-        x,
-        T,
-        clock_a,
-        clock_b,
-        *_customer_path(p),
-        t,
-        k,
-        GL_NODES,
-        GL_WEIGHTS,
-    )
+        _model_args(p), _path_args(p), x, T, clock_a, clock_b, _customer_path(p), t, k,
+        GL_NODES, GL_WEIGHTS,
+    )  # fmt: skip
     _check_status(status, "the forecast")
     values = alive * given_alive + (1.0 - alive) * (k == 0)
     if not np.all((values >= -1e-12) & (values <= 1 + 1e-9)):
@@ -1179,10 +1089,8 @@ def sample_latent(params: Mapping, x, t_x, T, rng: np.random.Generator) -> dict:
     """One draw of (alive at T, lambda, mu) per draw and customer given the history and path:
     alive ~ Bernoulli(P(alive)) and the rates from their posteriors given alive (module
     docstring), the distribution that drives the future."""
-    x, t_x, T = _customers(x, t_x, T)
-    p = unpack_params(params, len(x))
-    log_alive, clock_a, clock_b = alive_terms(params, x, t_x, T)
-    alive = rng.random(log_alive.shape) < np.exp(log_alive)
+    (x, _, _), p, (log_alive, clock_a, clock_b), alive_p = _history(params, x, t_x, T)
+    alive = rng.random(log_alive.shape) < alive_p
     lam, mu = _posterior_rates(p, x, clock_a, clock_b, rng)
     return {"alive": alive, "lambda": lam, "mu": mu}
 
@@ -1193,19 +1101,15 @@ def sample_future_purchases(params: Mapping, x, t_x, T, t_grid, rng, p_alive=Non
     t_grid = np.asarray(t_grid, dtype=float).reshape(-1)
     if np.any(np.diff(t_grid) < 0) or np.any(t_grid < 0):
         raise InputError("t_grid must be increasing times >= 0")
-    x, t_x, T = _customers(x, t_x, T)
-    p = unpack_params(params, len(x))
-    log_alive, clock_a, clock_b = alive_terms(params, x, t_x, T)
-    alive_p = np.exp(log_alive) if p_alive is None else np.broadcast_to(p_alive, log_alive.shape)
+    (x, _, T), p, (log_alive, clock_a, clock_b), alive_p = _history(params, x, t_x, T, p_alive)
     alive = rng.random(log_alive.shape) < alive_p
     lam, mu = _posterior_rates(p, x, clock_a, clock_b, rng)
     death_clock = np.where(alive, rng.standard_exponential(log_alive.shape) / mu, 0.0)
     exposure, status = _exposure_kernel(
-        *_path_args(p),
+        _path_args(p),
         T,
-        clock_b,
         np.ascontiguousarray(death_clock),
-        *_customer_path(p),
+        _customer_path(p),
         np.ascontiguousarray(t_grid),
     )
     _check_status(status, "the forecast")
