@@ -50,8 +50,7 @@ from clvmodels.families.sampling import (
     distinct_pairs,
     geometric_at_most,
     per_frequency,
-    take_flat,
-    truncated_poisson_periods,
+    poisson_periods,
     unique_inverse,
     whole_numbers,
 )
@@ -441,21 +440,16 @@ def sample_bg_family_periods(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):
     indices (into ``shape``, C order) of the paths with at least one purchase, and their int64
     per-period counts ``(len(pairs), len(t_grid))``.
 
-    ``alive ~ Bernoulli(p_alive)``; the dead buy nothing, so only alive pairs draw further:
-    :func:`truncated_poisson_periods` with ``lambda ~ Gamma(lam_shape, lam_rate)`` and
-    ``p ~ Beta(a_, b_)`` (the posterior of an active customer). The work is proportional to the
-    number of alive pairs and their purchases, not to draws x customers x periods.
+    ``alive ~ Bernoulli(p_alive)``; the dead buy nothing; the alive buy as a Poisson(lambda)
+    process with ``lambda ~ Gamma(lam_shape, lam_rate)`` stopped after a Geometric(p) number of
+    purchases, ``p ~ Beta(a_, b_)`` (the posterior of an active customer):
+    :func:`~clvmodels.families.sampling.poisson_periods`, one compiled pass whose work is
+    proportional to the alive paths and their purchases, not to draws x customers x periods.
     """
-    grid = check_grid(t_grid)
-    shape = np.broadcast_shapes(*(np.shape(v) for v in (p_alive, lam_shape, lam_rate, a_, b_)))
-    if grid.size == 0 or grid[-1] <= 0:
-        return shape, np.zeros(0, dtype=np.intp), np.zeros((0, grid.size), dtype=np.int64)
-    u = rng.random(shape)
-    alive = np.flatnonzero(np.less(u, p_alive, out=np.empty(shape, dtype=bool)))
-    lam_shape, lam_rate = take_flat(lam_shape, shape, alive), take_flat(lam_rate, shape, alive)
-    p_shape = (take_flat(a_, shape, alive), take_flat(b_, shape, alive))
-    buyers, per = truncated_poisson_periods(lam_shape, lam_rate, p_shape, grid, rng)
-    return shape, alive[buyers], per
+    shape, pairs, per, _ = poisson_periods(
+        lam_shape, lam_rate, t_grid, rng, p_alive=p_alive, dropout=(a_, b_)
+    )
+    return shape, pairs, per
 
 
 def sample_bg_family_future(p_alive, lam_shape, lam_rate, a_, b_, t_grid, rng):

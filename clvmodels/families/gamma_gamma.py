@@ -34,7 +34,7 @@ from scipy.special import digamma, gammaln
 
 from clvmodels.errors import InputError, ModelAssumptionWarning, describe_rows
 from clvmodels.families.base import FitRows, SpendFamily
-from clvmodels.families.sampling import take_flat, unique_inverse
+from clvmodels.families.sampling import gamma_period_totals, unique_inverse
 from clvmodels.optimize import compress_rows, weighted_sum
 from clvmodels.validation import as_float, check_weights
 
@@ -141,37 +141,16 @@ def sample_spend_rate(p, q, v, x, m, rng: np.random.Generator):
 def sample_future_spend(p, q, v, x, m, counts, rng: np.random.Generator):
     """Total spend per period given purchase ``counts`` (shape ``(..., n_periods)``).
 
-    nu is drawn once per (draw, customer) from its posterior (:func:`sample_spend_rate`); the
-    total of ``n`` transactions given nu is ``Gamma(p n, nu)`` (0 when n = 0). Only pairs with
-    purchases draw nu and only periods with purchases draw a total (the others spend 0 whatever
-    nu is), so the work follows the number of purchasing periods; exact in distribution.
+    nu is drawn once per (draw, customer) from its posterior ``Gamma(q + p x, v + x m)``
+    (:func:`sample_spend_rate`); the total of ``n`` transactions given nu is ``Gamma(p n, nu)``
+    (0 when n = 0). Only pairs with purchases draw nu and only periods with purchases draw a
+    total (the others spend 0 whatever nu is), so the work follows the number of purchasing
+    periods; exact in distribution
+    (:func:`~clvmodels.families.sampling.gamma_period_totals`).
     """
-    counts = np.asarray(counts)
     p, q, v, x, m = as_float(p, q, v, x, m)
-    lead = np.broadcast_shapes(*(np.shape(a) for a in (p, q, v, x, m)), counts.shape[:-1])
-    n_periods = counts.shape[-1]
-    out = np.zeros(lead + (n_periods,))
-    if out.size == 0:
-        return out
-    n = np.broadcast_to(counts, lead + (n_periods,)).reshape(-1)
-    cells = np.flatnonzero(n)  # (path, period) cells with purchases, in path order
-    if cells.size == 0:
-        return out
-    if np.any(n[cells] < 0):
-        raise ValueError("purchase counts must be non-negative")
-    path = cells // n_periods
-    first = np.empty(cells.size, dtype=bool)
-    first[0] = True
-    np.not_equal(path[1:], path[:-1], out=first[1:])
-    buyers = path[first]  # flat indices of the paths with purchases
-    owner = np.cumsum(first) - 1  # cell -> its path's position in buyers
-    xs, p_b = take_flat(x, lead, buyers), take_flat(p, lead, buyers)
-    nu = rng.gamma(take_flat(q, lead, buyers) + p_b * xs)
-    nu /= take_flat(v, lead, buyers) + np.where(xs > 0, xs * take_flat(m, lead, buyers), 0.0)
-    spend = rng.standard_gamma(p_b[owner] * n[cells])
-    spend /= nu[owner]
-    out.reshape(-1)[cells] = spend
-    return out
+    rate = v + np.where(x > 0, x * m, 0.0)
+    return gamma_period_totals(counts, p, q + p * x, rate, rng)
 
 
 class GammaGammaFamily(SpendFamily):

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -156,69 +157,357 @@ def take_flat(value, shape, flat) -> np.ndarray:
     return np.broadcast_to(v, shape)[np.unravel_index(flat, shape)]
 
 
+def path_strides(value, shape) -> tuple[np.ndarray, int, int]:
+    """``value`` broadcast to the path array ``shape``, as what the compiled samplers read: a
+    contiguous 1-d float array ``flat`` and element steps ``(row, col)`` such that path
+    ``(i, j)`` of the 2-d view ``(prod(shape[:-1]), shape[-1])`` is ``flat[i * row + j * col]``.
+
+    Parameters shared along an axis (the ``(n_draws, 1)`` arrays of the parameter protocol)
+    get step 0 there, so they are never materialised at ``shape``.
+    """
+    shape = tuple(shape)
+    v = np.asarray(value, dtype=float)
+    if len(shape) > 2 or v.ndim > 2:
+        # rare layouts (more than draws x customers): materialise the broadcast
+        rows = int(np.prod(shape[:-1])) if shape else 1
+        v = np.ascontiguousarray(np.broadcast_to(v, shape)).reshape(rows, -1)
+        return v.reshape(-1), v.shape[1], 1
+    if not (v.flags.c_contiguous and v.flags.writeable):
+        v = np.array(v, order="C")
+    view = np.broadcast_to(v, (1,) * (2 - len(shape)) + shape)
+    # a contiguous array broadcast only gains zero steps; its data start is unchanged
+    row, col = (
+        step // v.itemsize if size > 1 else 0
+        for step, size in zip(view.strides, view.shape, strict=True)
+    )
+    return v.reshape(-1), int(row), int(col)
+
+
+def grid_layout(grid: np.ndarray) -> tuple[bool, int]:
+    """``(equal, last)``: whether the periods of ``grid`` (from 0) have equal lengths, and the
+    index of the last period of positive length (where a time rounded to ``t_max`` belongs)."""
+    t_max = float(grid[-1])
+    steps = np.diff(grid, prepend=0.0)
+    equal = bool(np.all(np.abs(steps - t_max / grid.size) <= 1e-12 * t_max))
+    return equal, int(np.searchsorted(grid, t_max, side="left"))
+
+
+# Poisson means beyond which numpy refuses to draw (its ``poisson`` raises "lam value too
+# large"); the compiled samplers raise the same way rather than return garbage
+POISSON_MEAN_MAX = 9.223372006484771e18
+# expected purchases of a path up to which its count is drawn by inverting the negative
+# binomial distribution (a multiply-add per purchase); above, from the first purchase time, a
+# gamma rate and a Poisson count (a fixed cost, whatever the count)
+INVERSION_MEAN_MAX = 32.0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def period_of(time, grid, equal, last):
+    """Index of the period ``(t_{k-1}, t_k]`` holding ``time`` (right-closed search, as
+    ``np.searchsorted(grid, time, side="right")`` for uniform times), capped at ``last``."""
+    K = grid.size
+    if equal:
+        k = int(time * (K / grid[K - 1]))
+    else:
+        k = np.searchsorted(grid, time, side="right")
+    return min(k, last)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def place_uniform_times(row, n, start, span, grid, equal, last, rng):
+    """Add to ``row`` the periods of ``n`` independent uniform times on ``[start, span]``:
+    one time at a time when few, else the multinomial counts as successive conditional
+    binomials (both exact, see :func:`allocate_to_periods`)."""
+    if n <= 0:
+        return
+    if n <= ONE_BY_ONE:
+        width = span - start
+        for _ in range(n):
+            row[period_of(start + rng.random() * width, grid, equal, last)] += 1
+        return
+    left = n
+    remaining = span - start
+    low = start
+    for k in range(grid.size):
+        high = min(max(grid[k], start), span)
+        share = high - low
+        low = high
+        if share <= 0.0:
+            continue
+        if share >= remaining:
+            row[k] += left
+            left = 0
+            break
+        drawn = rng.binomial(left, share / remaining)
+        row[k] += drawn
+        left -= drawn
+        remaining -= share
+        if left == 0:
+            break
+    if left > 0:  # rounding left a remainder after the last period: it holds span
+        row[last] += left
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def negative_binomial_count(u, p0, shape_, odds):
+    """The count ``n`` with ``F(n - 1) < u <= F(n)`` of the negative binomial with ``P(0) =
+    p0`` and ``P(n + 1) = P(n) (shape_ + n) / (n + 1) odds`` (inversion by sequential
+    search, for ``u > p0``). A ``u`` beyond the total mass reachable in floating point (a
+    rounding event of probability ~1e-16) ends the search where the terms vanish."""
+    n = 0
+    term = p0
+    cumulative = p0
+    while cumulative < u:
+        term *= (shape_ + n) / (n + 1.0) * odds
+        n += 1
+        if term == 0.0 and n > shape_ * odds:
+            break
+        cumulative += term
+    return n
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def beta_geometric_cut(u, a_, b_, n):
+    """``min(K, n)`` for ``K ~ Geometric(p)`` on {1, 2, ...}, ``p ~ Beta(a_, b_)`` (p integrated
+    out), by inversion: ``P(K > k) = B(a_, b_ + k) / B(a_, b_) = prod_{i<k} (b_ + i) / (a_ +
+    b_ + i)`` and ``K`` is the first ``k`` with ``P(K > k) <= u``."""
+    survival = 1.0
+    for k in range(1, n):
+        survival *= (b_ + (k - 1)) / (a_ + b_ + (k - 1))
+        if survival <= u:
+            return k
+    return n
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def poisson_periods_kernel(
+    n_rows, n_cols, alive, shape_, rate, span, a_, b_, with_alive, with_dropout,
+    grid, equal, last, rng,
+):  # fmt: skip
+    """The compiled body of :func:`poisson_periods` (inputs as :func:`path_strides` triples).
+
+    Paths are visited in C order, first all of them (alive, whether they buy), then the
+    buyers (placement, dropout); each uses the stream in a fixed order, so the result is a
+    function of the generator's state and the inputs alone.
+    """
+    n_paths = n_rows * n_cols
+    buyers = np.empty(n_paths, dtype=np.int64)
+    # a buyer's count (inverted), or -1 and its first purchase time (drawn by the Lomax route)
+    counts = np.empty(n_paths, dtype=np.int64)
+    firsts = np.empty(n_paths)
+    n_buyers = 0
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if with_alive:
+                if not rng.random() < alive[0][i * alive[1] + j * alive[2]]:
+                    continue
+            s = shape_[0][i * shape_[1] + j * shape_[2]]
+            r = rate[0][i * rate[1] + j * rate[2]]
+            end = span[0][i * span[1] + j * span[2]]
+            # N(span) is negative binomial: P(N = 0) = (r / (r + span))^s, i.e. the Lomax
+            # first purchase time E1 = r expm1(-log(U) / s) exceeds span exactly when U < P(0)
+            scaled = end / r
+            p0 = np.exp(-s * np.log1p(scaled))
+            u = rng.random()
+            if not u > p0:
+                continue
+            buyers[n_buyers] = i * n_cols + j
+            if s * scaled <= INVERSION_MEAN_MAX:
+                counts[n_buyers] = negative_binomial_count(u, p0, s, end / (r + end))
+            else:
+                counts[n_buyers] = -1
+                firsts[n_buyers] = r * np.expm1(-np.log(u) / s)
+            n_buyers += 1
+    K = grid.size
+    per = np.zeros((n_buyers, K), dtype=np.int64)
+    totals = np.empty(n_buyers, dtype=np.int64)
+    for b in range(n_buyers):
+        i = buyers[b] // n_cols
+        j = buyers[b] - i * n_cols
+        end = span[0][i * span[1] + j * span[2]]
+        row = per[b]
+        total = counts[b]
+        if total >= 0:
+            # given their number, the purchase times are independent uniforms on [0, span]
+            place_uniform_times(row, total, 0.0, end, grid, equal, last, rng)
+        else:
+            # given the first purchase at e (and none before): lambda ~ Gamma(s + 1, r + e)
+            # and Poisson(lambda (span - e)) more purchases, uniform on [e, span]
+            s = shape_[0][i * shape_[1] + j * shape_[2]]
+            r = rate[0][i * rate[1] + j * rate[2]]
+            first = firsts[b]
+            mean = rng.standard_gamma(s + 1.0) / (r + first) * (end - first)
+            if not mean < POISSON_MEAN_MAX:
+                raise ValueError("lam value too large")
+            more = rng.poisson(mean)
+            row[min(np.searchsorted(grid, first, side="left"), K - 1)] += 1
+            place_uniform_times(row, more, first, end, grid, equal, last, rng)
+            total = more + 1
+        if with_dropout and total >= 2:
+            cut = beta_geometric_cut(
+                rng.random(),
+                a_[0][i * a_[1] + j * a_[2]],
+                b_[0][i * b_[1] + j * b_[2]],
+                total,
+            )
+            if cut < total:  # keep the first `cut` purchases in time order
+                kept = 0
+                for k in range(K):
+                    take = min(row[k], cut - kept)
+                    row[k] = take
+                    kept += take
+                total = cut
+        totals[b] = total
+    return buyers[:n_buyers].copy(), per, totals
+
+
+def poisson_periods(lam_shape, lam_rate, t_grid, rng, p_alive=None, span=None, dropout=None):
+    """Sparse per-period purchase counts of a Poisson process with a gamma-distributed rate, on
+    paths laid out like the broadcast of the inputs (e.g. draws x customers).
+
+    Each path is alive with probability ``p_alive`` (None: always; the dead buy nothing); an
+    alive path buys as a Poisson(``lambda``) process on ``[0, span]`` (None: the whole grid),
+    ``lambda ~ Gamma(lam_shape, lam_rate)``, and, when ``dropout = (a, b)`` is given, stops
+    after ``K ~ Geometric(p)`` purchases with ``p ~ Beta(a, b)`` (the BG/NBD dropout).
+
+    Exact construction in work proportional to the paths that buy (one compiled pass).
+    Marginally over lambda the count ``N`` on ``[0, span]`` is negative binomial, ``P(N = 0) =
+    (rate / (rate + span))^shape``, and given ``N`` the purchase times are independent
+    uniforms on ``[0, span]``. One uniform ``U`` decides whether an alive path buys (``U >
+    P(N = 0)``); then ``N`` is the inverse CDF at ``U`` (sequential search) when the expected
+    count ``shape span / rate`` is at most :data:`INVERSION_MEAN_MAX`; above, ``U`` gives the
+    first purchase time ``E1 = rate expm1(-log(U) / shape)`` (Lomax, the same event ``E1 <
+    span``), given which ``lambda ~ Gamma(shape + 1, rate + E1)`` and the later purchases are
+    ``Poisson(lambda (span - E1))``, uniform on ``[E1, span]``. Times are placed one by one,
+    or as a multinomial by conditional binomials above :data:`ONE_BY_ONE`. The dropout keeps
+    the first ``K`` purchases in time order (count at ``t_k``: ``min(N(t_k), K)``), with ``p``
+    integrated out: ``P(K > k) = B(a, b + k) / B(a, b)``, inverted from one uniform for the
+    paths with ``N >= 2`` (with ``N <= 1`` it cannot bind since ``K >= 1``).
+
+    Randomness: the draws come from ``rng`` (a ``numpy.random.Generator``, advanced in place),
+    read by numba's implementation of numpy's own algorithms, path after path in C order.
+
+    Returns ``(shape, pairs, per_period, totals)``: the broadcast shape, the flat indices (C
+    order) of the paths with at least one purchase, their int64 per-period counts ``(len(pairs),
+    len(t_grid))`` and their int64 totals (after the truncation).
+    """
+    grid = check_grid(t_grid)
+    inputs = [lam_shape, lam_rate]
+    if p_alive is not None:
+        inputs.append(p_alive)
+    if span is not None:
+        inputs.append(span)
+    if dropout is not None:
+        inputs.extend(dropout)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in inputs))
+    if grid.size == 0 or grid[-1] <= 0:
+        return (
+            shape,
+            np.zeros(0, np.intp),
+            np.zeros((0, grid.size), np.int64),
+            np.zeros(0, np.int64),
+        )
+    n_cols = shape[-1] if shape else 1
+    n_rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+    t_max = float(grid[-1])
+    one = np.ones(1)
+
+    def strides(value):
+        return (one, 0, 0) if value is None else path_strides(value, shape)
+
+    a_, b_ = (None, None) if dropout is None else dropout
+    equal, last = grid_layout(grid)
+    pairs, per, totals = poisson_periods_kernel(
+        n_rows, n_cols, strides(p_alive), strides(lam_shape), strides(lam_rate),
+        strides(t_max if span is None else span), strides(a_), strides(b_),
+        p_alive is not None, dropout is not None, grid, equal, last, rng,
+    )  # fmt: skip
+    return shape, pairs.astype(np.intp, copy=False), per, totals
+
+
 def gamma_poisson_periods(shape_, rate, span, t_grid, rng: np.random.Generator):
     """Per-period counts over ``t_grid`` of a Poisson process on ``[0, span]`` whose rate is
-    ``lambda ~ Gamma(shape_, rate)`` (1-d arrays over paths; ``span`` scalar or array).
-
-    Exact construction in work proportional to the paths that buy: marginally over lambda the
-    first purchase time is Lomax, ``P(E1 > e) = (rate / (rate + e))^shape_``, so
-    ``E1 = rate expm1(-log(U) / shape_)`` and a path buys nothing when ``E1 > span``. Given the
-    first purchase at ``E1 = e`` (and none before), ``lambda ~ Gamma(shape_ + 1, rate + e)``
-    and the later purchases are ``Poisson(lambda (span - e))``, at independent uniform times
-    on ``[e, span]`` (:func:`allocate_to_periods`). Returns ``(buyers, per_period, totals)``:
-    the indices of the paths with a purchase, their int64 counts ``(len(buyers), len(t_grid))``
-    and their totals.
+    ``lambda ~ Gamma(shape_, rate)`` (1-d arrays over paths; ``span`` scalar or array, at most
+    ``t_grid[-1]``): :func:`poisson_periods` without death or dropout. Returns ``(buyers,
+    per_period, totals)``: the indices of the paths with a purchase, their int64 counts
+    ``(len(buyers), len(t_grid))`` and their totals.
     """
-    shape_ = np.asarray(shape_, dtype=float)
-    rate = np.asarray(rate, dtype=float)
-    grid = np.asarray(t_grid, dtype=float)
-    u = rng.random(shape_.shape)
-    with np.errstate(divide="ignore", over="ignore"):
-        first = np.log(u)
-        first /= -shape_
-        np.expm1(first, out=first)
-        first *= rate
-    buyers = np.flatnonzero(first < span)
-    first = first[buyers]
-    span_b = np.broadcast_to(np.asarray(span, dtype=float), shape_.shape)[buyers]
-    lam = rng.gamma(shape_[buyers] + 1.0)
-    lam /= rate[buyers] + first
-    more = rng.poisson(lam * (span_b - first))
-    per = allocate_to_periods(more, span_b, grid, rng, start=first)
-    # the first purchase itself: in the period (t_{k-1}, t_k] that contains it
-    period = np.minimum(np.searchsorted(grid, first, side="left"), grid.size - 1)
-    per[np.arange(buyers.size), period] += 1
-    return buyers, per, more + 1
+    shape_ = np.asarray(shape_, dtype=float).ravel()
+    _, buyers, per, totals = poisson_periods(
+        shape_, np.asarray(rate, dtype=float).ravel(), t_grid, rng,
+        span=np.broadcast_to(np.asarray(span, dtype=float), shape_.shape),
+    )  # fmt: skip
+    return buyers, per, totals
 
 
 def truncated_poisson_periods(lam_shape, lam_rate, p_shape, t_grid, rng: np.random.Generator):
     """Per-period purchase counts over ``t_grid`` of active customers (1-d arrays over paths):
     a Poisson(``lambda``) process, ``lambda ~ Gamma(lam_shape, lam_rate)``, stopped after
-    ``K ~ Geometric(p)`` purchases, with ``p ~ Beta(*p_shape)`` drawn only where it matters.
-
-    Exact construction: the purchases of the untruncated process over the whole grid from
-    :func:`gamma_poisson_periods`; the cumulative count at ``t_k`` is ``min(N(t_k), K)`` (the
-    first ``K`` purchases in time order). ``p`` and ``K`` are drawn only for paths with
-    ``N >= 2`` (with ``N <= 1`` the truncation cannot bind since ``K >= 1``). Returns
-    ``(buyers, per_period)``: the indices with ``N > 0`` and their int64 per-period counts,
-    shape ``(len(buyers), len(t_grid))``.
+    ``K ~ Geometric(p)`` purchases, ``p ~ Beta(*p_shape)``: :func:`poisson_periods` with the
+    dropout. Returns ``(buyers, per_period)``: the indices with a purchase and their int64
+    per-period counts, shape ``(len(buyers), len(t_grid))``.
     """
-    t_max = float(t_grid[-1])
-    buyers, per, n = gamma_poisson_periods(lam_shape, lam_rate, t_max, t_grid, rng)
-    several = np.flatnonzero(n >= 2)
-    if several.size:
-        a_, b_ = (np.asarray(v, dtype=float)[buyers[several]] for v in p_shape)
-        # Beta(a_, b_) with b_ -> 0+ is the point mass at 1, which numpy returns for any tiny
-        # positive b_; a b_ that underflowed to 0 is put back at the smallest positive double
-        tiny = np.finfo(float).smallest_subnormal
-        p = rng.beta(np.maximum(a_, tiny), np.maximum(b_, tiny))
-        k = geometric_at_most(p, n[several].astype(float), rng).astype(np.int64)
-        cut = k < n[several]  # only these are truncated
-        rows = several[cut]
-        if rows.size:
-            cum = np.minimum(np.cumsum(per[rows], axis=1), k[cut][:, None])
-            per[rows] = np.diff(cum, axis=1, prepend=0)
+    lam_shape = np.asarray(lam_shape, dtype=float).ravel()
+    _, buyers, per, _ = poisson_periods(
+        lam_shape, np.asarray(lam_rate, dtype=float).ravel(), t_grid, rng,
+        dropout=tuple(np.asarray(v, dtype=float).ravel() for v in p_shape),
+    )  # fmt: skip
     return buyers, per
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def gamma_totals_kernel(counts, n_cols, unit_shape, rate_shape, rate_rate, rng):
+    """The compiled body of :func:`gamma_period_totals` (parameters as :func:`path_strides`
+    triples); paths in order, each drawing its rate, then its periods' totals in order."""
+    n_paths, K = counts.shape
+    out = np.zeros((n_paths, K))
+    for path in range(n_paths):
+        row = counts[path]
+        buys = False
+        for k in range(K):
+            if row[k] < 0:
+                raise ValueError("purchase counts must be non-negative")
+            buys = buys or row[k] > 0
+        if not buys:
+            continue
+        i = path // n_cols
+        j = path - i * n_cols
+        unit = unit_shape[0][i * unit_shape[1] + j * unit_shape[2]]
+        nu = rng.standard_gamma(rate_shape[0][i * rate_shape[1] + j * rate_shape[2]])
+        nu /= rate_rate[0][i * rate_rate[1] + j * rate_rate[2]]
+        for k in range(K):
+            if row[k] > 0:
+                out[path, k] = rng.standard_gamma(unit * row[k]) / nu
+    return out
+
+
+def gamma_period_totals(counts, unit_shape, rate_shape, rate_rate, rng: np.random.Generator):
+    """Per-period totals of gamma amounts with a gamma-distributed rate (the Gamma-Gamma spend
+    model's sampler): each path draws ``nu ~ Gamma(rate_shape, rate_rate)`` (shape, rate) once,
+    and a period with ``n`` purchases totals ``Gamma(unit_shape n, nu)`` (the sum of ``n``
+    independent ``Gamma(unit_shape, nu)`` amounts); periods without purchases total 0 and
+    paths without any draw nothing, so the work follows the purchasing periods (one compiled
+    pass, exact in distribution).
+
+    ``counts``: int array ``lead + (n_periods,)``; the parameters broadcast to ``lead``.
+    Returns float totals of the shape of ``counts``; ValueError for a negative count.
+    Randomness from ``rng`` (advanced in place), path after path in C order.
+    """
+    counts = np.asarray(counts)
+    lead = np.broadcast_shapes(
+        counts.shape[:-1], *(np.shape(v) for v in (unit_shape, rate_shape, rate_rate))
+    )
+    K = counts.shape[-1]
+    if int(np.prod(lead)) * K == 0:
+        return np.zeros(lead + (K,))
+    flat = np.ascontiguousarray(np.broadcast_to(counts, lead + (K,)), dtype=np.int64)
+    totals = gamma_totals_kernel(
+        flat.reshape(-1, K),
+        lead[-1] if lead else 1,
+        *(path_strides(v, lead) for v in (unit_shape, rate_shape, rate_rate)),
+        rng,
+    )
+    return totals.reshape(lead + (K,))
 
 
 def cumulative_counts(shape, pairs, per_period) -> np.ndarray:
