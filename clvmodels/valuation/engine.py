@@ -406,7 +406,7 @@ def sample_purchase_paths(plan: ChunkPlan, block: Customers, params, rng) -> Pur
 
 def spend_of_buyers(plan: ChunkPlan, block: Customers, params, paths: PurchasePaths, rng):
     """``(values (D, c), per-period (D, c, K) or None)``: the discounted spend of sampled
-    purchase paths.
+    purchase paths times the margin.
 
     Only the (draw, customer) pairs with at least one future purchase are passed to the spend
     family's ``sample_future_spend`` (as 1-d arrays of parameters and customers, which the
@@ -435,9 +435,11 @@ def spend_of_buyers(plan: ChunkPlan, block: Customers, params, paths: PurchasePa
             f"{type(family).__name__}.sample_future_spend returned shape {drawn.shape} for "
             f"counts of shape {paths.per_period.shape}"
         )
-    values.reshape(-1)[buyers] = drawn @ plan.grid.discount
+    # the margin is applied to the buying paths only (the others are 0)
+    margin = plan.spec.margin
+    values.reshape(-1)[buyers] = (drawn @ plan.grid.discount) * margin
     if by_period is not None:
-        by_period.reshape(-1, K)[buyers] = drawn * plan.grid.discount
+        by_period.reshape(-1, K)[buyers] = drawn * plan.grid.discount * margin
     return values, by_period
 
 
@@ -447,11 +449,19 @@ def predictive_values(plan: ChunkPlan, block: Customers, rng: np.random.Generato
     purchase = plan.purchase_model.customer_params(block.summary, plan.draws.purchase)
     spend = plan.spend_model.customer_params(block.summary, plan.draws.spend)
     paths = sample_purchase_paths(plan, block, purchase, rng)
-    values, by_period = spend_of_buyers(plan, block, spend, paths, rng)
-    values *= plan.spec.margin
-    if by_period is not None:
-        by_period *= plan.spec.margin
-    return values, by_period
+    return spend_of_buyers(plan, block, spend, paths, rng)
+
+
+def group_totals(values: np.ndarray, block: Customers, n_groups: int) -> np.ndarray:
+    """Per-draw totals ``(D, n_groups)`` of the chunk's values (rows weighted by their
+    multiplicity): a plain sum over customers when there is one group and no weights (a
+    matrix product with a one-hot matrix costs several times more)."""
+    if n_groups == 1 and block.weights is None:
+        return values.sum(axis=1, keepdims=True)
+    weights = np.ones(len(block)) if block.weights is None else block.weights
+    onehot = np.zeros((len(block), n_groups))
+    onehot[np.arange(len(block)), block.codes] = weights
+    return values @ onehot
 
 
 def value_summary(values: np.ndarray, kind: str, quantiles: tuple[float, float]) -> dict:
@@ -485,15 +495,12 @@ def value_chunk(plan: ChunkPlan, block: Customers, seed) -> ChunkValues:
             by_period = by_period - (block.costs * plan.grid.discount)[None]
     values = np.broadcast_to(values, (D, c))
     columns.update(value_summary(values, plan.spec.kind, plan.spec.quantiles))
-    weights = np.ones(c) if block.weights is None else block.weights
-    onehot = np.zeros((c, plan.output.n_groups))
-    onehot[np.arange(c), block.codes] = weights
     kept = None
     if plan.output.keep_periods:
         kept = np.broadcast_to(by_period, (D, c, K))
     elif plan.output.keep_draws:
         kept = values
-    return ChunkValues(columns, values @ onehot, kept)
+    return ChunkValues(columns, group_totals(values, block, plan.output.n_groups), kept)
 
 
 # --------------------------------------------------------------------------------------------
