@@ -3,10 +3,18 @@
 * evaluation once per distinct value (``unique_inverse``, ``per_frequency``, ``distinct_pairs``):
   functions of the frequency alone, or of (frequency, T), evaluated once per distinct value and
   gathered back, which at daily resolution turns millions of evaluations into thousands;
-* exact samplers of future purchases in periods (``allocate_to_periods``,
-  ``gamma_poisson_periods``, ``truncated_poisson_periods``) and the sparse/dense conversions
-  (``take_flat``, ``cumulative_counts``) that keep the valuation engine from building
-  draws x customers x periods arrays.
+* exact samplers of future purchases in periods (``poisson_periods`` and its 1-d forms
+  ``gamma_poisson_periods``, ``truncated_poisson_periods``; ``allocate_to_periods``) and of
+  spend per period (``gamma_period_totals``), and the sparse/dense conversions (``take_flat``,
+  ``cumulative_counts``) that keep the valuation engine from building draws x customers x
+  periods arrays.
+
+``poisson_periods`` and ``gamma_period_totals`` are numba kernels (one pass over the paths,
+no GIL held, so valuation threads run in parallel). They draw from the ``numpy.random.
+Generator`` they are given, which numba advances with numpy's own algorithms; each visits the
+paths in C order with a fixed sequence of draws per path, so a result depends only on the
+generator's state and the inputs. Parameters shared along an axis are read in place through
+zero steps (:func:`path_strides`), never materialised at draws x customers.
 """
 
 from __future__ import annotations

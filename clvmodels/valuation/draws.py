@@ -7,7 +7,12 @@ purchase model is paired with draw ``d`` of the spend model; a one-row table is 
 against the other.
 
 Randomness: ``random_seed`` seeds a ``numpy.random.SeedSequence``; the parameter draws use its
-first two children, chunk ``b`` of the predictive simulation uses child ``b + 2``.
+first two children, chunk ``b`` of the predictive simulation uses child ``b + 2``, as the seed
+of the chunk's ``numpy.random.default_rng`` (PCG64). The compiled samplers of
+:mod:`clvmodels.families.sampling` draw from that same Generator (numba runs numpy's own
+algorithms on its bit generator), path after path in a fixed order, so a valuation is a
+function of ``random_seed`` and the chunk size alone: the same for any ``n_jobs``, and chunks
+are independent streams.
 """
 
 from __future__ import annotations

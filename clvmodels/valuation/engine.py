@@ -135,8 +135,8 @@ def map_chunks(fn: Callable[[Any], Any], tasks: Iterable[Any], n_jobs: int) -> I
     """Yield ``fn(task)`` for every task, in order; in ``n_jobs`` threads when > 1.
 
     ``tasks`` is consumed by the calling thread (build the chunks' inputs there, lazily); only
-    ``fn`` runs in the workers. numpy's random generators and array loops release the GIL, so
-    threads run chunks in parallel; each chunk has its own random stream and ``fn`` shares no
+    ``fn`` runs in the workers. The compiled samplers, numpy's random generators and array
+    loops release the GIL, so threads run chunks in parallel; each chunk has its own random stream and ``fn`` shares no
     mutable state, so results do not depend on ``n_jobs``.
     """
     if n_jobs == 1:
