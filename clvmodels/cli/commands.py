@@ -66,14 +66,18 @@ from clvmodels.cli.pipeline import (
     fit_table_models,
     fit_time_varying,
     is_summary_file,
+    models_diagnostics,
     not_positive_spend_error,
     read_covariates_file,
     read_time_varying_covariates,
     reads_rfm_summary,
     remove_leftovers,
+    sampling_settings,
+    save_fitted_models,
     score_table,
     summarize_transactions_file,
     summary_settings,
+    warnings_recorded,
 )
 from clvmodels.cli.report import figures_folder, write_report
 from clvmodels.errors import InputError
@@ -298,7 +302,6 @@ def fit(
     Subscription models (sbg, bdw, hierarchical-sbg) and BG/BB (bgbb) read their own tables;
     their spend side is a fixed price per payment (--price or the file's price column)."""
     s = resolve_settings(ctx, dict(locals()), config, fit)  # first: locals() are the options
-    from clvmodels.io import save_pipeline
     from clvmodels.scoring import inspect_summary_file
 
     console = Console(s["quiet"])
@@ -344,47 +347,33 @@ def fit(
     if s["covariates"] is not None:
         covariate_settings["table"] = read_covariates_file(Path(s["covariates"]), customer_id)
     notes: dict = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_recorded(run, console):
         purchase_model, spend_model = fit_models(
             info,
             s["model"],
             s["spend"],
             group=s["group"],
-            sampling={
-                "draws": s["draws"],
-                "tune": s["tune"],
-                "chains": s["chains"],
-                "random_seed": s["seed"],
-                "progressbar": not s["quiet"],
-            },
+            sampling=sampling_settings(s),
             console=console,
             spend_customers=s["spend_customers"],
             notes=notes,
             covariates=covariate_settings,
         )
-    console.warn(caught)
-    run.add_warnings(caught)
     run.add_input(s["summary"], "summary", n_customers=info.n_customers)
     if s["covariates"] is not None:
         run.add_input(s["covariates"], "covariates")
     run.record["spend_fit"] = notes["spend_fit"]
-    diagnostics = {
-        "purchase": fit_diagnostics(purchase_model),
-        "spend": fit_diagnostics(spend_model),
-    }
-    run.record["outputs"].append({"path": str(s["out"])})
-    save_pipeline(  # the manifest is written inside the directory before it takes its place
+    save_fitted_models(
         s["out"],
+        run,
         purchase_model,
         spend_model,
-        metadata={
+        {
             "fit_on": str(Path(s["summary"]).resolve()),
             "n_customers": info.n_customers,
             "customer_id": info.customer_id,
             "spend_fit": notes["spend_fit"],
         },
-        before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
     )
     console.params_table(purchase_model, spend_model)
     console.info(f"saved the models to {s['out']}")
@@ -394,8 +383,6 @@ def _fit_time_varying_model(s: dict, console: Console) -> None:
     """``clvmodels fit --model pareto-tv``: the time-varying Pareto/NBD and Gamma-Gamma on a
     transactions file with a covariate table per period; the model directory keeps the
     estimates (the covariates are data: ``score`` takes them again)."""
-    from clvmodels.io import save_pipeline
-
     columns = {
         key: covariate_columns(f"--{key}-covariates", s[f"{key}_covariates"])
         for key in ("purchase", "dropout")
@@ -414,30 +401,22 @@ def _fit_time_varying_model(s: dict, console: Console) -> None:
     check_outputs([s["out"]], [path, s["config"], s["time_varying_covariates"]])
     remove_leftovers(console, s["out"])
     run = Run("fit", s)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_recorded(run, console):
         purchase_model, spend_model, summary = fit_time_varying(
             path, {**s, **{f"{k}_covariates": v for k, v in columns.items()}}, console
         )
-    console.warn(caught)
-    run.add_warnings(caught)
     run.add_input(path, "transactions", n_customers=len(summary))
     run.add_input(s["time_varying_covariates"], "time-varying covariates")
-    diagnostics = {
-        "purchase": fit_diagnostics(purchase_model),
-        "spend": fit_diagnostics(spend_model),
-    }
-    run.record["outputs"].append({"path": str(s["out"])})
-    save_pipeline(
+    save_fitted_models(
         s["out"],
+        run,
         purchase_model,
         spend_model,
-        metadata={
+        {
             "fit_on": str(path.resolve()),
             "n_customers": len(summary),
             "customer_id": s["customer_id"] or "customer_id",
         },
-        before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
     )
     console.params_table(purchase_model, spend_model)
     console.info(f"saved the models to {s['out']}")
@@ -448,7 +427,6 @@ def _fit_table_model(s: dict, purchase_class: type, console: Console) -> None:
     BG/BB): build the table from the file, fit the model and the price, save both with the
     settings that rebuild the table (``clvmodels score`` reads them) and the manifest."""
     from clvmodels.cli.pipeline import table_kind
-    from clvmodels.io import save_pipeline
 
     if s["spend"] != "gamma-gamma" or s["spend_customers"] != "all":
         raise InputError(
@@ -470,42 +448,28 @@ def _fit_table_model(s: dict, purchase_class: type, console: Console) -> None:
     run = Run("fit", s)
     path = Path(s["summary"])
     table, layout = customer_table(path, purchase_class, s)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_recorded(run, console):
         purchase_model, spend_model = fit_table_models(
             table,
             s["model"],
             price=s["price"],
             group=s["group"],
-            sampling={
-                "draws": s["draws"],
-                "tune": s["tune"],
-                "chains": s["chains"],
-                "random_seed": s["seed"],
-                "progressbar": not s["quiet"],
-            },
+            sampling=sampling_settings(s),
             console=console,
         )
-    console.warn(caught)
-    run.add_warnings(caught)
     run.add_input(path, layout["layout"], n_customers=len(table))
     run.record["table"] = layout
-    diagnostics = {
-        "purchase": fit_diagnostics(purchase_model),
-        "spend": fit_diagnostics(spend_model),
-    }
-    run.record["outputs"].append({"path": str(s["out"])})
-    save_pipeline(
+    save_fitted_models(
         s["out"],
+        run,
         purchase_model,
         spend_model,
-        metadata={
+        {
             "fit_on": str(path.resolve()),
             "n_customers": len(table),
             "customer_id": layout["customer_id"],
             "table": layout,
         },
-        before_commit=lambda tmp: run.write_into(tmp, s["out"], fit_diagnostics=diagnostics),
     )
     what = "subscribers" if table_kind(purchase_class) == "subscriptions" else "customers"
     console.params_table(purchase_model)
@@ -682,10 +646,7 @@ def _score_table_model(s: dict, models, console: Console, run: Run, valuation: d
     table, layout = customer_table(path, type(models.purchase), settings)
     run.record["settings"].update(customer_id=layout["customer_id"], time_unit=layout["period"])
     run.record["table"] = layout
-    run.record["fit_diagnostics"] = {
-        "purchase": fit_diagnostics(models.purchase),
-        "spend": fit_diagnostics(models.spend),
-    }
+    run.record["fit_diagnostics"] = models_diagnostics(models.purchase, models.spend)
     progress, task = console.progress("scoring", len(table))
     with progress:
         return score_table(
@@ -732,10 +693,7 @@ def _score_summary(s: dict, models, console: Console, run: Run, valuation: dict,
             notes=notes,
         )
         run.record["spend_fit"] = notes["spend_fit"]
-    run.record["fit_diagnostics"] = {
-        "purchase": fit_diagnostics(purchase_model),
-        "spend": fit_diagnostics(spend_model),
-    }
+    run.record["fit_diagnostics"] = models_diagnostics(purchase_model, spend_model)
     covariate_table = None
     if s["covariates"] is not None:
         from clvmodels.scoring import model_columns

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from clvmodels import registry
 from clvmodels.cli.console import Console
+from clvmodels.cli.manifest import Run
 from clvmodels.cli.options import SPEND_CUSTOMERS, check_choice, in_cli_words
 from clvmodels.errors import InputError
 
@@ -213,14 +216,21 @@ def read_covariates_file(path: Path, customer_id: str):
 
     check_input_file(path)
     frame = pd.read_parquet(path) if file_format(path) == "parquet" else pd.read_csv(path)
+    fix = "name it as in the summary (or pass --customer-id)"
+    return with_text_customer_ids(frame, path, customer_id, fix).set_index(customer_id)
+
+
+def with_text_customer_ids(frame, path: Path, customer_id: str, fix: str):
+    """``frame`` (read from ``path``) with its ``customer_id`` column as text; InputError with
+    ``fix`` when the file has no such column."""
     if customer_id not in frame.columns:
         raise InputError(
             f"{path.name} has no customer id column {customer_id!r}; found "
             + ", ".join(map(str, frame.columns))
-            + ". Fix: name it as in the summary (or pass --customer-id)"
+            + f". Fix: {fix}"
         )
     frame[customer_id] = frame[customer_id].astype(str)
-    return frame.set_index(customer_id)
+    return frame
 
 
 def covariate_frame(con, source: str, info, columns, where: str, covariates: dict[str, Any]):
@@ -430,6 +440,52 @@ def fit_diagnostics(model) -> dict[str, Any]:
     return out
 
 
+def models_diagnostics(purchase_model, spend_model) -> dict[str, dict[str, Any]]:
+    """:func:`fit_diagnostics` of a purchase and a spend model, as the manifests record them."""
+    return {"purchase": fit_diagnostics(purchase_model), "spend": fit_diagnostics(spend_model)}
+
+
+def sampling_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The posterior-sampling arguments of a hierarchical fit from the ``fit`` options."""
+    return {
+        "draws": settings["draws"],
+        "tune": settings["tune"],
+        "chains": settings["chains"],
+        "random_seed": settings["seed"],
+        "progressbar": not settings["quiet"],
+    }
+
+
+@contextmanager
+def warnings_recorded(run: Run, console: Console):
+    """Catch every warning of the block, then show it on the console and keep it in the
+    manifest of ``run``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    console.warn(caught)
+    run.add_warnings(caught)
+
+
+def save_fitted_models(
+    out: Path, run: Run, purchase_model, spend_model, metadata: dict[str, Any]
+) -> None:
+    """Save the fitted models to the directory ``out`` with ``metadata`` and the manifest of
+    ``run`` (with the models' diagnostics), written inside the directory before it takes its
+    place."""
+    from clvmodels.io import save_pipeline
+
+    diagnostics = models_diagnostics(purchase_model, spend_model)
+    run.record["outputs"].append({"path": str(out)})
+    save_pipeline(
+        out,
+        purchase_model,
+        spend_model,
+        metadata=metadata,
+        before_commit=lambda tmp: run.write_into(tmp, out, fit_diagnostics=diagnostics),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # models on their own customer tables: subscriptions (sBG, BdW, hierarchical sBG) and BG/BB
 # --------------------------------------------------------------------------------------------
@@ -473,14 +529,7 @@ def read_frame(path: Path, customer_id: str):
         frame = pd.read_parquet(path)
     else:
         frame = pd.read_csv(path, dtype={customer_id: str}, keep_default_na=True)
-    if customer_id not in frame.columns:
-        raise InputError(
-            f"{path.name} has no customer id column {customer_id!r}; found "
-            + ", ".join(map(str, frame.columns))
-            + ". Fix: pass --customer-id COLUMN"
-        )
-    frame[customer_id] = frame[customer_id].astype(str)
-    return frame
+    return with_text_customer_ids(frame, path, customer_id, "pass --customer-id COLUMN")
 
 
 def customer_table(path: Path, estimator: type, settings: dict[str, Any]):
