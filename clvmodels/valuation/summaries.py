@@ -85,23 +85,12 @@ def lifetime_value(
     ``return_draws``.
     """
     spec = ValuationSpec(
-        horizon=horizon,
-        period=period,
-        annual_discount_rate=annual_discount_rate,
-        period_discount_rate=period_discount_rate,
-        margin=margin,
-        interval=interval,
-        kind=kind,
-        costs=costs,
+        horizon, period, annual_discount_rate, period_discount_rate, margin, interval, kind, costs
     )
+    draw_spec, run_spec = DrawSpec(draws, random_seed), RunSpec(chunk_size, n_jobs)
+    output = OutputSpec(keep_draws=return_draws)
     result = value_customers(
-        purchase_model,
-        spend_model,
-        summary,
-        spec,
-        DrawSpec(draws, random_seed),
-        RunSpec(chunk_size, n_jobs),
-        OutputSpec(keep_draws=return_draws),
+        purchase_model, spend_model, summary, spec, draw_spec, run_spec, output
     )
     if return_draws:
         return result.frame, draws_array(result, summary.index, "clv")
@@ -190,23 +179,12 @@ def customer_equity(
     """
     codes, groups = group_codes(by, summary)
     spec = ValuationSpec(
-        horizon=horizon,
-        period=period,
-        annual_discount_rate=annual_discount_rate,
-        period_discount_rate=period_discount_rate,
-        margin=margin,
-        interval=interval,
-        kind=kind,
-        costs=costs,
+        horizon, period, annual_discount_rate, period_discount_rate, margin, interval, kind, costs
     )
+    draw_spec, run_spec = DrawSpec(draws, random_seed), RunSpec(chunk_size, n_jobs)
+    output = OutputSpec(group_codes=codes, n_groups=len(groups))
     result = value_customers(
-        purchase_model,
-        spend_model,
-        summary,
-        spec,
-        DrawSpec(draws, random_seed),
-        RunSpec(chunk_size, n_jobs),
-        OutputSpec(group_codes=codes, n_groups=len(groups)),
+        purchase_model, spend_model, summary, spec, draw_spec, run_spec, output
     )
     totals = result.totals
     n_per = np.bincount(codes, minlength=len(groups)) if codes is not None else [len(summary)]
