@@ -81,6 +81,7 @@ from scipy.special import digamma, expit, gammaln
 
 from clvmodels.errors import NumericalError
 from clvmodels.families.base import FitRows, PurchaseFamily
+from clvmodels.families.pareto_nbd import simulate_purchases_while_alive
 from clvmodels.families.sampling import (
     check_grid,
     cumulative_counts,
@@ -624,14 +625,25 @@ def _per_customer(values, first):
     return np.take(np.asarray(values, dtype=float), first, axis=-1)
 
 
+def _once_per_history(prediction, params, histories, scalars=(), per_customer=()):
+    """``prediction(*params, *histories, *scalars, *per_customer)``, with ``histories`` the
+    customers' ``(x, t_x, T)``, computed once per distinct history and gathered back to the
+    customers (:func:`_distinct_customers`); None when that shortcut does not apply.
+    ``per_customer``: arguments with a value per customer (or None), such as ``p_alive``."""
+    distinct = _distinct_customers(params, *histories, *scalars)
+    if distinct is None:
+        return None
+    first, inverse, rows = distinct
+    at_first = (_per_customer(values, first) for values in per_customer)
+    return np.take(prediction(*params, *rows, *scalars, *at_first), inverse, axis=-1)
+
+
 def probability_alive(r, alpha, b, s, beta, x, t_x, T):
     """P(alive at T | x, t_x, T) = alive term / (alive term + b s I) (BG 2012 eq. (8)),
     computed as ``expit(log_alive - log_dead)``, so it lies in [0, 1] for any input."""
-    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T)
-    if distinct is not None:
-        first, inverse, rows = distinct
-        rows = probability_alive(r, alpha, b, s, beta, *rows)
-        return np.take(rows, inverse, axis=-1)
+    gathered = _once_per_history(probability_alive, (r, alpha, b, s, beta), (x, t_x, T))
+    if gathered is not None:
+        return gathered
     shape, (r, alpha, b, s, beta, x, t_x, T) = _flat(r, alpha, b, s, beta, x, t_x, T)
     log_alive, _ = _log_alive(r, alpha, b, s, beta, x, T)
     log_dead, _ = _log_dead(r, alpha, b, s, beta, x, t_x, T)
@@ -694,13 +706,11 @@ def conditional_expected_purchases(r, alpha, b, s, beta, x, t_x, T, t, p_alive=N
     """E[X(T, T+t] | x, t_x, T] = P(alive) (r+x)/(alpha+T) int_0^t (1 + expm1(bw)/c(T))^-s dw
     (BG 2012 eq. (10) with Adler's 2022 correction; see the module docstring). Non-negative and
     non-decreasing in ``t``."""
-    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T, t)
-    if distinct is not None:
-        first, inverse, rows = distinct
-        rows = conditional_expected_purchases(
-            r, alpha, b, s, beta, *rows, t, _per_customer(p_alive, first)
-        )
-        return np.take(rows, inverse, axis=-1)
+    gathered = _once_per_history(
+        conditional_expected_purchases, (r, alpha, b, s, beta), (x, t_x, T), (t,), (p_alive,)
+    )
+    if gathered is not None:
+        return gathered
     shape, (r, alpha, b, s, beta, x, t_x, T, t) = _flat(r, alpha, b, s, beta, x, t_x, T, t)
     if p_alive is None:
         alive = probability_alive(r, alpha, b, s, beta, x, t_x, T)
@@ -731,13 +741,15 @@ def discounted_expected_residual_transactions(r, alpha, b, s, beta, x, t_x, T, d
     """DERT = int_0^inf e^{-delta t} dE[X(T, T+t)] = P(alive) (r+x)/(alpha+T)
     int_0^inf e^{-delta w} P(residual lifetime > w) dw (Fader, Hardie & Lee 2005, "RFM and
     CLV", eq. 2, with the GGompertz residual lifetime); one quadrature per customer."""
-    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T, delta)
-    if distinct is not None:
-        first, inverse, rows = distinct
-        rows = discounted_expected_residual_transactions(
-            r, alpha, b, s, beta, *rows, delta, _per_customer(p_alive, first)
-        )
-        return np.take(rows, inverse, axis=-1)
+    gathered = _once_per_history(
+        discounted_expected_residual_transactions,
+        (r, alpha, b, s, beta),
+        (x, t_x, T),
+        (delta,),
+        (p_alive,),
+    )
+    if gathered is not None:
+        return gathered
     shape, (r, alpha, b, s, beta, x, t_x, T, delta) = _flat(r, alpha, b, s, beta, x, t_x, T, delta)
     alive = np.broadcast_to(np.asarray(p_alive, dtype=float), shape).ravel()
     lc_T = log_c(b, beta, T)
@@ -844,13 +856,15 @@ def conditional_purchase_probability(r, alpha, b, s, beta, x, t_x, T, t, k, p_al
         P(k | alive) = NBD(k; r+x, alpha+T, t) (c/(c+expm1(bt)))^s + int_0^t f(w) NBD(k; w) dw
         P(X = k)     = P(alive) P(k | alive) + [k = 0] (1 - P(alive))
     """
-    distinct = _distinct_customers((r, alpha, b, s, beta), x, t_x, T, t, k)
-    if distinct is not None:
-        first, inverse, rows = distinct
-        rows = conditional_purchase_probability(
-            r, alpha, b, s, beta, *rows, t, k, _per_customer(p_alive, first)
-        )
-        return np.take(rows, inverse, axis=-1)
+    gathered = _once_per_history(
+        conditional_purchase_probability,
+        (r, alpha, b, s, beta),
+        (x, t_x, T),
+        (t, k),
+        (p_alive,),
+    )
+    if gathered is not None:
+        return gathered
     shape, (r, alpha, b, s, beta, x, t_x, T, t, k) = _flat(r, alpha, b, s, beta, x, t_x, T, t, k)
     if np.any(k < 0) or np.any(k != np.round(k)):
         raise ValueError("k must be a non-negative whole number of purchases")
@@ -1167,16 +1181,7 @@ class GGompertzNBDFamily(PurchaseFamily):
         eta = rng.gamma(s, 1.0 / beta, size=shape)
         with np.errstate(divide="ignore", over="ignore"):
             tau = np.log1p(rng.standard_exponential(shape) / eta) / b
-        active_span = np.minimum(tau, ages)
-        x = rng.poisson(lam * active_span)
-        recency = np.zeros(shape)
-        pos = x > 0
-        recency[pos] = active_span[pos] * rng.beta(x[pos], 1)
-        columns = {"frequency": x, "recency": recency, "T": ages}
-        if holdout is not None:
-            columns["frequency_holdout"] = rng.poisson(lam * np.clip(tau - ages, 0.0, holdout))
-            columns["duration_holdout"] = np.full(shape, float(holdout))
-            columns["true_alive_holdout_end"] = tau > ages + holdout
+        columns = simulate_purchases_while_alive(lam, tau, ages, holdout, rng)
         columns.update(
             {"true_lambda": lam, "true_eta": eta, "true_lifetime": tau, "true_alive": tau > ages}
         )

@@ -965,17 +965,30 @@ class ParetoNBDFamily(PurchaseFamily):
         mu = rng.gamma(s, 1.0 / beta, size=shape)
         with np.errstate(divide="ignore"):
             tau = rng.standard_exponential(shape) / mu
-        active_span = np.minimum(tau, ages)
-        x = rng.poisson(lam * active_span)
-        recency = np.zeros(shape)
-        pos = x > 0
-        recency[pos] = active_span[pos] * rng.beta(x[pos], 1)
-        columns = {"frequency": x, "recency": recency, "T": ages}
-        if holdout is not None:
-            columns["frequency_holdout"] = rng.poisson(lam * np.clip(tau - ages, 0.0, holdout))
-            columns["duration_holdout"] = np.full(shape, float(holdout))
-            columns["true_alive_holdout_end"] = tau > ages + holdout
+        columns = simulate_purchases_while_alive(lam, tau, ages, holdout, rng)
         columns.update(
             {"true_lambda": lam, "true_mu": mu, "true_lifetime": tau, "true_alive": tau > ages}
         )
         return columns
+
+
+def simulate_purchases_while_alive(lam, tau, ages, holdout, rng: np.random.Generator) -> dict:
+    """Purchases of customers buying at Poisson rate ``lam`` until their lifetime ``tau``
+    (SMC 1987's purchase process; the GGompertz/NBD's too, with its own lifetimes):
+    ``x ~ Poisson(lam min(tau, T))`` in (0, min(tau, T)] for ``T = ages``, the last at
+    ``min(tau, T) Beta(x, 1)`` (the largest of x uniform times), and with a ``holdout`` (None:
+    none) ``Poisson(lam clip(tau - T, 0, holdout))`` more. Arrays of one shape; returns the
+    columns ``frequency``, ``recency``, ``T`` (and ``frequency_holdout``, ``duration_holdout``,
+    ``true_alive_holdout_end`` with a holdout)."""
+    shape = ages.shape
+    active_span = np.minimum(tau, ages)
+    x = rng.poisson(lam * active_span)
+    recency = np.zeros(shape)
+    pos = x > 0
+    recency[pos] = active_span[pos] * rng.beta(x[pos], 1)
+    columns = {"frequency": x, "recency": recency, "T": ages}
+    if holdout is not None:
+        columns["frequency_holdout"] = rng.poisson(lam * np.clip(tau - ages, 0.0, holdout))
+        columns["duration_holdout"] = np.full(shape, float(holdout))
+        columns["true_alive_holdout_end"] = tau > ages + holdout
+    return columns
