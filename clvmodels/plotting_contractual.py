@@ -67,6 +67,25 @@ def _curve_plot(ax, frame: pd.DataFrame, column: str, label: str, model) -> None
     ax.set_xlabel(f"periods since start ({frame.attrs.get('time_unit') or 'model unit'})")
 
 
+def _model_curve_plot(
+    curve, column, label, model, periods, first_period, actual, draws, interval, seed, ax
+):
+    """Draw ``curve(model, t, ...)`` (``survival_curve`` or ``retention_curve``) for ``t =
+    first_period..periods`` (or the given periods) with its interval, and ``actual`` (shares
+    still subscribed by period) as points of the same quantity: the shares themselves for the
+    survival, ``s_t / s_(t-1)`` for the retention."""
+    t = np.arange(first_period, int(periods) + 1) if np.ndim(periods) == 0 else np.asarray(periods)
+    frame = curve(model, t, draws=draws, interval=interval, seed=seed)
+    ax = _axes(ax)
+    _curve_plot(ax, frame, column, label, model)
+    if actual is not None:
+        observed = _as_series(actual, "actual")
+        if column == "retention":
+            observed = (observed / observed.shift(1)).dropna()
+        ax.plot(observed.index, observed.to_numpy(), "o", color="C1", label="actual")
+    return ax
+
+
 def plot_survival(
     model,
     periods: int | Sequence[float] = 12,
@@ -79,13 +98,9 @@ def plot_survival(
     """``S(t)`` for ``t = 0..periods`` (or the given periods) with the ``interval`` over
     ``draws`` parameter draws; ``actual`` (observed shares still subscribed, a Series indexed
     by period or a sequence from period 0) as points."""
-    t = np.arange(0, int(periods) + 1) if np.ndim(periods) == 0 else np.asarray(periods)
-    frame = survival_curve(model, t, draws=draws, interval=interval, seed=seed)
-    ax = _axes(ax)
-    _curve_plot(ax, frame, "survival", "S(t)", model)
-    if actual is not None:
-        observed = _as_series(actual, "actual")
-        ax.plot(observed.index, observed.to_numpy(), "o", color="C1", label="actual")
+    ax = _model_curve_plot(
+        survival_curve, "survival", "S(t)", model, periods, 0, actual, draws, interval, seed, ax
+    )
     ax.set_ylabel("share still subscribed")
     ax.set_ylim(0, 1.02)
     ax.set_title("Survival")
@@ -105,14 +120,9 @@ def plot_retention(
     """The retention rate ``r_t`` for ``t = 1..periods`` with its interval; ``actual``: observed
     shares still subscribed by period (as for :func:`plot_survival`), from which the observed
     retention ``s_t / s_(t-1)`` is drawn."""
-    t = np.arange(1, int(periods) + 1) if np.ndim(periods) == 0 else np.asarray(periods)
-    frame = retention_curve(model, t, draws=draws, interval=interval, seed=seed)
-    ax = _axes(ax)
-    _curve_plot(ax, frame, "retention", "r(t)", model)
-    if actual is not None:
-        observed = _as_series(actual, "actual")
-        rates = (observed / observed.shift(1)).dropna()
-        ax.plot(rates.index, rates.to_numpy(), "o", color="C1", label="actual")
+    ax = _model_curve_plot(
+        retention_curve, "retention", "r(t)", model, periods, 1, actual, draws, interval, seed, ax
+    )
     ax.set_ylabel("retention rate")
     ax.set_title("Retention")
     ax.legend()
