@@ -42,13 +42,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
-from clvmodels.covariates import join_covariates  # noqa: E402
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily  # noqa: E402
 from clvmodels.families.pareto_nbd import ParetoNBDFamily  # noqa: E402
 from clvmodels.io import atomic_write_text  # noqa: E402
+from tests.reference_data import apparel_with_covariates  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DATA = ROOT / "tests" / "data"
 BOTH = dict(purchase_covariates=["gender", "channel"], dropout_covariates=["gender", "channel"])
 # CLVTools 0.12.1, shared/REFERENCE.md
 CLVTOOLS = {
@@ -57,19 +56,6 @@ CLVTOOLS = {
     "BetaGeo": -5839.8635,
 }
 CLVTOOLS_FASTEST_S, CLVTOOLS_SLOWEST_S = 0.5, 1.5
-
-
-def apparel() -> pd.DataFrame:
-    summary = clv.rfm_summary(
-        pd.read_csv(DATA / "apparel_transactions.csv"),
-        "customer_id",
-        "date",
-        "amount",
-        observation_end="2006-12-31",
-        time_unit="W",
-        after_observation_end="exclude",
-    )
-    return join_covariates(summary, pd.read_csv(DATA / "apparel_customers.csv"))
 
 
 def timed(make, summary, repeats: int):
@@ -86,7 +72,7 @@ def timed(make, summary, repeats: int):
 
 
 def apparel_rows(repeats: int) -> list[dict]:
-    summary = apparel()
+    summary = apparel_with_covariates()
     candidates = ["ParetoNBD", "BetaGeo", "ModifiedBetaGeo", "GGompertzNBD"]
     rows = []
     for name in candidates:

@@ -42,12 +42,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
-from clvmodels.covariates import join_covariates  # noqa: E402
 from clvmodels.families import ggompertz_nbd as gg  # noqa: E402
 from clvmodels.io import atomic_write_text  # noqa: E402
+from tests.reference_data import apparel_with_covariates  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DATA = ROOT / "tests" / "data"
 TRUE = {"r": 0.5, "alpha": 50.0, "b": 0.004, "s": 0.8, "beta": 0.5}
 CLVTOOLS_CDNOW_SECONDS = 1.0
 CLVTOOLS_STATIC_SECONDS = (0.5, 1.5)
@@ -81,20 +80,6 @@ def fit_quietly(model, summary):
         return model.fit(summary)
 
 
-def apparel() -> pd.DataFrame:
-    summary = clv.rfm_summary(
-        pd.read_csv(DATA / "apparel_transactions.csv"),
-        "customer_id",
-        "date",
-        "amount",
-        observation_end="2006-12-31",
-        time_unit="W",
-        after_observation_end="exclude",
-    )
-    customers = pd.read_csv(DATA / "apparel_customers.csv")
-    return join_covariates(summary, customers, ["gender", "channel"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20,000 simulated customers")
@@ -124,7 +109,7 @@ def main() -> None:
         f"{model.log_likelihood_:.4f} (CLVTools -9594.9763; b at its boundary 0: "
         f"{', '.join(model.boundary_parameters_) or 'none'}) |"
     )
-    data = apparel()
+    data = apparel_with_covariates()
     model, seconds = timed(lambda: fit_quietly(clv.GGompertzNBD(**BOTH), data), repeat=3)
     lo, hi = CLVTOOLS_STATIC_SECONDS
     lines.append(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_data import apparel_summary, weekly_summary
 from scipy import integrate
 from scipy.special import digamma
 
@@ -67,19 +68,6 @@ def sim():
     return s
 
 
-def weekly_summary(transactions, observation_end):
-    """The weekly summary (with litt) of the transactions up to ``observation_end``."""
-    return clv.rfm_summary(
-        transactions,
-        "customer_id",
-        "date",
-        "amount",
-        observation_end=observation_end,
-        time_unit="W",
-        after_observation_end="exclude",
-    )
-
-
 @pytest.fixture(scope="module")
 def cdnow():
     return weekly_summary(clv.datasets.load_cdnow_transactions(), "1997-09-30")
@@ -87,7 +75,7 @@ def cdnow():
 
 @pytest.fixture(scope="module")
 def apparel():
-    return weekly_summary(pd.read_csv(DATA / "apparel_transactions.csv"), "2006-12-31")
+    return apparel_summary()
 
 
 @pytest.fixture(scope="module")

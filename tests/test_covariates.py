@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from reference_data import apparel_with_covariates
 
 import clvmodels as clv
 from clvmodels.covariates import CovariateEncoding, join_covariates
@@ -39,23 +40,9 @@ CLVTOOLS_PARETO_PLAIN_LL = -5848.0978
 CLVTOOLS_BG_LL = -5839.8635
 
 
-def weekly_summary(transactions: pd.DataFrame, observation_end: str) -> pd.DataFrame:
-    return clv.rfm_summary(
-        transactions,
-        "customer_id",
-        "date",
-        "amount",
-        observation_end=observation_end,
-        time_unit="W",
-        after_observation_end="exclude",
-    )
-
-
 @pytest.fixture(scope="module")
 def apparel() -> pd.DataFrame:
-    summary = weekly_summary(pd.read_csv(DATA / "apparel_transactions.csv"), "2006-12-31")
-    customers = pd.read_csv(DATA / "apparel_customers.csv")
-    return join_covariates(summary, customers, ["gender", "channel"])
+    return apparel_with_covariates()
 
 
 @pytest.fixture(scope="module")

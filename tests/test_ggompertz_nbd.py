@@ -6,7 +6,6 @@ recovery, and a property test over extreme inputs."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import mpmath as mp
 import numpy as np
@@ -14,17 +13,16 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_data import apparel_with_covariates
 from scipy import stats
 
 import clvmodels as clv
-from clvmodels.covariates import join_covariates
 from clvmodels.errors import ConvergenceWarning
 from clvmodels.estimators import covariates as covariate_models
 from clvmodels.families import ggompertz_nbd as gg
 from clvmodels.families import pareto_nbd as pn
 from clvmodels.families.base import Family, PurchaseFamily
 
-DATA = Path(__file__).parent / "data"
 FAMILY = gg.GGompertzNBDFamily()
 NAMES = FAMILY.param_names
 
@@ -388,17 +386,7 @@ def test_parameter_recovery(truth):
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def apparel() -> pd.DataFrame:
-    summary = clv.rfm_summary(
-        pd.read_csv(DATA / "apparel_transactions.csv"),
-        "customer_id",
-        "date",
-        "amount",
-        observation_end="2006-12-31",
-        time_unit="W",
-        after_observation_end="exclude",
-    )
-    customers = pd.read_csv(DATA / "apparel_customers.csv")
-    return join_covariates(summary, customers, ["gender", "channel"])
+    return apparel_with_covariates()
 
 
 def test_apparel_static_covariates_reproduce_clvtools(apparel):
