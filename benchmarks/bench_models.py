@@ -32,9 +32,7 @@ What is measured (one process, the same simulated data for both libraries)
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
 import sys
 import time
 import warnings
@@ -48,7 +46,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
-from clvmodels.io import atomic_write_text  # noqa: E402
+from benchmarks.support import (  # noqa: E402
+    lifetimes_comparison_parser,
+    peak_rss_mb,
+    write_results,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRUE_BG = {"r": 0.25, "alpha": 28.0, "a": 0.8, "b": 2.4}
@@ -334,7 +336,7 @@ def run(n: int, lifetimes_n: int) -> str:
         ratios,
     )
     bench_gamma_gamma(summary, lines, ratios)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     header = next(i for i, line in enumerate(lines) if line.startswith("## "))
     lines[header:header] = [
         "## Summary (lifetimes time / clvmodels time)",
@@ -349,27 +351,19 @@ def run(n: int, lifetimes_n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_results(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run with 50,000 customers")
-    parser.add_argument("--n", type=int, default=None, help="number of customers (default 1M)")
-    parser.add_argument(
-        "--lifetimes-n",
-        type=int,
-        default=None,
-        help="fit lifetimes on this many customers and extrapolate (default: all)",
+    parser = lifetimes_comparison_parser(
+        __doc__.splitlines()[0],
+        quick_help="smoke run with 50,000 customers",
+        n_help="number of customers (default 1M)",
+        lifetimes_help="fit lifetimes on this many customers and extrapolate (default: all)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "models.md")
     args = parser.parse_args(argv)
     n = args.n or (50_000 if args.quick else 1_000_000)
     lifetimes_n = args.lifetimes_n or n
     text = run(n, lifetimes_n)
-    _write_results(args.output, text)
+    write_results(args.output, text)
     print(text)
     return 0
 

@@ -31,9 +31,7 @@ What is measured (one process, the same simulated data for both libraries)
 
 from __future__ import annotations
 
-import argparse
 import os
-import resource
 import sys
 import time
 import warnings
@@ -47,8 +45,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import clvmodels as clv  # noqa: E402
+from benchmarks.support import (  # noqa: E402
+    lifetimes_comparison_parser,
+    peak_rss_mb,
+    write_results,
+)
 from clvmodels.families import pareto_nbd as pn  # noqa: E402
-from clvmodels.io import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRUE = {"r": 0.5, "alpha": 50.0, "s": 0.6, "beta": 80.0}
@@ -294,30 +296,18 @@ def run(n: int, lifetimes_n: int, horizon: float = 30.0) -> str:
     return "\n".join(lines)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _write_results(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20,000 customers (smoke run)")
-    parser.add_argument("--n", type=int, default=None, help="number of customers")
-    parser.add_argument(
-        "--lifetimes-n",
-        type=int,
-        default=None,
-        help="customers for lifetimes' fit (default: all when --quick, else 100,000)",
+    parser = lifetimes_comparison_parser(
+        __doc__.splitlines()[0],
+        quick_help="20,000 customers (smoke run)",
+        n_help="number of customers",
+        lifetimes_help="customers for lifetimes' fit (default: all when --quick, else 100,000)",
     )
     args = parser.parse_args(argv)
     n = args.n or (20_000 if args.quick else 1_000_000)
     lifetimes_n = args.lifetimes_n or (n if args.quick else min(n, 100_000))
     text = run(n, lifetimes_n)
-    _write_results(RESULTS / "pareto_nbd.md", text)
+    write_results(RESULTS / "pareto_nbd.md", text)
     print(text)
 
 
