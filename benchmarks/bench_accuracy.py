@@ -110,6 +110,20 @@ def _cohort_month(tx: pd.DataFrame, index) -> pd.Series:
     return first.dt.strftime("%Y-%m").reindex(index).rename("cohort")
 
 
+def weekly_split(tx: pd.DataFrame, calibration_end: str, observation_end: str) -> pd.DataFrame:
+    """The weekly calibration/holdout summary of transactions with columns customer_id, date
+    and amount."""
+    return clv.calibration_holdout_summary(
+        tx,
+        customer_id="customer_id",
+        datetime="date",
+        monetary="amount",
+        calibration_end=calibration_end,
+        observation_end=observation_end,
+        time_unit="W",
+    )
+
+
 def load_cdnow(quick: bool) -> Dataset:
     which = "sample" if quick else "master"
     tx = clv.datasets.load_cdnow_transactions(which)
@@ -133,15 +147,7 @@ def load_apparel(quick: bool) -> Dataset | str:
         return f"apparel data not found under {APPAREL_DIR} (set CLV_APPAREL_DIR); skipped"
     tx = pd.read_csv(tx_path, parse_dates=["date"])
     covariates = pd.read_csv(cov_path).set_index("customer_id")
-    ch = clv.calibration_holdout_summary(
-        tx,
-        customer_id="customer_id",
-        datetime="date",
-        monetary="amount",
-        calibration_end="2006-12-31",
-        observation_end="2010-12-20",
-        time_unit="W",
-    )
+    ch = weekly_split(tx, "2006-12-31", "2010-12-20")
     ch["channel"] = covariates["channel"].reindex(ch.index).map({0: "channel 0", 1: "channel 1"})
     if ch["channel"].isna().any():
         raise ValueError("apparel customers without a channel")
@@ -173,15 +179,7 @@ def load_simulated(quick: bool) -> Dataset:
         observation_end="2021-06-29",
         seed=2024,
     )
-    ch = clv.calibration_holdout_summary(
-        tx,
-        customer_id="customer_id",
-        datetime="date",
-        monetary="amount",
-        calibration_end="2020-09-29",
-        observation_end="2021-06-29",
-        time_unit="W",
-    )
+    ch = weekly_split(tx, "2020-09-29", "2021-06-29")
     ch["cohort"] = _cohort_month(tx, ch.index).to_numpy()
     return Dataset(
         f"Simulated BG/NBD + Gamma-Gamma ({len(ch):,} customers, 39/39 weeks)",
