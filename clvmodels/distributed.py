@@ -16,6 +16,9 @@ functions unchanged, so the cluster gives the same numbers as a laptop:
   uses; block ``k`` is seeded with ``[random_seed, k]`` in both, so the result is *identical*
   to scoring the same rows locally with the same ``chunk_size`` -- including the Monte Carlo
   ``kind="predictive"`` intervals.
+  A :class:`~clvmodels.TimeVaryingParetoNBD` travels with its covariate table (fit and future
+  periods, re-attached on the workers) and needs ``observation_end=``, which every block
+  carries as ``attrs["observation_end"]`` to place its customers on the covariate calendar.
 * :func:`customer_equity_dask` sums the per-draw totals of every block: customer equity with
   an interval from the joint draws, as :func:`clvmodels.customer_equity`.
 
@@ -191,20 +194,24 @@ def rfm_summary_dask(ddf, *args, **kwargs):
 # --------------------------------------------------------------------------------------------
 # scoring
 # --------------------------------------------------------------------------------------------
-def _portable(model) -> tuple[str, Any]:
-    """A model as something small to ship: its JSON dict when it has one, else the object."""
+def _portable(model) -> tuple[str, Any, pd.DataFrame | None]:
+    """A model as something small to ship: its JSON dict when it has one, else the object; and
+    the covariate table a time-varying model holds (data its dict leaves out), re-attached
+    with ``with_future_covariates`` on the workers."""
+    attached = getattr(model, "covariates_", None) if hasattr(model, "covariate_table") else None
     if hasattr(model, "to_dict") and hasattr(type(model), "from_dict"):
-        return ("dict", model.to_dict())
-    return ("object", model)
+        return ("dict", model.to_dict(), attached)
+    return ("object", model, None)
 
 
-def _restore(portable: tuple[str, Any]):
-    kind, value = portable
+def _restore(portable: tuple[str, Any, pd.DataFrame | None]):
+    kind, value, attached = portable
     if kind == "object":
         return value
     from clvmodels.io import model_class
 
-    return model_class(value["class"]).from_dict(value)
+    model = model_class(value["class"]).from_dict(value)
+    return model if attached is None else model.with_future_covariates(attached)
 
 
 # the models of the payload last restored in this worker process (tasks of one job share one
@@ -223,10 +230,12 @@ def _models_from_payload(payload: dict[str, Any]):
     return cached[1], cached[2]
 
 
-def _block_frame(pieces: list[pd.DataFrame], time_unit: str) -> pd.DataFrame:
+def _block_frame(pieces: list[pd.DataFrame], time_unit: str, observation_end) -> pd.DataFrame:
     frame = pieces[0] if len(pieces) == 1 else pd.concat(pieces)
     frame = frame.copy()
     frame.attrs["time_unit"] = time_unit
+    if observation_end is not None:
+        frame.attrs["observation_end"] = str(observation_end)
     return frame
 
 
@@ -234,7 +243,7 @@ def _score_block(pieces, payload, block: int, time_unit: str, valuation: dict):
     from clvmodels.scoring import score_chunk
 
     purchase, spend = _models_from_payload(payload)
-    frame = _block_frame(pieces, time_unit)
+    frame = _block_frame(pieces, time_unit, payload["observation_end"])
     scored, totals = score_chunk(
         frame,
         purchase,
@@ -277,7 +286,17 @@ def _blocks(ddf, chunk_size: int):
     return blocks, total
 
 
-def _prepare(ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, valuation, client):
+def _prepare(
+    ddf,
+    purchase_model,
+    spend_model,
+    time_unit,
+    n_draws,
+    random_seed,
+    valuation,
+    client,
+    observation_end=None,
+):
     import dask
 
     from clvmodels.scoring import prepare_draws
@@ -297,12 +316,27 @@ def _prepare(ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, 
             "DataFrame does not carry the summary's attrs, and units are never assumed"
         )
     units.require_same_unit(purchase_model.time_unit_, units.normalize_unit(time_unit), "summary")
+    if observation_end is not None:
+        try:
+            observation_end = pd.Timestamp(observation_end)
+        except (TypeError, ValueError) as error:
+            raise InputError(
+                f"observation_end must be a date (the end the summary's T runs to), got "
+                f"{observation_end!r}"
+            ) from error
+    elif hasattr(purchase_model, "placement_end"):
+        raise InputError(
+            f"a {type(purchase_model).__name__} places each customer on its covariate calendar "
+            "T before the summary's observation end, which a Dask DataFrame does not carry: "
+            "pass observation_end= (the date T runs to, e.g. rfm_summary_dask's observation_end)"
+        )
     kind = valuation.get("kind", "predictive")
     payload = {
         "purchase": _portable(purchase_model),
         "spend": _portable(spend_model),
         "draws": prepare_draws(purchase_model, spend_model, n_draws, kind, random_seed),
         "random_seed": int(random_seed),
+        "observation_end": observation_end,
     }
     if client is not None:
         shared = client.scatter(payload, broadcast=True, hash=False)
@@ -339,6 +373,7 @@ def score_dask(
     random_seed: int = 0,
     chunk_size: int = 20_000,
     client=None,
+    observation_end=None,
     **valuation_kwargs,
 ):
     """Score a Dask DataFrame of customers; identical to local scoring.
@@ -355,6 +390,11 @@ def score_dask(
         ``[random_seed, k]``, so the result equals ``score_file`` on the same rows.
     client : optional ``distributed.Client``; when given, the payload (models + draws) is
         broadcast to the workers once with ``client.scatter``.
+    observation_end : the date the summary's ``T`` runs to, set as each block's
+        ``attrs["observation_end"]``; required by a :class:`~clvmodels.TimeVaryingParetoNBD`,
+        which places each customer on its covariate calendar ``T`` before it (its covariate
+        table, future periods included, travels in the payload; a horizon past the table is
+        an InputError, never a carry-forward).
     **valuation_kwargs : ``horizon``, ``annual_discount_rate``, ``margin``, ``interval``, ``kind``,
         ``period`` ... for :func:`clvmodels.lifetime_value`.
 
@@ -370,7 +410,15 @@ def score_dask(
     """
     dd = _dd()
     shared = _prepare(
-        ddf, purchase_model, spend_model, time_unit, n_draws, random_seed, valuation_kwargs, client
+        ddf,
+        purchase_model,
+        spend_model,
+        time_unit,
+        n_draws,
+        random_seed,
+        valuation_kwargs,
+        client,
+        observation_end,
     )
     parts, _ = _per_block(ddf, shared, chunk_size, time_unit, valuation_kwargs, 0)
     index_meta = ddf._meta.index
@@ -404,6 +452,7 @@ def customer_equity_dask(ddf, purchase_model, spend_model, **kwargs) -> pd.DataF
         args["random_seed"],
         valuation_kwargs,
         args["client"],
+        args["observation_end"],
     )
     per_block, total = _per_block(ddf, shared, args["chunk_size"], time_unit, valuation_kwargs, 1)
     totals = dask.delayed(lambda parts: np.sum(parts, axis=0))(per_block).compute()

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.errors import InputError, check_columns
+from clvmodels.estimators.time_varying import AcquisitionForecast, TimeVaryingParetoNBD
 from clvmodels.evaluation import (
     calibration_part,
     check_calibration_holdout,
@@ -81,10 +82,29 @@ def plot_tracking(
     (``customer_id, datetime, calibration_end, observation_end, period``) are those of
     :func:`clvmodels.evaluation.tracking_data`, which gives the expected curve: the model's
     forecast from acquisition dates alone. A dashed line marks ``calibration_end``.
+
+    A :class:`~clvmodels.TimeVaryingParetoNBD` forecasts each customer from the acquisition
+    along the covariate path of its table (:class:`~clvmodels.estimators.time_varying.
+    AcquisitionForecast`), which must then reach ``observation_end`` (attach the future periods
+    with ``with_future_covariates``); ``covariates`` is not taken.
     """
     if kind not in ("cumulative", "incremental"):
         raise ValueError(f"kind must be 'cumulative' or 'incremental', got {kind!r}")
-    data = tracking_data(model, transactions, **kwargs)
+    if isinstance(model, TimeVaryingParetoNBD):
+        if kwargs.get("covariates") is not None:
+            raise InputError(
+                "a TimeVaryingParetoNBD forecasts each customer along the covariate path of its "
+                "own table: leave covariates= out (attach future periods with "
+                "model.with_future_covariates(table))"
+            )
+        forecast = AcquisitionForecast(model)
+        acquisitions = forecast.acquisitions(
+            transactions, kwargs.get("customer_id", "customer_id"), kwargs.get("datetime", "date")
+        )
+        settings = {k: v for k, v in kwargs.items() if k != "covariates"}
+        data = tracking_data(forecast, transactions, **settings, covariates=acquisitions)
+    else:
+        data = tracking_data(model, transactions, **kwargs)
     calibration_end = kwargs.get("calibration_end")
     ax = _axes(ax)
     suffix = "_cumulative" if kind == "cumulative" else ""
@@ -166,7 +186,8 @@ def _matrix(
 ) -> tuple:
     """``function(params, x, t_x, T)`` of the model's family on a frequency x recency grid of
     customers of age ``T``, at the point estimate (a covariate model's customers all with the
-    ``covariates`` values)."""
+    ``covariates`` values; a time-varying model's customers at its fit's observation end on one
+    covariate path, ``function(params, x, t_x, T, row)``: :func:`time_varying_grid`)."""
     model.check_fitted()
     frequency = np.arange(max_frequency + 1, dtype=float)
     recency = np.linspace(0.0, max_recency, n_recency)
@@ -178,11 +199,44 @@ def _matrix(
     ages = np.full(xx.size, T)
     grid = pd.DataFrame({"frequency": x, "recency": t_x, "T": ages})
     grid.attrs["time_unit"] = model.time_unit_
-    for column, value in dict({} if covariates is None else covariates).items():
-        grid[column] = value
-    values = np.asarray(function(model.customer_params(grid), x, t_x, ages), dtype=float)
+    customer = (x, t_x, ages)
+    if isinstance(model, TimeVaryingParetoNBD):
+        grid = time_varying_grid(model, grid, covariates)
+        customer = model.family_.customer_arrays(grid)
+    else:
+        for column, value in dict({} if covariates is None else covariates).items():
+            grid[column] = value
+    values = np.asarray(function(model.customer_params(grid), *customer), dtype=float)
     values = np.broadcast_to(values, (1, xx.size))[0].reshape(xx.shape)
     return frequency, recency, values
+
+
+def time_varying_grid(model, grid: pd.DataFrame, covariates) -> pd.DataFrame:
+    """The matrix plots' grid of customers for a :class:`~clvmodels.TimeVaryingParetoNBD`: all
+    of age ``T`` at the fit's observation end, on the path of a table shared by every customer
+    or, for a table with a path per customer, on that of ``covariates={"customer_id": id}``."""
+    profile = dict(covariates or {})
+    customer = profile.pop("customer_id", None)
+    if profile:
+        raise InputError(
+            f"a TimeVaryingParetoNBD takes its covariates {list(model.covariate_columns)} from "
+            f"its table, not as values ({sorted(profile)}): draw the map on one customer's path "
+            "with covariates={'customer_id': id}"
+        )
+    per_customer = model.covariate_table().ids is not None
+    if per_customer and customer is None:
+        raise InputError(
+            "the model's covariate table has a path per customer: give the customer whose path "
+            "the map follows, covariates={'customer_id': id}"
+        )
+    if not per_customer and customer is not None:
+        raise InputError(
+            "the model's covariate table is shared by every customer (no customer_id): leave "
+            "covariates out"
+        )
+    grid = grid.set_axis(pd.Index([0 if customer is None else customer] * len(grid)))
+    grid.attrs = {"time_unit": model.time_unit_, "observation_end": str(model.observation_end_)}
+    return grid
 
 
 def _draw_matrix(ax, frequency, recency, values, title, colorbar_label, unit_label):
@@ -217,13 +271,16 @@ def plot_frequency_recency_matrix(
     """Heat map of expected purchases in the next ``t`` for a customer of age ``T``, by
     frequency (rows) and recency (columns). Defaults come from ``summary`` (largest T and
     frequency) or the data the model was fit on. A covariate model draws the map for one
-    covariate profile: ``covariates`` maps each of its ``covariate_columns`` to a value."""
+    covariate profile: ``covariates`` maps each of its ``covariate_columns`` to a value; a
+    :class:`~clvmodels.TimeVaryingParetoNBD` draws it for customers at its fit's observation
+    end, on its shared covariate path or on one customer's (``covariates={"customer_id": id}``),
+    and needs the future periods up to ``t`` (``with_future_covariates``)."""
     T, max_frequency, max_recency = _grid_defaults(model, summary, T, max_frequency, max_recency)
     family, horizon = model.family_, model.to_model_time(t)
 
-    def expected(params, x, t_x, ages):
-        p_alive = family.probability_alive(params, x, t_x, ages)
-        return family.expected_purchases(params, x, t_x, ages, horizon, p_alive=p_alive)
+    def expected(params, *customer):
+        p_alive = family.probability_alive(params, *customer)
+        return family.expected_purchases(params, *customer, horizon, p_alive=p_alive)
 
     frequency, recency, values = _matrix(
         model, T, max_frequency, max_recency, n_recency, expected, covariates
@@ -252,8 +309,8 @@ def plot_probability_alive_matrix(
     ax=None,
 ):
     """Heat map of P(alive) for a customer of age ``T`` by frequency and recency (for one
-    covariate profile of a covariate model: ``covariates``, as in
-    :func:`plot_frequency_recency_matrix`)."""
+    covariate profile of a covariate model, or one covariate path of a time-varying model:
+    ``covariates``, as in :func:`plot_frequency_recency_matrix`)."""
     T, max_frequency, max_recency = _grid_defaults(model, summary, T, max_frequency, max_recency)
     frequency, recency, values = _matrix(
         model,

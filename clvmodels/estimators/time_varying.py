@@ -33,6 +33,7 @@ from clvmodels.families.pareto_nbd import ParetoNBDFamily
 from clvmodels.families.pareto_nbd_dyncov import (
     PARAM_NAMES,
     ParetoNBDDynamicCovariatesFamily,
+    expected_purchases_at,
     rows_log_likelihood,
     simulate_purchases,
 )
@@ -251,6 +252,45 @@ def simulate_transactions(
     )
 
 
+class AcquisitionForecast:
+    """A fitted :class:`TimeVaryingParetoNBD` seen from its customers' acquisitions, in the form
+    in which :func:`clvmodels.evaluation.tracking_data` forecasts a customer base: each cohort
+    is keyed by ``covariate_columns`` -- the acquisition day and, for a table with a path per
+    customer, the customer whose path applies -- and
+    ``expected_purchases_new_customer(ages, covariates=cohort)`` gives the repeat purchases
+    over the first ``ages`` (model units) after the end of the acquisition day, tracking's clock.
+    """
+
+    def __init__(self, model: TimeVaryingParetoNBD):
+        model.check_fitted()
+        self.model = model
+        self.table = model.covariate_table()
+        self.time_unit_ = model.time_unit_
+        per_customer = self.table.ids is not None
+        self.covariate_columns = ("acquisition_day",) + (("path_of",) if per_customer else ())
+
+    def acquisitions(
+        self, transactions: pd.DataFrame, customer_id: str = ID_COLUMN, datetime: str = DATE_COLUMN
+    ) -> pd.DataFrame:
+        """Per customer of ``transactions``: the day of the first purchase (and the customer's
+        own covariate path), the ``covariates`` frame ``tracking_data`` takes."""
+        days = pd.to_datetime(transactions[datetime]).dt.normalize()
+        first = days.groupby(transactions[customer_id].to_numpy()).min()
+        frame = pd.DataFrame({"acquisition_day": first.to_numpy()}, index=first.index)
+        if "path_of" in self.covariate_columns:
+            frame["path_of"] = first.index.to_numpy()
+        return frame
+
+    def expected_purchases_new_customer(self, t, covariates: dict) -> np.ndarray:
+        """Expected repeat purchases over the first ``t`` (increasing ages) of a customer
+        acquired on ``covariates["acquisition_day"]``, their clock starting at the end of that
+        day (as :func:`~clvmodels.evaluation.tracking_data` counts ages)."""
+        start = pd.Timestamp(covariates["acquisition_day"]) + pd.Timedelta(days=1)
+        return self.model.expected_purchases_after_acquisition(
+            start, t, covariates.get("path_of"), self.table
+        )
+
+
 class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
     """Pareto/NBD with time-varying covariates on the purchase and the dropout process
     (Bachmann, Meierer & Naef 2021; the math in :mod:`clvmodels.families.pareto_nbd_dyncov`).
@@ -458,6 +498,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         self.family_ = family
         self.covariates_ = table.table
         self.observation_end_ = end
+        self.fit_summary_T_ = pd.Series(summary["T"].to_numpy(dtype=float), index=summary.index)
         self.rows_ = rows
         self.theta_ = np.asarray(result.log_params, dtype=float)
         self.log_likelihood_ = -float(result.neg_log_likelihood)
@@ -617,9 +658,9 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         model.covariates_ = combined
         return model
 
-    def customer_params(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None) -> dict:
-        """The family's ``params`` for the customers of ``summary``: r, alpha, s, beta of shape
-        ``(n_draws, 1)``, the coefficients ``(n_draws, k)`` and the covariate paths."""
+    def covariate_table(self) -> CovariateTable:
+        """The model's covariate table on its grid (the fit's periods and any added by
+        :meth:`with_future_covariates`)."""
         self.check_fitted()
         if self.covariates_ is None:
             raise InputError(
@@ -627,9 +668,25 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
                 "data); attach the covariates with model.with_future_covariates(table), the "
                 "periods from the customers' first purchases to the end of the horizon"
             )
+        return CovariateTable(self.covariates_, self.covariate_columns)
+
+    def customer_params(self, summary: pd.DataFrame, draws: pd.DataFrame | None = None) -> dict:
+        """The family's ``params`` for the customers of ``summary``: r, alpha, s, beta of shape
+        ``(n_draws, 1)``, the coefficients ``(n_draws, k)`` and the covariate paths.
+
+        Each customer's first purchase is placed ``T`` before the summary's own end
+        (:meth:`placement_end`)."""
+        return self.params_on_table(self.covariate_table(), summary, draws)
+
+    def params_on_table(
+        self, table: CovariateTable, summary: pd.DataFrame, draws: pd.DataFrame | None = None
+    ) -> dict:
+        """:meth:`customer_params` on a covariate table already built (:meth:`covariate_table`),
+        for callers that place many small summaries on the same table."""
+        self.check_fitted()
         draws = self.point_draws() if draws is None else draws
-        table = CovariateTable(self.covariates_, self.covariate_columns)
-        path, start, first, period_length = self._paths_without_horizon(summary, table)
+        end = self.placement_end(summary)
+        path, start, first, period_length = self._paths(summary, table, end, 0.0)
         purchase = [table.columns.index(c) for c in self.purchase_covariates]
         dropout = [table.columns.index(c) for c in self.dropout_covariates]
         params = {k: draws[k].to_numpy(dtype=float)[:, None] for k in PARAM_NAMES}
@@ -653,13 +710,65 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         params["period_length"] = np.array([[period_length]])
         return params
 
-    def _paths_without_horizon(self, summary, table):
-        """Paths placed from the observation end; the horizon is checked by the family."""
-        # T runs to the calibration end in a calibration/holdout summary
+    def placement_end(self, summary: pd.DataFrame) -> pd.Timestamp:
+        """The date ``T`` runs to in ``summary``: each customer's first purchase is ``T`` before
+        it on the covariate grid.
+
+        It is the summary's own ``attrs["calibration_end"]`` (a calibration/holdout summary,
+        whose ``T`` runs to the calibration end) or ``attrs["observation_end"]``; a summary
+        without either is placed at the fit's observation end only when it is (part of) the
+        fit's own summary -- every customer in it with the ``T`` it had in the fit. Otherwise an
+        InputError: the end is never assumed."""
         attrs = summary.attrs
         recorded = attrs.get("calibration_end", attrs.get("observation_end"))
-        end = self._observation_end(summary, recorded or self.observation_end_)
-        return self._paths(summary, table, end, 0.0)
+        if recorded is not None:
+            return self._observation_end(summary, recorded)
+        if self._is_fit_summary(summary):
+            return self.observation_end_
+        raise InputError(
+            f"the summary ({len(summary)} customers) records no observation end "
+            "(attrs['observation_end'] or attrs['calibration_end']), and it is not the summary "
+            "this TimeVaryingParetoNBD was fit on, so its customers cannot be placed on the "
+            "covariate calendar (each first purchase lies T before the end). Fix: build it with "
+            "clvmodels.rfm_summary(..., observation_end=...) or set summary.attrs"
+            "['observation_end'] to the date its T runs to (score_dask: observation_end=)."
+        )
+
+    def _is_fit_summary(self, summary: pd.DataFrame) -> bool:
+        """Every customer of ``summary`` is in the fit's summary with the same ``T``."""
+        fitted_T = getattr(self, "fit_summary_T_", None)
+        if fitted_T is None or len(summary) == 0 or not fitted_T.index.is_unique:
+            return False
+        position = fitted_T.index.get_indexer(summary.index)
+        if np.any(position < 0):
+            return False
+        return bool(
+            np.array_equal(fitted_T.to_numpy()[position], summary["T"].to_numpy(dtype=float))
+        )
+
+    def expected_purchases_after_acquisition(
+        self, acquired, t, customer_id=None, table: CovariateTable | None = None
+    ) -> np.ndarray:
+        """E[X(0, t]] for a customer acquired (first purchase) at time ``acquired``: repeat
+        purchases over the first ``t`` (model units; increasing horizons > 0) of their life
+        along their covariate path (the path of ``customer_id``; a table without customer_id
+        needs none). The forecast of a customer with frequency 0, recency 0 and T 0 at
+        ``acquired`` (alive with certainty), so the model's conditional expectation
+        (module docstring of the family) with the prior rates. ``table``: the model's
+        :meth:`covariate_table` when already built."""
+        table = self.covariate_table() if table is None else table
+        if table.ids is not None and customer_id is None:
+            raise InputError(
+                "the covariate table has a path per customer: give customer_id (whose path the "
+                "new customer follows)"
+            )
+        index = pd.Index([0 if customer_id is None else customer_id])
+        newcomer = pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [0.0]}, index=index)
+        newcomer.attrs = {"time_unit": self.time_unit_, "observation_end": str(acquired)}
+        params = self.params_on_table(table, newcomer)
+        ends = np.atleast_1d(np.asarray(t, dtype=float))
+        values = expected_purchases_at(params, 0.0, 0.0, 0.0, ends)
+        return values[0, 0]
 
     def discounted_expected_transactions(
         self, summary: pd.DataFrame, t, annual_discount_rate: float
@@ -731,6 +840,7 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         model.optimizer_message_ = payload["optimizer_message"]
         model.n_customers_ = payload["n_customers"]
         model.covariates_ = None
+        model.fit_summary_T_ = None
         model.rows_ = None
         return model
 

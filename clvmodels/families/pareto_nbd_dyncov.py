@@ -1160,6 +1160,32 @@ def simulate_purchases(
     return times, owner, {"lambda": lam, "mu": mu, "death": death}
 
 
+def simulate_histories(params: Mapping, T, rng: np.random.Generator) -> dict:
+    """Calibration histories drawn afresh from the model on each customer's covariate path
+    (``params`` as :func:`unpack_params` takes them; ``T`` one age per customer): for every
+    draw, the customers' rates from the gamma mixing distributions and their purchases and
+    death on the two clocks (:func:`simulate_purchases`). Returns ``frequency``, ``recency``
+    and ``T``, each ``(n_draws, n_customers)``; purchases are counted at their exact times."""
+    T = np.ascontiguousarray(np.asarray(T, dtype=float).reshape(-1))
+    n = len(T)
+    p = unpack_params(params, n)
+    n_draws = len(p["r"])
+    frequency = np.zeros((n_draws, n))
+    recency = np.zeros((n_draws, n))
+    for d in range(n_draws):
+        times, owner, _ = simulate_purchases(
+            *(float(p[k][d]) for k in PARAM_NAMES),
+            np.exp(p["purchase_covariates"] @ p["purchase_coefficients"][d]),
+            np.exp(p["dropout_covariates"] @ p["dropout_coefficients"][d]),
+            *_customer_path(p),
+            T,
+            rng,
+        )
+        frequency[d] = np.bincount(owner, minlength=n)
+        np.maximum.at(recency[d], owner, times)
+    return {"frequency": frequency, "recency": recency, "T": np.tile(T, (n_draws, 1))}
+
+
 # --------------------------------------------------------------------------------------------
 # the family
 # --------------------------------------------------------------------------------------------
@@ -1228,6 +1254,16 @@ class ParetoNBDDynamicCovariatesFamily(PurchaseFamily):
             "acquisition: give the customer a summary row (frequency 0, recency 0, T 0) and "
             "covariates from the acquisition on, and use expected_purchases"
         )
+
+    def simulate(self, params, T, holdout, rng) -> dict:
+        """Calibration histories over the ages ``T`` on each customer's covariate path
+        (:func:`simulate_histories`); a holdout would need its own covariates, so none."""
+        if holdout is not None:
+            raise InputError(
+                "the time-varying Pareto/NBD simulates calibration histories only (holdout=None): "
+                "a holdout's purchases follow the covariates of its periods"
+            )
+        return simulate_histories(params, T, rng)
 
     def purchase_probability(self, params, x, t_x, T, row, t, k, p_alive=None):
         return purchase_probability(params, x, t_x, T, t, k, p_alive=p_alive)
