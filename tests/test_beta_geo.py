@@ -20,11 +20,6 @@ PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 
 
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow):
     return BetaGeo().fit(cdnow)
 

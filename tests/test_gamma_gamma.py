@@ -17,11 +17,6 @@ from clvmodels.registry import GammaGamma
 
 
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow):
     return GammaGamma().fit(cdnow)
 

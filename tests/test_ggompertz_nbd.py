@@ -61,11 +61,6 @@ def _params(values, n_draws: int = 1):
 
 
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow):
     with pytest.warns(ConvergenceWarning, match="b = "):
         return clv.GGompertzNBD().fit(cdnow)

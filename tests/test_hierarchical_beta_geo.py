@@ -39,11 +39,6 @@ def _fit(model, summary, **kwargs):
 # fixtures: one compile + sampling per model
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def cdnow_fit(cdnow):
     return _fit(HierarchicalBetaGeo(), cdnow)
 

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import clvmodels as clv
 from clvmodels import simulate
 from clvmodels.errors import InputError
 from clvmodels.estimators.bayes import bayesian
@@ -21,11 +20,6 @@ from clvmodels.registry import GammaGamma
 
 NAMES = ("p", "q", "v")
 MLE_CDNOW = {"p": 6.25, "q": 3.74, "v": 15.45}  # GammaGamma on the CDNOW sample (FH 2013)
-
-
-@pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
 
 
 @pytest.fixture(scope="module")

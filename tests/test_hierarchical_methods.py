@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import clvmodels as clv
 from clvmodels import simulate
 from clvmodels.estimators.bayes import bayesian
 from clvmodels.estimators.bayes.hierarchical_beta_geo import HierarchicalBetaGeo
@@ -21,11 +20,6 @@ from clvmodels.registry import BetaGeo
 
 NAMES = ("r", "alpha", "a", "b")
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}  # FHL 2005, CDNOW sample
-
-
-@pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
 
 
 @pytest.fixture(scope="module")

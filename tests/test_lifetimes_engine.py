@@ -22,11 +22,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::Deprec
 
 
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def daily():
     # daily-resolution simulated customers, T spread over 1-730 days
     rng = np.random.default_rng(11)
@@ -39,6 +34,22 @@ def daily():
 
 def _arrays(s):
     return (s[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+
+
+def assert_predictions_match_lifetimes(model, fitter, summary):
+    """The model's expected purchases in 39 periods and P(alive) equal those of the lifetimes
+    fitter on the same summary."""
+    x, t_x, T = _arrays(summary)
+    np.testing.assert_allclose(
+        model.expected_purchases(summary, 39).to_numpy(),
+        fitter.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        model.probability_alive(summary).to_numpy(),
+        fitter.conditional_probability_alive(x, t_x, T),
+        rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("model_cls", [BetaGeo, ModifiedBetaGeo])
@@ -63,18 +74,7 @@ def test_bg_family_engines_agree(model_cls, data, request):
         wrapped.purchase_probability(s, 30, 1), native.purchase_probability(s, 30, 1), rtol=1e-4
     )
     # the lifetimes fitter's own predictions equal ours at its parameters
-    x, t_x, T = _arrays(s)
-    lf = wrapped.lifetimes_fitter_
-    np.testing.assert_allclose(
-        wrapped.expected_purchases(s, 39).to_numpy(),
-        lf.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T),
-        rtol=1e-6,
-    )
-    np.testing.assert_allclose(
-        wrapped.probability_alive(s).to_numpy(),
-        lf.conditional_probability_alive(x, t_x, T),
-        rtol=1e-6,
-    )
+    assert_predictions_match_lifetimes(wrapped, wrapped.lifetimes_fitter_, s)
     # standard errors from the observed information at (almost) the same point
     np.testing.assert_allclose(wrapped.standard_errors_, native.standard_errors_, rtol=1e-2)
 
@@ -122,16 +122,7 @@ def test_from_lifetimes_purchase_models(fitter_cls, model_cls, cdnow):
         model.params_.to_numpy(),
         fitter.params_[list(model_cls.family_class.param_names)].to_numpy(),
     )
-    np.testing.assert_allclose(
-        model.expected_purchases(cdnow, 39).to_numpy(),
-        fitter.conditional_expected_number_of_purchases_up_to_time(39, x, t_x, T),
-        rtol=1e-6,
-    )
-    np.testing.assert_allclose(
-        model.probability_alive(cdnow).to_numpy(),
-        fitter.conditional_probability_alive(x, t_x, T),
-        rtol=1e-6,
-    )
+    assert_predictions_match_lifetimes(model, fitter, cdnow)
     # log-likelihood and covariance recomputed by clvmodels' math, so draws work
     native = model_cls().fit(cdnow)
     assert model.log_likelihood_ == pytest.approx(native.log_likelihood_, rel=1e-6)

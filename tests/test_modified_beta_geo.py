@@ -15,11 +15,6 @@ FAMILY = mbm.ModifiedBetaGeoNBDFamily()
 
 
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow):
     return ModifiedBetaGeo().fit(cdnow)
 

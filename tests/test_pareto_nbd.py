@@ -24,11 +24,6 @@ PUBLISHED = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
 
 
 @pytest.fixture(scope="module")
-def cdnow():
-    return clv.datasets.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow):
     return ParetoNBD().fit(cdnow)
 

@@ -98,18 +98,9 @@ def apparel():
 
 
 @pytest.mark.parametrize("what", ["purchases", "spend"])
-def test_cdnow_master_predictive_intervals_are_calibrated(cdnow_master, what):
-    _, counts, spend, actual_counts, actual_spend = cdnow_master
-    draws, observed = (counts, actual_counts) if what == "purchases" else (spend, actual_spend)
-    coverage = _coverages(draws, observed)
-    for level in LEVELS:
-        lo, hi = _band(level, len(observed))
-        assert lo <= coverage[level] <= hi, (what, coverage)
-
-
-@pytest.mark.parametrize("what", ["purchases", "spend"])
-def test_apparel_predictive_intervals_are_calibrated(apparel, what):
-    _, counts, spend, actual_counts, actual_spend = apparel
+@pytest.mark.parametrize("data_set", ["cdnow_master", "apparel"])
+def test_predictive_intervals_are_calibrated(data_set, what, request):
+    _, counts, spend, actual_counts, actual_spend = request.getfixturevalue(data_set)
     draws, observed = (counts, actual_counts) if what == "purchases" else (spend, actual_spend)
     coverage = _coverages(draws, observed)
     for level in LEVELS:
