@@ -267,17 +267,9 @@ def main(argv=None) -> None:
     lines.append(f"| DERT at 10 % a year | {dert_s:.2f} | {pm_pred_text} | {pred_note} |")
 
     price = clv.SubscriptionPrice(price=9.99).fit(table)
+    valuation = {"horizon": "36M", "annual_discount_rate": 0.1, "margin": 0.8, "random_seed": 1}
     value, value_s = timed(
-        clv.lifetime_value,
-        pooled,
-        price,
-        table,
-        horizon="36M",
-        annual_discount_rate=0.1,
-        margin=0.8,
-        kind="expected",
-        draws=200,
-        random_seed=1,
+        clv.lifetime_value, pooled, price, table, kind="expected", draws=200, **valuation
     )
     lines.append(
         f"| lifetime_value, 36 months, kind='expected', 200 draws | {value_s:.2f} | – | "
@@ -285,16 +277,7 @@ def main(argv=None) -> None:
     )
     small = table.iloc[: min(n, 100_000)]
     predictive, predictive_s = timed(
-        clv.lifetime_value,
-        pooled,
-        price,
-        small,
-        horizon="36M",
-        annual_discount_rate=0.1,
-        margin=0.8,
-        kind="predictive",
-        draws=100,
-        random_seed=1,
+        clv.lifetime_value, pooled, price, small, kind="predictive", draws=100, **valuation
     )
     lines.append(
         f"| lifetime_value, 36 months, kind='predictive', 100 draws, {len(small):,} subscribers "
