@@ -444,6 +444,8 @@ def _frames_from_batches(batches, info: SummaryFile, columns: list[str]) -> Iter
         frame = frame.set_index(info.customer_id)
         frame.index.name = "customer_id"
         frame.attrs["time_unit"] = info.time_unit
+        if info.metadata.get("observation_end") is not None:  # where T runs to (time-varying)
+            frame.attrs["observation_end"] = info.metadata["observation_end"]
         yield frame[[c for c in columns if c != info.customer_id]]
 
 

@@ -143,13 +143,12 @@ def bgnbd_kernel(
         ltx = log_at[pos_tx[i]]
         rxk = rx[k]
         d = log_ab[k] + rxk * (lt - ltx)
+        # softplus(d) = max(d, 0) + log(1 + e^-|d|) and sigmoid(d), without overflow;
+        # log(1 + e) rather than log1p(e) (faster): for e <= 1 the two differ by < 2.3e-16
         e = np.exp(-abs(d))
-        if d >= 0.0:
-            softplus = d + np.log1p(e)
-            sig = 1.0 / (1.0 + e)
-        else:
-            softplus = np.log1p(e)
-            sig = e / (1.0 + e)
+        one_plus_e = 1.0 + e
+        softplus = max(d, 0.0) + np.log(one_plus_e)
+        sig = (1.0 if d >= 0.0 else e) / one_plus_e
         w = pos_w[i]
         total += w * (softplus - rxk * lt)
         g_rx[k] += w * (sig * (lt - ltx) - lt)

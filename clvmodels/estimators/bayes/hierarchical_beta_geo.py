@@ -71,10 +71,17 @@ import pandas as pd
 
 from clvmodels.errors import InputError, check_columns, describe_rows
 from clvmodels.estimators.bayes.bayesian import (
+    AUTO_CENTERED_MIN_GROUP,
     NEW_GROUP,
     BayesianModel,
     have_module,
     log_normal_pair,
+)
+from clvmodels.estimators.bayes.whitening import (
+    AUTO_MAX_RELATIVE_WIDTH,
+    LaplaceBasis,
+    laplace_basis,
+    whitened_log_parameters,
 )
 from clvmodels.estimators.mle import PurchasePredictions
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
@@ -214,6 +221,20 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
         (default): centred only with at least 10 groups of at least 2,000 customers each
         (with fewer groups the centred form diverges, see "Few groups" in
         :mod:`clvmodels.estimators.bayes.bayesian`).
+    whiten : bool or "auto"
+        Sample the centred hierarchy in per-group whitened coordinates
+        (:mod:`clvmodels.estimators.bayes.whitening`: each group's log-parameters as its
+        Laplace mode plus the Cholesky factor of its Laplace covariance times standard
+        coordinates; the model is unchanged, NUTS needs about half the leapfrog steps).
+        "auto" (default): when the hierarchy is centred, there are no covariates and every
+        group's own data pin its parameters down well within how much the groups differ
+        (:meth:`~clvmodels.estimators.bayes.whitening.LaplaceBasis.relative_widths` at most
+        0.5: typically tens of thousands of customers per group); it then samples with
+        ``target_accept`` 0.65 (near-Gaussian coordinates). ``True`` whitens any centred
+        hierarchy without covariates (``ValueError`` otherwise), also where the groups are too
+        small for the basis to hold, which can sample worse than the plain form. ``whitened_``
+        says whether a fit used it (it falls back to the plain centred form when a group's
+        Laplace approximation cannot be formed).
 
     Examples
     --------
@@ -254,16 +275,19 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
         dropout_covariates: list[str] | None = None,
         priors: dict[str, dict[str, float]] | None = None,
         centered: bool | str = "auto",
+        whiten: bool | str = "auto",
     ):
         super().__init__(group=group, priors=priors, centered=centered)
         self.purchase_covariates = purchase_covariates
         self.dropout_covariates = dropout_covariates
+        self.whiten = whiten
 
     # ---- configuration ------------------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
         return super()._settings() | {
             "purchase_covariates": self.purchase_covariates,
             "dropout_covariates": self.dropout_covariates,
+            "whiten": self.whiten,
         }
 
     @property
@@ -334,12 +358,25 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
         import pytensor.tensor as pt
 
         pri = self.priors_
+        basis = self._whitening_basis(data)
+        if basis is not None:
+            coords = coords | {"whitened_parameter": list(self.param_names)}
         with pm.Model(coords=coords) as model:
             logs = {}
-            for first, second in (("r", "alpha"), ("a", "b")):
-                logs[first], logs[second] = log_normal_pair(
-                    pm, first, second, pri, self.hierarchical_, self.centered_
+            if basis is not None:
+                logs = dict(
+                    zip(
+                        self.param_names,
+                        whitened_log_parameters(pm, self.param_names, pri, basis),
+                        strict=True,
+                    )
                 )
+                self.whitened_ = True
+            else:
+                for first, second in (("r", "alpha"), ("a", "b")):
+                    logs[first], logs[second] = log_normal_pair(
+                        pm, first, second, pri, self.hierarchical_, self.centered_
+                    )
             r, alpha, a, b = (pt.atleast_1d(pt.exp(logs[n])) for n in self.param_names)
             # the JAX back-end (numpyro) needs the plain pytensor likelihood, and the fused one
             # runs a numba kernel
@@ -371,6 +408,45 @@ class HierarchicalBetaGeo(PurchasePredictions, BayesianModel):
                 )
             pm.Potential("bgnbd_loglik", loglik)
         return model
+
+    def _whitening_basis(self, data: dict[str, Any]) -> LaplaceBasis | None:
+        """The per-group Laplace basis of the whitened coordinates, or None (plain form)."""
+        if self.whiten not in (True, False, "auto"):
+            raise ValueError(f"whiten must be True, False or 'auto', got {self.whiten!r}")
+        applicable = self.hierarchical_ and self.centered_ and "cell_group" not in data
+        large = min(self._group_sizes_.values(), default=0) >= AUTO_CENTERED_MIN_GROUP
+        if self.whiten == "auto" and not large:
+            return None  # small groups: the prior matters, no need to look further
+        if self.whiten is True and not applicable:
+            raise ValueError(
+                "whiten=True needs a centred hierarchy (several groups, centered=True or "
+                "'auto' with many large groups) and no covariates; use whiten='auto'"
+            )
+        if not self.whiten or not applicable:
+            return None
+        from clvmodels.estimators.bayes.fused_bgnbd import KERNEL_DATA, KERNEL_INDEX, fast_kernel
+
+        arrays = [
+            np.asarray(data[name], np.int64 if name in KERNEL_INDEX else np.float64)
+            for name in KERNEL_DATA
+        ]
+
+        def value_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            total, *grads = fast_kernel(*(np.ascontiguousarray(c) for c in theta.T), *arrays)
+            return float(total), np.column_stack(grads)
+
+        prior = self.priors_
+        centre = np.array([prior[name]["mu"] for name in self.param_names])
+        scale = np.array([prior[name]["sigma"] for name in self.param_names])
+        start = np.tile(centre, (len(self.groups_), 1))
+        basis = laplace_basis(value_and_grad, start, centre, scale)
+        if (
+            self.whiten == "auto"
+            and basis is not None
+            and basis.relative_widths().max() > AUTO_MAX_RELATIVE_WIDTH
+        ):
+            return None
+        return basis
 
     # ---- per-customer parameters (groups and covariates), behind the predictions at the
     # posterior means that PurchasePredictions provides (the family's math) --------------------
