@@ -3,9 +3,7 @@ identical to local scoring."""
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,29 +17,7 @@ from clvmodels.errors import InputError, TimeUnitError
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-REPO = str(Path(__file__).resolve().parents[1])
 VALUATION = dict(horizon="12M", annual_discount_rate=0.1, margin=0.3, interval=0.9)
-
-
-@pytest.fixture(scope="module")
-def client():
-    # worker processes must import clvmodels from this checkout when it is not installed
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = REPO + (os.pathsep + old if old else "")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=40,
-    )  # fmt: skip
-    c = distributed.Client(cluster)
-    try:
-        yield c
-    finally:
-        c.close()
-        cluster.close()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ summaries whose observation end differs from the fit's, on the apparel data (tes
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from clvmodels.families import pareto_nbd_dyncov as dyncov
 from clvmodels.scoring import equity_summary, prepare_draws, score_chunk
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
-REPO = str(Path(__file__).resolve().parents[1])
 END = "2006-12-31"
 HOLDOUT_END = "2010-12-20"
 VALUATION = dict(horizon="52W", annual_discount_rate=0.1, margin=0.3, interval=0.9)
@@ -121,27 +120,6 @@ def test_a_summary_without_its_end_is_an_error_unless_it_is_the_fits(models, tra
 # --------------------------------------------------------------------------------------------
 # Dask
 # --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = REPO + (os.pathsep + old if old else "")
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=40,
-    )  # fmt: skip
-    c = distributed.Client(cluster)
-    try:
-        yield c
-    finally:
-        c.close()
-        cluster.close()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
 def test_score_dask_is_identical_to_local_scoring(client, models, summary):
     dd = pytest.importorskip("dask.dataframe")
     from clvmodels.distributed import customer_equity_dask, score_dask
@@ -277,7 +255,7 @@ def test_plot_tracking_sums_each_customers_expectation(models, transactions):
                 total += float(model.expected_purchases(row, age).iloc[0])
         assert data.loc[period_end, "expected_cumulative"] == pytest.approx(total, rel=1e-10)
     assert data["actual_cumulative"].iloc[-1] > 0
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 def test_plot_tracking_needs_the_covariates_to_the_end(models, transactions):
@@ -288,7 +266,7 @@ def test_plot_tracking_needs_the_covariates_to_the_end(models, transactions):
         plotting.plot_tracking(fitted, few, observation_end="2011-06-30")
     with pytest.raises(InputError, match="leave covariates= out"):
         plotting.plot_tracking(model, few, covariates=pd.DataFrame())
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 def test_plot_calibration_vs_holdout(models, transactions):
@@ -307,7 +285,7 @@ def test_plot_calibration_vs_holdout(models, transactions):
     bins = np.minimum(ch["frequency"].to_numpy(dtype=int), 5)
     means = [predicted[bins == b].mean() for b in np.unique(bins)]
     np.testing.assert_allclose(ax.lines[1].get_ydata(), means, rtol=1e-12)
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 def grid_value(model, function, frequency, recency, T, customer) -> float:
@@ -354,7 +332,7 @@ def test_matrix_plots_follow_one_customers_path(models, summary):
         plotting.plot_probability_alive_matrix(model, summary)
     with pytest.raises(InputError, match="from its table"):
         plotting.plot_probability_alive_matrix(model, summary, covariates={"high_season": 1})
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 def test_posterior_predictive_simulates_on_each_path(models, summary):
@@ -362,7 +340,7 @@ def test_posterior_predictive_simulates_on_each_path(models, summary):
     ax = plotting.plot_posterior_predictive(model, summary, max_frequency=7, n_draws=20)
     observed = np.bincount(np.minimum(summary["frequency"].to_numpy(dtype=int), 7), minlength=8)
     np.testing.assert_array_equal([bar.get_height() for bar in ax.patches], observed)
-    matplotlib.pyplot.close("all")
+    plt.close("all")
     # the simulated calibration counts average to each customer's expected count from the
     # acquisition on: E[X(0, T)] along the path
     subset = summary.iloc[:30]
