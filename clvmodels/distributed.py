@@ -339,7 +339,9 @@ def _prepare(
         "observation_end": observation_end,
     }
     if client is not None:
-        shared = client.scatter(payload, broadcast=True, hash=False)
+        # one future under a fresh key: a scattered dict would be stored under its own keys
+        # ("purchase", "spend", ...), which a later call's payload could not replace
+        [shared] = client.scatter([payload], broadcast=True, hash=False)
     else:
         shared = dask.delayed(payload, pure=True, traverse=False)
     return shared
@@ -353,14 +355,16 @@ def _per_block(ddf, shared, chunk_size, time_unit: str, valuation: dict, part: i
 
     blocks, total = _blocks(ddf, int(chunk_size))
     unit = units.normalize_unit(time_unit)
-
-    def result_of(pieces, payload, k):
-        return _score_block(pieces, payload, k, unit, valuation)[part]
-
+    # every input is an argument, so the task keys (pure=True) change with any of them
     delayed = [
-        dask.delayed(result_of, pure=True)(pieces, shared, k) for k, pieces in enumerate(blocks)
+        dask.delayed(_block_result, pure=True)(pieces, shared, k, unit, valuation, part)
+        for k, pieces in enumerate(blocks)
     ]
     return delayed, total
+
+
+def _block_result(pieces, payload, block: int, time_unit: str, valuation: dict, part: int):
+    return _score_block(pieces, payload, block, time_unit, valuation)[part]
 
 
 def score_dask(

@@ -179,6 +179,35 @@ def test_score_dask_refuses_what_it_cannot_place(client, models, summary):
         scored.compute()
 
 
+def test_score_dask_calls_on_one_client_use_their_own_models(client, models, summary):
+    """Each call ships its own payload under fresh keys: a later call on the same client with
+    another spend model or margin is not served the earlier call's models (a scattered dict
+    was stored under its own keys, "purchase", "spend"..., which a later scatter kept)."""
+    dd = pytest.importorskip("dask.dataframe")
+    from clvmodels.distributed import score_dask
+
+    _, model, spend = models
+    buyers = summary[summary["monetary_value"] > 0]
+    other_spend = clv.GammaGamma().fit(buyers.assign(monetary_value=buyers["monetary_value"] * 2))
+    ddf = dd.from_pandas(summary, npartitions=2)
+    settings = dict(time_unit="W", n_draws=5, random_seed=1, observation_end=END, client=client)
+    first = score_dask(ddf, model, spend, **settings, **VALUATION).compute()
+    second = score_dask(ddf, model, other_spend, **settings, **VALUATION).compute()
+    local, _ = score_chunk(
+        summary,
+        model,
+        other_spend,
+        draws=prepare_draws(model, other_spend, 5, "predictive", 1),
+        block=0,
+        random_seed=1,
+        **VALUATION,
+    )
+    pd.testing.assert_frame_equal(second, local, check_exact=True)
+    assert not np.allclose(second["clv_mean"], first["clv_mean"])
+    doubled = score_dask(ddf, model, spend, **settings, **dict(VALUATION, margin=0.6)).compute()
+    np.testing.assert_allclose(doubled["clv_mean"], 2 * first["clv_mean"], rtol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # plots
 # --------------------------------------------------------------------------------------------
