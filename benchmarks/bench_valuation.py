@@ -249,6 +249,7 @@ def scale_child(n: int, what: str, draws: int, n_jobs: int) -> dict:
     s = _simulated_summary(n, bg, gg)
     out = {"n": n, "what": what, "draws": draws, "n_jobs": n_jobs}
     out["distinct_rows"] = int(len(s.drop_duplicates()))
+    out["load"] = f"{os.getloadavg()[0]:.1f}"
     cpu0 = _cpu_seconds()
     if what == "lifetimes":
         from lifetimes import BetaGeoFitter, GammaGammaFitter
@@ -307,16 +308,18 @@ def bench_scale(sizes, draws: int, n_jobs: int, timeout: float) -> list[str]:
         for what in kinds:
             r = results[what]
             if "error" in r:
-                rows.append(f"| {n:,} | {what} | failed: {r['error']} | | | | |")
+                rows.append(f"| {n:,} | {what} | failed: {r['error']} | | | | | |")
                 continue
             ratio = ""
             if what == "point" and "seconds" in results.get("lifetimes", {}):
                 ratio = f"{results['lifetimes']['seconds'] / r['seconds']:.1f}x vs lifetimes"
+            if what == "predictive" and "seconds" in results.get("lifetimes", {}):
+                ratio = f"{r['seconds'] / results['lifetimes']['seconds']:.1f}x lifetimes' time"
             d = "1" if what in ("point", "lifetimes") else str(draws)
             rows.append(
                 f"| {n:,} | {what} | {d} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
                 f"{r['peak_mb']:,.0f} "
-                f"(before: {r['rss_before_mb']:,.0f}) | {ratio} |"
+                f"(before: {r['rss_before_mb']:,.0f}) | {r['load']} | {ratio} |"
             )
     return [
         f"## 5. Scale: 12 monthly periods, {draws} draws, 90% intervals (n_jobs={n_jobs})",
@@ -327,8 +330,8 @@ def bench_scale(sizes, draws: int, n_jobs: int, timeout: float) -> list[str]:
         "is the process's user + system time during the call: on a loaded shared machine the "
         "wall time exceeds it; on a dedicated machine wall ~ CPU / threads used.",
         "",
-        "| customers | kind | draws | wall s | CPU s | peak RSS MB | ratio |",
-        "|---:|---|---:|---:|---:|---:|---|",
+        "| customers | kind | draws | wall s | CPU s | peak RSS MB | load before | ratio |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
         "Target of the issue: 1M customers, 200 draws, 12 monthly periods, predictive 90% "
@@ -341,9 +344,18 @@ def bench_scale(sizes, draws: int, n_jobs: int, timeout: float) -> list[str]:
         "in the periods; the dropout K ~ Geometric(p) with p ~ Beta integrated out) and "
         "`gamma_period_totals` (Gamma-Gamma: nu and period totals only for purchasing paths "
         "and periods); valuation consumes the sparse buying paths (the family's "
-        "`sample_future_purchase_periods`). Before the sparse samplers (12 Poisson draws per "
-        "draw x customer x period, dense arrays) 1M predictive took 361 s wall / 175 s CPU, "
-        "609 MB; with the sparse numpy samplers 39.2 s wall / 76.6 s CPU (n_jobs=2).",
+        "`sample_future_purchase_periods`).",
+        "",
+        "The lifetimes rows are the machine's yardstick. On the slower machine of the earlier "
+        "sessions (lifetimes 15.0 s at 1M customers) 1M predictive took 361 s wall / 175 s "
+        "CPU with dense samplers (12 Poisson draws per draw x customer x period), 39.2 s / "
+        "76.6 s with the sparse numpy samplers and 34.5 s / 55.9 s with the compiled ones "
+        "(n_jobs=2, load 0.1). On the machine of 2026-12-02 (lifetimes 9.2-9.7 s) the sparse "
+        "numpy samplers (the code before commit 4de5023) took 25.8 s wall / 48.7 s CPU / 780 "
+        "MB in the same child process, the compiled ones 19.9-20.5 s / 38.9-40.2 s / 670-690 "
+        "MB while the per-path discounting (a paths x 12 by 12 product) still went through "
+        "BLAS, whose threads spin-waited next to the valuation threads (~8 s of CPU); the rows "
+        "above compute it with einsum's own loop.",
         "",
     ]
 
