@@ -847,13 +847,25 @@ def tracking_data(
     data to ``observation_end`` (default: the last transaction day). A covariate model needs
     ``covariates``: a frame indexed by customer id with its ``covariate_columns`` for every
     customer in ``transactions`` (e.g. the summary); customers sharing a birth day and
-    covariate values are forecast together.
+    covariate values are forecast together. A model with time-varying covariates
+    (:class:`~clvmodels.TimeVaryingParetoNBD`) forecasts each customer along the covariate
+    path of its own table from the first purchase (its ``acquisition_forecast()``); the
+    table must reach ``observation_end`` and ``covariates`` is not taken.
 
     Returns a DataFrame indexed by ``period_end`` (timestamp) with ``t`` (model units since the
     first purchase), ``actual``, ``expected``, ``actual_cumulative``, ``expected_cumulative``
     and ``holdout`` (True after ``calibration_end``).
     """
     check_columns(transactions, [customer_id, datetime], "transactions")
+    if hasattr(model, "acquisition_forecast"):
+        if covariates is not None:
+            raise InputError(
+                f"a {type(model).__name__} forecasts each customer along the covariate path of "
+                "its own table: leave covariates= out (attach future periods with "
+                "model.with_future_covariates(table))"
+            )
+        model = model.acquisition_forecast()
+        covariates = model.acquisitions(transactions, customer_id, datetime)
     unit = model.time_unit_
     step_days = units.to_unit(period, "D") if period is not None else units.days_per(unit)
     dates = pd.to_datetime(transactions[datetime]).dt.normalize()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clvmodels.errors import InputError, check_columns
-from clvmodels.estimators.time_varying import AcquisitionForecast, TimeVaryingParetoNBD
+from clvmodels.estimators.time_varying import TimeVaryingParetoNBD
 from clvmodels.evaluation import (
     calibration_part,
     check_calibration_holdout,
@@ -84,27 +84,12 @@ def plot_tracking(
     forecast from acquisition dates alone. A dashed line marks ``calibration_end``.
 
     A :class:`~clvmodels.TimeVaryingParetoNBD` forecasts each customer from the acquisition
-    along the covariate path of its table (:class:`~clvmodels.estimators.time_varying.
-    AcquisitionForecast`), which must then reach ``observation_end`` (attach the future periods
-    with ``with_future_covariates``); ``covariates`` is not taken.
+    along the covariate path of its table, which must then reach ``observation_end`` (attach
+    the future periods with ``with_future_covariates``); ``covariates`` is not taken.
     """
     if kind not in ("cumulative", "incremental"):
         raise ValueError(f"kind must be 'cumulative' or 'incremental', got {kind!r}")
-    if isinstance(model, TimeVaryingParetoNBD):
-        if kwargs.get("covariates") is not None:
-            raise InputError(
-                "a TimeVaryingParetoNBD forecasts each customer along the covariate path of its "
-                "own table: leave covariates= out (attach future periods with "
-                "model.with_future_covariates(table))"
-            )
-        forecast = AcquisitionForecast(model)
-        acquisitions = forecast.acquisitions(
-            transactions, kwargs.get("customer_id", "customer_id"), kwargs.get("datetime", "date")
-        )
-        settings = {k: v for k, v in kwargs.items() if k != "covariates"}
-        data = tracking_data(forecast, transactions, **settings, covariates=acquisitions)
-    else:
-        data = tracking_data(model, transactions, **kwargs)
+    data = tracking_data(model, transactions, **kwargs)
     calibration_end = kwargs.get("calibration_end")
     ax = _axes(ax)
     suffix = "_cumulative" if kind == "cumulative" else ""

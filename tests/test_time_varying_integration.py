@@ -261,12 +261,14 @@ def test_plot_tracking_sums_each_customers_expectation(models, transactions):
         model, few, calibration_end=END, observation_end="2008-06-30", ax=None
     )
     actual_line, expected_line = ax.lines[0], ax.lines[1]
-    data = tracking_data(
+    data = tracking_data(model, few, observation_end="2008-06-30")
+    explicit = tracking_data(
         AcquisitionForecast(model),
         few,
         observation_end="2008-06-30",
         covariates=AcquisitionForecast(model).acquisitions(few),
     )
+    pd.testing.assert_frame_equal(data, explicit)
     np.testing.assert_array_equal(expected_line.get_ydata(), data["expected_cumulative"])
     np.testing.assert_array_equal(actual_line.get_ydata(), data["actual_cumulative"])
     # independently: at each period end, the sum over customers of E[X] of a customer with
@@ -295,6 +297,8 @@ def test_plot_tracking_needs_the_covariates_to_the_end(models, transactions):
         plotting.plot_tracking(fitted, few, observation_end="2011-06-30")
     with pytest.raises(InputError, match="leave covariates= out"):
         plotting.plot_tracking(model, few, covariates=pd.DataFrame())
+    with pytest.raises(InputError, match="leave covariates= out"):
+        tracking_data(model, few, covariates=pd.DataFrame())
     plt.close("all")
 
 

@@ -658,6 +658,12 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         model.covariates_ = combined
         return model
 
+    def acquisition_forecast(self) -> AcquisitionForecast:
+        """The model seen from its customers' acquisitions (:class:`AcquisitionForecast`): how
+        :func:`clvmodels.evaluation.tracking_data` forecasts each customer along their own
+        covariate path from the first purchase."""
+        return AcquisitionForecast(self)
+
     def covariate_table(self) -> CovariateTable:
         """The model's covariate table on its grid (the fit's periods and any added by
         :meth:`with_future_covariates`)."""
