@@ -31,3 +31,49 @@ def lifetimes_comparison_parser(
     parser.add_argument("--n", type=int, default=None, help=n_help)
     parser.add_argument("--lifetimes-n", type=int, default=None, help=lifetimes_help)
     return parser
+
+
+CLVTOOLS_SCRIPT = Path(__file__).resolve().parent / "r" / "clvtools_apparel.R"
+
+
+def clvtools_timings(labels: list[str], runs: int, timeout: float = 1800.0) -> dict | None:
+    """CLVTools' fits on the apparel data timed side by side (``r/clvtools_apparel.R``), as
+    ``{label: {"median", "min", "max", "runs", "log_likelihood", "version"}}``; None when R or
+    CLVTools is not installed (the benchmarks then quote ``REFERENCE.md``). Labels: ``pnbd``,
+    ``bgnbd``, ``ggomnbd`` (no covariates), ``*_static`` (gender + channel on both
+    processes), ``pnbd_dyncov``."""
+    import shutil
+    import subprocess
+
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        return None
+    probe = subprocess.run(
+        [rscript, "-e", 'cat(as.character(packageVersion("CLVTools")))'],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        return None
+    done = subprocess.run(
+        [rscript, str(CLVTOOLS_SCRIPT), str(runs), *labels],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"CLVTools run failed:\n{done.stderr[-2000:]}")
+    out = {}
+    for line in done.stdout.splitlines():
+        fields = line.split("\t")
+        if fields[0] == "CLVTOOLS":
+            label, median, low, high, n, log_likelihood = fields[1:]
+            out[label] = {
+                "median": float(median),
+                "min": float(low),
+                "max": float(high),
+                "runs": int(n),
+                "log_likelihood": float(log_likelihood),
+                "version": probe.stdout.strip(),
+            }
+    return out

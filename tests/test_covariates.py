@@ -101,7 +101,8 @@ def test_pareto_nbd_reproduces_clvtools_static_covariates(pareto, apparel):
     assert -value < pareto.log_likelihood_
     assert np.max(np.abs(gradient)) > 1e-3
     _, ours = objective(pareto.covariate_design_.free_of(pareto.params_))
-    assert np.max(np.abs(ours)) < 1e-6
+    # stationary: at least 100 times smaller (the fit stops below 1e-7 x |log-likelihood|)
+    assert np.max(np.abs(ours)) < 1e-5
     table = pareto.summary()
     assert table.loc["purchase.channel", "se"] == pytest.approx(0.105, abs=0.01)
     assert table.loc["purchase.channel", "p_value"] < 1e-6

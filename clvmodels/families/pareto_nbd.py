@@ -67,6 +67,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -179,26 +180,80 @@ def _log_quadrature(
 def _log_dropout_integral(a, A, b, B, L, moments: bool = False):
     """``log I`` with ``I = int_0^L (A+u)^-a (B+u)^-b du`` for 1-d arrays (see the module
     docstring), and optionally the means under the normalised integrand of ``log(A+u)``,
-    ``1/(A+u)``, ``log(B+u)``, ``1/(B+u)`` (for the gradient)."""
-    with np.errstate(divide="ignore"):
-        k0 = a / A + b / B
-        h0 = np.minimum(np.minimum(L, np.minimum(A, B)), 1.0 / k0)
+    ``1/(A+u)``, ``log(B+u)``, ``1/(B+u)`` (for the gradient): the rule of
+    :func:`_log_quadrature` on the same panels, row by row in one compiled pass
+    (:func:`_dropout_integral_kernel`; the inner loop of every fit and prediction)."""
+    a, A, b, B, L = (np.ascontiguousarray(v, dtype=float) for v in (a, A, b, B, L))
+    n = len(L)
+    out = np.empty(n)
+    extra = [np.empty(n if moments else 0) for _ in range(4)]
+    _dropout_integral_kernel(
+        a, A, b, B, L, _GL_NODES, _LOG_GL_WEIGHTS, _MAX_PANELS, moments, out, *extra
+    )
+    return out, extra if moments else []
 
-    def integrand(rows, u):
-        # in place where possible: this is the inner loop of every fit and prediction
-        la = u + A[rows, None]
-        lb = np.add(u, B[rows, None], out=u)
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _dropout_integral_kernel(
+    a, A, b, B, L, nodes, log_weights, max_panels, moments, out, m_la, m_ia, m_lb, m_ib
+):  # fmt: skip
+    """Per row: the panels ``[0, h], [h, 3h], ...`` of :func:`_panel_edges` with ``h =
+    min(L, A, B, 1/k0)`` (:func:`_panel_count` of them), the Gauss-Legendre terms ``-a log(A+u)
+    - b log(B+u) + log(width w_j / 2)``, their log-sum-exp and the weighted means of
+    ``log(A+u), 1/(A+u), log(B+u), 1/(B+u)``. Rows with ``L <= 0`` give ``-inf`` and zero
+    moments."""
+    n_gl = nodes.size
+    half_log2 = np.log(2.0)
+    terms = np.empty(max_panels * n_gl)
+    log_la = np.empty(max_panels * n_gl)
+    log_lb = np.empty(max_panels * n_gl)
+    nodes_u = np.empty(max_panels * n_gl)
+    for i in range(L.size):
+        length = L[i]
+        if not length > 0.0:
+            out[i] = -np.inf
+            if moments:
+                m_la[i] = m_ia[i] = m_lb[i] = m_ib[i] = 0.0
+            continue
+        ai, Ai, bi, Bi = a[i], A[i], b[i], B[i]
+        k0 = ai / Ai + bi / Bi
+        h0 = min(min(length, min(Ai, Bi)), 1.0 / k0)
+        count = np.ceil(np.log2(length / h0 + 1.0))
+        panels = int(min(max(count, 1.0), max_panels)) if np.isfinite(count) else max_panels
+        m = 0
+        top = -np.inf
+        for k in range(panels):
+            lo = min(h0 * (2.0**k - 1.0), length)
+            hi = length if k == panels - 1 else min(h0 * (2.0 ** (k + 1.0) - 1.0), length)
+            width = hi - lo
+            log_width = np.log(width)
+            for j in range(n_gl):
+                u = lo + width * (0.5 * (nodes[j] + 1.0))
+                nodes_u[m] = u
+                log_la[m] = np.log(u + Ai)
+                log_lb[m] = np.log(u + Bi)
+                g = log_la[m] * -ai
+                g -= bi * log_lb[m]
+                g += log_width + (log_weights[j] - half_log2)
+                terms[m] = g
+                top = max(top, g)
+                m += 1
+        total = 0.0
+        s_la = s_ia = s_lb = s_ib = 0.0
+        for q in range(m):
+            weight = np.exp(terms[q] - top)
+            total += weight
+            if moments:
+                s_la += weight * log_la[q]
+                s_ia += weight / (nodes_u[q] + Ai)
+                s_lb += weight * log_lb[q]
+                s_ib += weight / (nodes_u[q] + Bi)
+        out[i] = top + np.log(total)
         if moments:
-            inv_a, inv_b = 1.0 / la, 1.0 / lb
-        np.log(la, out=la)
-        np.log(lb, out=lb)
-        g = la * -a[rows, None]
-        g -= b[rows, None] * lb
-        if not moments:
-            return g, []
-        return g, [la, inv_a, lb, inv_b]
-
-    return _log_quadrature(integrand, L, h0, 4 if moments else 0)
+            m_la[i] = s_la / total
+            m_ia[i] = s_ia / total
+            m_lb[i] = s_lb / total
+            m_ib[i] = s_ib / total
 
 
 # --------------------------------------------------------------------------------------------
