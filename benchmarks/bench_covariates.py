@@ -16,8 +16,8 @@ What is measured
   log-likelihoods and fit times of CLVTools 0.12.1 (``shared/REFERENCE.md``: its static
   covariate fits took 0.5-1.5 s on this machine; R is not installed here, so the figures are
   quoted; the speed-up is given against both ends, on our CPU time).
-* BLAS runs single-threaded (``OPENBLAS_NUM_THREADS=1`` unless set): L-BFGS-B's tiny matrix
-  products slow down by orders of magnitude when BLAS threads compete for a loaded CPU.
+* BLAS as installed: the fits limit it to one thread themselves
+  (``clvmodels.optimize.single_threaded_blas``; its threads would only spin-wait).
 * **Simulated**: BG/NBD and Pareto/NBD customers at daily resolution (T uniform on 1..365 days)
   with a binary and a three-level covariate on both processes and known coefficients; fit time,
   distinct (RFM, covariates) rows and the largest |estimate - truth| / SE.
@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import time
 import warnings
 from pathlib import Path

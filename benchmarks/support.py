@@ -38,7 +38,8 @@ CLVTOOLS_SCRIPT = Path(__file__).resolve().parent / "r" / "clvtools_apparel.R"
 
 def clvtools_timings(labels: list[str], runs: int, timeout: float = 1800.0) -> dict | None:
     """CLVTools' fits on the apparel data timed side by side (``r/clvtools_apparel.R``), as
-    ``{label: {"median", "min", "max", "runs", "log_likelihood", "version"}}``; None when R or
+    ``{label: {"median", "min", "max", "runs", "log_likelihood", "cpu", "version"}}`` (elapsed
+    seconds, median CPU seconds of the R process); None when R or
     CLVTools is not installed (the benchmarks then quote ``REFERENCE.md``). Labels: ``pnbd``,
     ``bgnbd``, ``ggomnbd`` (no covariates), ``*_static`` (gender + channel on both
     processes), ``pnbd_dyncov``."""
@@ -67,13 +68,14 @@ def clvtools_timings(labels: list[str], runs: int, timeout: float = 1800.0) -> d
     for line in done.stdout.splitlines():
         fields = line.split("\t")
         if fields[0] == "CLVTOOLS":
-            label, median, low, high, n, log_likelihood = fields[1:]
+            label, median, low, high, n, log_likelihood, cpu = fields[1:]
             out[label] = {
                 "median": float(median),
                 "min": float(low),
                 "max": float(high),
                 "runs": int(n),
                 "log_likelihood": float(log_likelihood),
+                "cpu": float(cpu),
                 "version": probe.stdout.strip(),
             }
     return out

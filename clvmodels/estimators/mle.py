@@ -29,7 +29,11 @@ from clvmodels import units
 from clvmodels.errors import ConvergenceWarning, InputError, NotFittedError, TimeUnitError
 from clvmodels.estimators import covariates as covariate_models
 from clvmodels.families.base import Family, FitRows
-from clvmodels.optimize import minimize_negative_log_likelihood, numerical_hessian
+from clvmodels.optimize import (
+    minimize_negative_log_likelihood,
+    numerical_hessian,
+    single_threaded_blas,
+)
 from clvmodels.validation import check_same_unit, summary_time_unit
 
 ENGINES = ("native", "lifetimes")
@@ -286,13 +290,14 @@ class MaximumLikelihoodModel(FittedModel):
                 "time_unit='W') or set summary.attrs['time_unit'] (e.g. 'D', 'W', 'M')"
             )
         candidates = self._candidate_families()
-        fits = [self._fit_family(family, summary, weights) for family in candidates]
-        if len(fits) > 1:
-            self.settings_search_ = pd.DataFrame(
-                [{**f["family"].settings(), "log_likelihood": -f["value"]} for f in fits]
-            )
-        best = min(fits, key=lambda f: f["value"] if np.isfinite(f["value"]) else np.inf)
-        self._set_fit(best)
+        with single_threaded_blas():
+            fits = [self._fit_family(family, summary, weights) for family in candidates]
+            if len(fits) > 1:
+                self.settings_search_ = pd.DataFrame(
+                    [{**f["family"].settings(), "log_likelihood": -f["value"]} for f in fits]
+                )
+            best = min(fits, key=lambda f: f["value"] if np.isfinite(f["value"]) else np.inf)
+            self._set_fit(best)
         return self
 
     def _fit_family(self, family: Family, summary: pd.DataFrame, weights) -> dict[str, Any]:

@@ -37,7 +37,12 @@ from clvmodels.families.pareto_nbd_dyncov import (
     rows_log_likelihood,
     simulate_purchases,
 )
-from clvmodels.optimize import compress_rows, minimize_negative_log_likelihood, numerical_hessian
+from clvmodels.optimize import (
+    compress_rows,
+    minimize_negative_log_likelihood,
+    numerical_hessian,
+    single_threaded_blas,
+)
 from clvmodels.validation import summary_time_unit
 
 ID_COLUMN = "customer_id"
@@ -490,11 +495,15 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         def objective(theta):
             return family.negative_log_likelihood(theta, rows)
 
-        result = minimize_negative_log_likelihood(objective, start_point)
-        if not result.converged:
-            polish = minimize_negative_log_likelihood(objective, result.log_params)
-            if polish.neg_log_likelihood <= result.neg_log_likelihood:
-                result = polish
+        with single_threaded_blas():
+            result = minimize_negative_log_likelihood(objective, start_point)
+            if not result.converged:
+                polish = minimize_negative_log_likelihood(objective, result.log_params)
+                if polish.neg_log_likelihood <= result.neg_log_likelihood:
+                    result = polish
+            hessian = numerical_hessian(
+                lambda th: objective(th)[1], result.log_params, gradient_at_x=result.gradient
+            )
         self.family_ = family
         self.covariates_ = table.table
         self.observation_end_ = end
@@ -506,9 +515,6 @@ class TimeVaryingParetoNBD(PurchasePredictions, FittedModel):
         self.optimizer_message_ = result.message
         self.n_customers_ = float(len(summary))
         self.params_ = pd.Series(self._natural(self.theta_), index=list(self.estimate_names))
-        hessian = numerical_hessian(
-            lambda th: objective(th)[1], self.theta_, gradient_at_x=result.gradient
-        )
         self._set_covariance(hessian)
         return self
 

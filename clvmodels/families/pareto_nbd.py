@@ -35,7 +35,8 @@ is, which also gives the gradient by differentiating under the integral sign. Wr
 The integrand is positive, decreasing and log-convex, analytic except at ``u = -A, -B``; its
 initial log-rate is ``k0 = a/A + b/B`` and the log-rate decreases along the interval. ``I`` is
 evaluated by composite 8-point Gauss-Legendre quadrature on panels whose widths double,
-``[0, h], [h, 3h], [3h, 7h], ...`` with ``h = min(T - t_x, A, B, 1/k0)`` (:func:`_log_quadrature`).
+``[0, h], [h, 3h], [3h, 7h], ...`` with ``h = min(T - t_x, A, B, 1/k0)``
+(:func:`_log_quadrature`, compiled for this integrand in :func:`_dropout_integral_kernel`).
 Each panel is no longer than its distance to the nearest singularity (so the Gauss-Legendre
 error on it decays like ``5.8^(-2n)``), and the log-drop across a panel is at most the drop
 accumulated before it (log-convexity), so panels where the integrand changes a lot carry
