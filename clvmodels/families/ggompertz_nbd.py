@@ -75,6 +75,7 @@ import itertools
 from collections.abc import Callable
 from typing import ClassVar
 
+import numba
 import numpy as np
 import pandas as pd
 from scipy.special import digamma, expit, gammaln
@@ -214,6 +215,18 @@ def log_quadrature(integrand: IntegrandFn, length, h0, n_moments: int = 0, check
     remaining disagreement raises :class:`~clvmodels.errors.NumericalError`.
     """
     length = np.asarray(length, dtype=float)
+
+    def one_pass(rows, h):
+        return _quadrature_pass(integrand, length, h, rows, n_moments, check)
+
+    return _checked_quadrature(one_pass, length, h0, n_moments, check)
+
+
+def _checked_quadrature(one_pass, length, h0, n_moments: int, check: bool):
+    """The rows of ``length > 0`` through ``one_pass(rows, h0) -> (main, second, moments)``
+    (see :func:`log_quadrature`), those whose two rules disagree once more on panels 32 times
+    finer."""
+    length = np.asarray(length, dtype=float)
     h0 = np.minimum(np.asarray(h0, dtype=float), length)
     out = np.full(len(length), -np.inf)
     moments = [np.zeros(len(length)) for _ in range(n_moments)]
@@ -221,7 +234,7 @@ def log_quadrature(integrand: IntegrandFn, length, h0, n_moments: int = 0, check
     for attempt in range(2):
         if rows.size == 0:
             break
-        main, second, mom = _quadrature_pass(integrand, length, h0, rows, n_moments, check)
+        main, second, mom = one_pass(rows, h0)
         out[rows] = main
         for m, v in zip(moments, mom, strict=True):
             m[rows] = v
@@ -242,6 +255,176 @@ def log_quadrature(integrand: IntegrandFn, length, h0, n_moments: int = 0, check
                 "parameters or histories are too extreme to evaluate reliably"
             )
     return out, moments
+
+
+# the two forms of the dropout integrand compiled in _dead_quadrature_kernel
+_IN_U, _IN_V = 0, 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _log_add_exp(x, y):
+    """numpy's ``logaddexp`` for two floats."""
+    if x == y:
+        return x + np.log(2.0)
+    d = x - y
+    if d > 0.0:
+        return x + np.log1p(np.exp(-d))
+    if d <= 0.0:
+        return y + np.log1p(np.exp(d))
+    return d
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _dead_integrand(form, z, p, moments, out):
+    """The log-integrand of :func:`_log_dead_in_u` (``form`` 0, ``z = u``) or
+    :func:`_log_dead_in_v` (``form`` 1, ``z = v``) at one node, ``p = (a, A, b, s, lc, btx,
+    log_beta, c, beta_btx)`` of the row; with ``moments`` its five derivative terms in
+    ``out``."""
+    a, A, b, s, lc, btx, log_beta, c, beta_btx = p
+    if form == 0:
+        bu = b * z
+        au = A + z
+        la = np.log(au)
+        direct = bu < 700.0
+        if direct:  # c + expm1(bu): two non-negative terms
+            em = np.expm1(bu)
+            cb = em + c
+            log_cb = np.log(cb)
+        else:
+            log_cb = _log_add_exp(lc, bu + np.log(-np.expm1(-bu)))
+        g = -a * la - (s + 1.0) * log_cb + bu
+        if moments:
+            if direct:
+                ratio = (em + 1.0) / cb
+                beta_over_b = beta_btx / cb
+            else:
+                ratio = np.exp(bu - log_cb)
+                beta_over_b = np.exp(np.log(beta_btx) - log_cb)
+            out[0] = la
+            out[1] = 1.0 / au
+            out[2] = btx + log_cb
+            out[3] = beta_over_b
+            out[4] = (btx + bu) * (1.0 - (s + 1.0) * ratio)
+        return g
+    bdy = _log_add_exp(0.0, lc + (z + np.log(-np.expm1(-z))))
+    ay = A + bdy / b
+    la = np.log(ay)
+    g = -s * z - a * la
+    if moments:
+        log_by = btx + lc + z
+        out[0] = la
+        out[1] = 1.0 / ay
+        out[2] = log_by
+        out[3] = np.exp(log_beta - log_by)
+        out[4] = (btx + bdy) * (1.0 - (s + 1.0) * np.exp(bdy - lc - z))
+    return g
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _dead_quadrature_kernel(
+    form, params, length, h0, rows, main_nodes, log_main_weights, check_nodes,
+    log_check_weights, max_panels, moments, check, main, second, means,
+):  # fmt: skip
+    """:func:`_quadrature_pass` for the dropout integrand of ``form`` (one row of ``params``
+    per customer), row by row: the same doubling panels, the 8-point terms (and with
+    ``check`` the 7-point ones) in log space, their log-sum-exp and the five means. Returns
+    False when an integrand value is not a number."""
+    n_main = main_nodes.size
+    n_check = check_nodes.size
+    terms = np.empty(max_panels * n_main)
+    extra = np.empty((5, max_panels * n_main))
+    check_terms = np.empty(max_panels * n_check)
+    node_terms = np.empty(5)
+    finite = True
+    for ii in range(rows.size):
+        i = rows[ii]
+        p = params[i]
+        L = length[i]
+        h = h0[i]
+        count = np.ceil(np.log2(L / h + 1.0))
+        panels = int(min(max(count, 1.0), max_panels)) if np.isfinite(count) else max_panels
+        m = 0
+        mc = 0
+        for k in range(panels):
+            lo = min(h * (2.0**k - 1.0), L)
+            hi = L if k == panels - 1 else min(h * (2.0 ** (k + 1.0) - 1.0), L)
+            width = hi - lo
+            log_half = np.log(0.5 * width)
+            for j in range(n_main):
+                z = lo + width * (0.5 * (main_nodes[j] + 1.0))
+                g = _dead_integrand(form, z, p, moments, node_terms)
+                if np.isnan(g):
+                    finite = False
+                terms[m] = g + log_main_weights[j] + log_half
+                if moments:
+                    for q in range(5):
+                        extra[q, m] = node_terms[q]
+                m += 1
+            if check:
+                for j in range(n_check):
+                    z = lo + width * (0.5 * (check_nodes[j] + 1.0))
+                    g = _dead_integrand(form, z, p, False, node_terms)
+                    if np.isnan(g):
+                        finite = False
+                    check_terms[mc] = g + log_check_weights[j] + log_half
+                    mc += 1
+        top = -np.inf
+        for q in range(m):
+            top = max(top, terms[q])
+        if not np.isfinite(top):
+            top = 0.0
+        total = 0.0
+        sums = np.zeros(5)
+        for q in range(m):
+            weight = np.exp(terms[q] - top)
+            total += weight
+            if moments:
+                for t in range(5):
+                    sums[t] += weight * extra[t, q]
+        main[ii] = top + np.log(total)
+        if check:
+            total_check = 0.0
+            for q in range(mc):
+                total_check += np.exp(check_terms[q] - top)
+            second[ii] = top + np.log(total_check)
+        if moments:
+            for t in range(5):
+                means[t, ii] = sums[t] / total if total > 0.0 else 0.0
+    return finite
+
+
+def _dead_pass(form, params, length, h0, rows, moments: bool, check: bool):
+    """One pass of :func:`_dead_quadrature_kernel` over ``rows``: ``(main, second, means)``
+    as :func:`_quadrature_pass` returns them."""
+    n = len(rows)
+    main = np.empty(n)
+    second = np.full(n, -np.inf)
+    means = np.empty((5 if moments else 0, n))
+    finite = _dead_quadrature_kernel(
+        form, params, length, np.ascontiguousarray(h0, dtype=float),
+        np.ascontiguousarray(rows, dtype=np.int64), _MAIN_NODES, np.log(_MAIN_WEIGHTS),
+        _CHECK_NODES, np.log(_CHECK_WEIGHTS), _MAX_PANELS, moments, check, main, second,
+        means if moments else np.empty((5, n)),
+    )  # fmt: skip
+    if not finite:
+        raise NumericalError(
+            "GGompertz/NBD: the integrand of a quadrature is not a number for some "
+            "customers; the parameters are outside the range where the model can be "
+            "evaluated"
+        )
+    return main, second, list(means)
+
+
+def _log_dead_quadrature(form, arrays, length, h0, moments: bool, check: bool):
+    """``log int_0^length`` of the dropout integrand of ``form`` and its five means (compiled;
+    the rule and the check of :func:`log_quadrature`)."""
+    params = np.ascontiguousarray(np.column_stack(arrays), dtype=float)
+    length = np.ascontiguousarray(length, dtype=float)
+
+    def one_pass(rows, h):
+        return _dead_pass(form, params, length, h, rows, moments, check)
+
+    return _checked_quadrature(one_pass, length, h0, 5 if moments else 0, check)
 
 
 def _panel_rules(log_f, rows, lo, hi):
@@ -296,49 +479,22 @@ def log_quadrature_on_panels(log_f, lo, hi):
 # the dropout integral of the likelihood
 # --------------------------------------------------------------------------------------------
 def _log_dead_in_u(a, A, b, s, lc, btx, log_beta, L, moments: bool, check: bool):
-    """``log(b s I)`` and the moments for ``beta < 1``: the integral in ``u = y - t_x``."""
+    """``log(b s I)`` and the moments for ``beta < 1``: the integral in ``u = y - t_x`` of
+    ``(A+u)^-a (c + expm1(bu))^-(s+1) e^{bu}`` (:func:`_dead_integrand`, form 0)."""
     c = np.exp(lc)
     with np.errstate(divide="ignore"):
         d_sing = -np.log1p(-c) / b
         k0 = a / A + b * ((s + 1.0) / c - 1.0)
     h0 = np.minimum(np.minimum(A, d_sing), 1.0 / k0)
     beta_btx = np.exp(log_beta - btx)  # beta e^{-b t_x}
-
-    def integrand(rows, u):
-        bu = b[rows, None] * u
-        au = A[rows, None] + u
-        la = np.log(au)
-        if bu.max() < 700.0:  # c + expm1(bu) directly: two non-negative terms
-            em = np.expm1(bu)
-            cb = em + c[rows, None]
-            log_cb = np.log(cb)
-        else:
-            log_cb = np.logaddexp(lc[rows, None], log_expm1(bu))
-        g = -a[rows, None] * la - (s[rows, None] + 1.0) * log_cb + bu
-        if not moments:
-            return g, []
-        if bu.max() < 700.0:
-            ratio = (em + 1.0) / cb  # e^{by} / B(y)
-            beta_over_b = beta_btx[rows, None] / cb
-        else:
-            ratio = np.exp(bu - log_cb)
-            beta_over_b = np.exp(np.log(beta_btx[rows, None]) - log_cb)
-        by = btx[rows, None] + bu
-        return g, [
-            la,
-            1.0 / au,
-            btx[rows, None] + log_cb,
-            beta_over_b,
-            by * (1.0 - (s[rows, None] + 1.0) * ratio),
-        ]
-
-    log_j, mom = log_quadrature(integrand, L, h0, 5 if moments else 0, check)
+    arrays = (a, A, b, s, lc, btx, log_beta, c, beta_btx)
+    log_j, mom = _log_dead_quadrature(_IN_U, arrays, L, h0, moments, check)
     return np.log(b) + np.log(s) - s * btx + log_j, mom
 
 
 def _log_dead_in_v(a, A, b, s, lc, btx, log_beta, L, moments: bool, check: bool):
     """``log(b s I)`` and the moments for ``beta >= 1``: the integral in
-    ``v = log B(y) - log B(t_x)``."""
+    ``v = log B(y) - log B(t_x)`` (:func:`_dead_integrand`, form 1)."""
     c = np.exp(lc)
     with np.errstate(divide="ignore", over="ignore"):
         q = -np.expm1(-A * b) / c
@@ -346,26 +502,8 @@ def _log_dead_in_v(a, A, b, s, lc, btx, log_beta, L, moments: bool, check: bool)
         k0 = s + a * c / (b * A)
     length = _log_one_plus(log_expm1(b * L) - lc)
     h0 = np.minimum(d_sing, 1.0 / k0)
-
-    def integrand(rows, v):
-        bdy = _log_one_plus(lc[rows, None] + log_expm1(v))  # b * dy(v)
-        ay = A[rows, None] + bdy / b[rows, None]
-        la = np.log(ay)
-        g = -s[rows, None] * v - a[rows, None] * la
-        if not moments:
-            return g, []
-        log_by = btx[rows, None] + lc[rows, None] + v
-        by = btx[rows, None] + bdy
-        ratio = np.exp(bdy - lc[rows, None] - v)  # e^{by} / B(y)
-        return g, [
-            la,
-            1.0 / ay,
-            log_by,
-            np.exp(log_beta[rows, None] - log_by),
-            by * (1.0 - (s[rows, None] + 1.0) * ratio),
-        ]
-
-    log_j, mom = log_quadrature(integrand, length, h0, 5 if moments else 0, check)
+    arrays = (a, A, b, s, lc, btx, log_beta, c, np.zeros_like(c))
+    log_j, mom = _log_dead_quadrature(_IN_V, arrays, length, h0, moments, check)
     return np.log(s) - s * (btx + lc) + log_j, mom
 
 
