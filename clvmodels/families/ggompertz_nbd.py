@@ -335,6 +335,7 @@ def _dead_quadrature_kernel(
     extra = np.empty((5, max_panels * n_main))
     check_terms = np.empty(max_panels * n_check)
     node_terms = np.empty(5)
+    sums = np.empty(5)
     finite = True
     for ii in range(rows.size):
         i = rows[ii]
@@ -374,7 +375,7 @@ def _dead_quadrature_kernel(
         if not np.isfinite(top):
             top = 0.0
         total = 0.0
-        sums = np.zeros(5)
+        sums[:] = 0.0
         for q in range(m):
             weight = np.exp(terms[q] - top)
             total += weight
