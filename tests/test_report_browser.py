@@ -69,15 +69,26 @@ def chromium() -> str:
 
 
 def run_browser(tmp_path, *args: str, width: int, height: int = 900) -> str:
-    command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", f"--window-size={width},{height}",
-        "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000", *args,
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    """Headless Chromium on ``args``; a run that hangs (headless Chromium now and then never
+    finishes a ``--screenshot`` under ``--virtual-time-budget``) is retried once with a fresh
+    profile, and a second hang fails the test."""
+    for attempt in range(2):
+        command = [
+            chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+            f"--user-data-dir={tmp_path / f'chromium-profile-{attempt}'}",
+            f"--window-size={width},{height}", "--run-all-compositor-stages-before-draw",
+            "--virtual-time-budget=10000", *args,
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            if attempt == 1:
+                raise
+            continue
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
