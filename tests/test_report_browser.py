@@ -88,7 +88,6 @@ def run_browser(tmp_path, *args: str, width: int, height: int = 900) -> str:
             continue
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
