@@ -13,9 +13,10 @@ What is measured
   channel on both processes (spend for Gamma-Gamma): ``clv.<Model>(purchase_covariates=...,
   dropout_covariates=...).fit(summary)`` end to end (covariate-free start, the covariate fit,
   Newton polish, observed-information standard errors), the median of 5 runs, against the
-  log-likelihoods and fit times of CLVTools 0.12.1 (``shared/REFERENCE.md``: its static
-  covariate fits took 0.5-1.5 s on this machine; R is not installed here, so the figures are
-  quoted; the speed-up is given against both ends, on our CPU time).
+  log-likelihoods of CLVTools 0.12.1 and its fit times, timed in the same run when R and
+  CLVTools are installed (``r/clvtools_apparel.R``, median of as many fits); otherwise the
+  reference runs' 0.5-1.5 s are quoted and the speed-up is given against both ends, on our CPU
+  time.
 * BLAS as installed: the fits limit it to one thread themselves
   (``clvmodels.optimize.single_threaded_blas``; its threads would only spin-wait).
 * **Simulated**: BG/NBD and Pareto/NBD customers at daily resolution (T uniform on 1..365 days)
