@@ -14,12 +14,13 @@ from reference_data import apparel_with_covariates
 
 import clvmodels as clv
 from clvmodels.covariates import CovariateEncoding, join_covariates
-from clvmodels.errors import ConvergenceWarning, InputError
+from clvmodels.errors import ConvergenceWarning, InputError, NumericalError
 from clvmodels.estimators import covariates as covariate_models
 from clvmodels.families.base import Family
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
 from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
 from clvmodels.families.pareto_nbd import ParetoNBDFamily
+from clvmodels.optimize import minimize_negative_log_likelihood
 
 DATA = Path(__file__).parent / "data"
 BOTH = dict(purchase_covariates=["gender", "channel"], dropout_covariates=["gender", "channel"])
@@ -108,6 +109,38 @@ def test_pareto_nbd_reproduces_clvtools_static_covariates(pareto, apparel):
     assert table.loc["purchase.channel", "p_value"] < 1e-6
     assert np.isnan(table.loc["r", "p_value"])
     assert pareto.boundary_parameters_ == []
+
+
+def test_search_ends_at_a_gradient_within_rounding_error():
+    calls = []
+
+    def objective(x):
+        calls.append(x.copy())
+        return 1e4 * float(np.sum((x - 1.0) ** 2)), 2e4 * (x - 1.0)
+
+    start = np.array([3.0, -2.0, 0.5])
+    full = minimize_negative_log_likelihood(objective, start)
+    n_full, calls[:] = len(calls), []
+    stopped = minimize_negative_log_likelihood(
+        objective, start, stop=covariate_models.stationary_to_rounding
+    )
+    assert stopped.converged and "stopped" in stopped.message
+    assert stopped.n_iterations == len(calls) <= n_full
+    np.testing.assert_array_equal(stopped.log_params, calls[-1])
+    assert covariate_models.stationary_to_rounding(stopped.neg_log_likelihood, stopped.gradient)
+    np.testing.assert_allclose(stopped.log_params, full.log_params, atol=1e-9)
+
+
+def test_covariate_fit_certifies_its_estimate_with_the_public_likelihood(apparel, monkeypatch):
+    original = ParetoNBDFamily.log_likelihood
+
+    def broken(self, params, data):
+        ll = original(self, params, data)
+        return np.where(np.arange(len(ll)) == 3, np.nan, ll)
+
+    monkeypatch.setattr(ParetoNBDFamily, "log_likelihood", broken)
+    with pytest.raises(NumericalError, match="1 distinct customer row"):
+        clv.ParetoNBD(**BOTH).fit(apparel)
 
 
 def test_bg_nbd_reaches_clvtools_and_reports_its_boundary(apparel):

@@ -17,7 +17,7 @@ from reference_data import apparel_with_covariates
 from scipy import stats
 
 import clvmodels as clv
-from clvmodels.errors import ConvergenceWarning
+from clvmodels.errors import ConvergenceWarning, NumericalError
 from clvmodels.estimators import covariates as covariate_models
 from clvmodels.families import ggompertz_nbd as gg
 from clvmodels.families import pareto_nbd as pn
@@ -413,6 +413,34 @@ def test_apparel_static_covariates_reproduce_clvtools(apparel):
         assert model.params_[name] == pytest.approx(pareto.params_[name], rel=2e-3), name
     expected = model.expected_purchases(apparel, 52.0)
     np.testing.assert_allclose(expected, pareto.expected_purchases(apparel, 52.0), rtol=2e-3)
+
+
+def test_covariate_fit_searches_unchecked_and_certifies_the_estimate(apparel, monkeypatch):
+    checks = []
+    original = gg.log_likelihood_gradient
+
+    def recording(*args, **kwargs):
+        checks.append(kwargs.get("check", True))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gg, "log_likelihood_gradient", recording)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clv.GGompertzNBD(**BOTH).fit(apparel)
+    # the search and the Hessian skip the second rule; the estimate is evaluated with it once
+    # by the covariate fit (the plain fit's certification, fit_warnings, is for plain fits)
+    assert checks.count(True) == 1
+    assert checks.count(False) > 50
+
+    def uncertifiable(*args, **kwargs):
+        if kwargs.get("check", True):
+            raise NumericalError("GGompertz/NBD: the quadrature ... did not converge")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(gg, "log_likelihood_gradient", uncertifiable)
+    with pytest.raises(NumericalError, match="did not converge"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clv.GGompertzNBD(**BOTH).fit(apparel)
 
 
 # ------------------------------------------------------------------------------------------

@@ -706,9 +706,12 @@ def log_likelihood(r, alpha, b, s, beta, x, t_x, T):
     return ll.reshape(shape)
 
 
-def negative_log_likelihood(log_params, x, t_x, T, counts, check: bool = False, plan=None):
+def negative_log_likelihood(
+    log_params, x, t_x, T, counts, check: bool = False, plan=None, gradient: bool = True
+):
     """Total negative log-likelihood of compressed rows (``counts`` customers each) and its
-    analytic gradient with respect to ``log(r, alpha, b, s, beta)``.
+    analytic gradient with respect to ``log(r, alpha, b, s, beta)`` (None without
+    ``gradient``, a quarter cheaper: for comparing starting values).
 
     Within the fit the second-rule check is off by default (the rule is accurate by
     construction, see the module docstring); :func:`log_likelihood` and the predictions check.
@@ -716,9 +719,13 @@ def negative_log_likelihood(log_params, x, t_x, T, counts, check: bool = False, 
     """
     r, alpha, b, s, beta = np.exp(np.asarray(log_params, dtype=float))
     with np.errstate(all="ignore"):
-        ll, grad = log_likelihood_gradient(r, alpha, b, s, beta, x, t_x, T, check=check, plan=plan)
+        ll, grad = log_likelihood_gradient(
+            r, alpha, b, s, beta, x, t_x, T, gradient=gradient, check=check, plan=plan
+        )
     counts = np.asarray(counts, dtype=float)
     value = weighted_sum(counts, ll)
+    if not gradient:
+        return (-float(value) if np.isfinite(value) else np.inf), None
     g = np.einsum("i,ij->j", counts, grad)
     if not np.isfinite(value) or not np.all(np.isfinite(g)):
         return np.inf, np.zeros(5)
@@ -1222,9 +1229,13 @@ class GGompertzNBDFamily(PurchaseFamily):
         rate = (weighted_sum(w, rows["frequency"]) + 0.5) / mean_T
         sample = rows if rows.n_rows <= 500 else self.subset_rows(rows, 500, seed=0)
         best, best_value = None, np.inf
+        x, t_x, T = sample["frequency"], sample["recency"], sample["T"]
+        plan = sample.aux.get("plan")
         for bt, beta, s in itertools.product((0.1, 1.0, 3.0), (0.05, 0.5, 5.0), (0.5, 2.0)):
             guess = np.log([1.0, 1.0 / rate, bt / mean_T, s, beta])
-            value, _ = self.negative_log_likelihood(guess, sample)
+            value, _ = negative_log_likelihood(
+                guess, x, t_x, T, sample.counts, plan=plan, gradient=False
+            )
             if value < best_value:
                 best, best_value = guess, value
         if best is None:
