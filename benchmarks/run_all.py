@@ -121,7 +121,7 @@ def collect(
         lines.append("---")
         lines.append("")
         if not fresh:
-            written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+            written = written_at(path)
             if path.stem in ran:
                 lines.append(
                     f"> **Stale:** `{path.name}` predates this run: its script ran but did not "
@@ -138,6 +138,27 @@ def collect(
         lines.append("")
     lines.append(f"_Suite wall time {time.time() - started:.0f} s._")
     return "\n".join(lines) + "\n"
+
+
+def written_at(path: Path) -> dt.datetime:
+    """When ``path`` was written: the date of the last commit that changed it when the file
+    is unchanged since (a fresh clone gives every file the checkout's time), its modification
+    time otherwise (or where git is not available)."""
+    modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=path.parent, capture_output=True, text=True, check=False
+        )
+
+    try:
+        unchanged = git("diff", "--quiet", "HEAD", "--", path.name).returncode == 0
+        committed = git("log", "-1", "--format=%cI", "--", path.name).stdout.strip()
+    except OSError:
+        return modified
+    if unchanged and committed:
+        return dt.datetime.fromisoformat(committed).astimezone(dt.UTC)
+    return modified
 
 
 def main(argv=None) -> int:
