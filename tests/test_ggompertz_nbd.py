@@ -413,6 +413,22 @@ def test_apparel_static_covariates_reproduce_clvtools(apparel):
         assert model.params_[name] == pytest.approx(pareto.params_[name], rel=2e-3), name
     expected = model.expected_purchases(apparel, 52.0)
     np.testing.assert_allclose(expected, pareto.expected_purchases(apparel, 52.0), rtol=2e-3)
+    # CLVTools run to convergence (benchmarks/r/clvtools_static_converged.R: L-BFGS-B with
+    # factr 1, pgtol 0) walks down the same b -> 0 ridge and agrees with us to 7.3e-5
+    assert model.log_likelihood_ >= -5821.062689
+    converged = {
+        "r": 1.838928,
+        "alpha": 92.96071,
+        "s": 0.5913121,
+        "purchase.gender": 0.2861307,
+        "purchase.channel": 0.6239206,
+        "dropout.gender": -0.641855,
+        "dropout.channel": 0.7897012,
+    }
+    for name, value in converged.items():
+        assert model.params_[name] == pytest.approx(value, rel=2e-4), name
+    ratio = 1.745008e-06 / 3.524358e-08
+    assert model.params_["beta"] / model.params_["b"] == pytest.approx(ratio, rel=1e-4)
 
 
 def test_covariate_fit_searches_unchecked_and_certifies_the_estimate(apparel, monkeypatch):
