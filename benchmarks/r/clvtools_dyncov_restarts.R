@@ -4,23 +4,10 @@
 # 1e-12, printing the log-likelihood and the estimates after each (about 10 minutes a restart
 # on a 2-core machine). Usage: Rscript clvtools_dyncov_restarts.R
 # Result and its reading: docs/time_varying.md ("Accuracy and speed on the apparel data").
-suppressPackageStartupMessages(library(CLVTools))
-data("apparelTrans", package = "CLVTools")
-data("apparelDynCov", package = "CLVTools")
-apparel <- clvdata(apparelTrans, date.format = "ymd", time.unit = "week",
-                   estimation.split = 104, name.id = "Id", name.date = "Date",
-                   name.price = "Price")
-dynamic_names <- c("High.Season", "Gender", "Channel")
-dynamic <- SetDynamicCovariates(apparel, data.cov.life = apparelDynCov,
-                                data.cov.trans = apparelDynCov,
-                                names.cov.life = dynamic_names,
-                                names.cov.trans = dynamic_names,
-                                name.id = "Id", name.date = "Cov.Date")
-show <- function(label, fit, seconds) {
-  co <- coef(fit)
-  cat(sprintf("%s\t%.1f s\tLL %.4f\t%s\n", label, seconds, as.numeric(logLik(fit)),
-              paste(sprintf("%s=%.5g", names(co), co), collapse = " ")))
-}
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(dirname(normalizePath(script)), "apparel_data.R"))
+dynamic <- with_dynamic_covariates()
+show <- function(label, fit, seconds) show_fit(sprintf("%s\t%.1f s", label, seconds), fit, 5)
 t0 <- proc.time()[["elapsed"]]
 fit <- pnbd(dynamic, verbose = FALSE)
 show("default (Nelder-Mead, reltol 1e-8)", fit, proc.time()[["elapsed"]] - t0)

@@ -3,36 +3,23 @@
 # restarted from that estimate: how far CLVTools' own estimate moves when its optimiser is run
 # to convergence. Usage: Rscript clvtools_static_converged.R
 # Result and its reading: docs/covariates.md ("Accuracy and speed").
-suppressPackageStartupMessages(library(CLVTools))
-data("apparelTrans", package = "CLVTools")
-data("apparelStaticCov", package = "CLVTools")
-apparel <- clvdata(apparelTrans, date.format = "ymd", time.unit = "week",
-                   estimation.split = 104, name.id = "Id", name.date = "Date",
-                   name.price = "Price")
-nm <- c("Gender", "Channel")
-static <- SetStaticCovariates(apparel, data.cov.life = apparelStaticCov,
-                              data.cov.trans = apparelStaticCov,
-                              names.cov.life = nm, names.cov.trans = nm, name.id = "Id")
-show <- function(label, fit) {
-  co <- coef(fit)
-  cat(sprintf("%s\tLL %.6f\t%s\n", label, as.numeric(logLik(fit)),
-              paste(sprintf("%s=%.7g", names(co), co), collapse = " ")))
-}
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(dirname(normalizePath(script)), "apparel_data.R"))
 fit <- pnbd(static, verbose = FALSE)
-show("pnbd static default (L-BFGS-B)", fit)
+show_fit("pnbd static default (L-BFGS-B)", fit)
 tight <- list(method = "L-BFGS-B", control = list(factr = 1, pgtol = 0, maxit = 100000,
                                                   kkt = FALSE, starttests = FALSE))
 fit2 <- pnbd(static, verbose = FALSE, optimx.args = tight)
-show("pnbd static, L-BFGS-B factr 1 pgtol 0", fit2)
+show_fit("pnbd static, L-BFGS-B factr 1 pgtol 0", fit2)
 co <- coef(fit2)
 fit3 <- pnbd(static, verbose = FALSE, optimx.args = tight,
              start.params.model = co[c("r", "alpha", "s", "beta")],
-             start.params.life = setNames(co[paste0("life.", nm)], nm),
-             start.params.trans = setNames(co[paste0("trans.", nm)], nm))
-show("pnbd static, restarted from that", fit3)
+             start.params.life = setNames(co[paste0("life.", static_names)], static_names),
+             start.params.trans = setNames(co[paste0("trans.", static_names)], static_names))
+show_fit("pnbd static, restarted from that", fit3)
 for (model in c("ggomnbd", "bgnbd")) {
   fitter <- get(model)
-  show(sprintf("%s static default", model), fitter(static, verbose = FALSE))
-  show(sprintf("%s static, L-BFGS-B factr 1 pgtol 0", model),
+  show_fit(sprintf("%s static default", model), fitter(static, verbose = FALSE))
+  show_fit(sprintf("%s static, L-BFGS-B factr 1 pgtol 0", model),
        fitter(static, verbose = FALSE, optimx.args = tight))
 }
