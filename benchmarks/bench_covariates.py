@@ -92,7 +92,7 @@ APPAREL_MODELS = {
 }
 
 
-def apparel_timings(repeats: int, rounds: int, with_clvtools: bool):
+def apparel_timings(repeats: int, rounds: int):
     """Our fits and CLVTools' in alternating rounds, so that both sides sample the same
     stretches of a machine whose speed drifts: per round CLVTools' ``repeats`` fits of each
     model (one R process, ``clvtools_timings``), then ``3 x repeats`` of ours (a fit takes a
@@ -101,6 +101,7 @@ def apparel_timings(repeats: int, rounds: int, with_clvtools: bool):
     summary = apparel_with_covariates()
     ours = {name: ([], [], None) for name in APPAREL_MODELS}
     theirs: dict[str, list[dict]] = {}
+    with_clvtools = True  # until clvtools_timings finds no R or no CLVTools
     for _ in range(rounds):
         if with_clvtools:
             measured = clvtools_timings(list(CLVTOOLS_LABELS.values()), repeats)
@@ -268,7 +269,7 @@ def main() -> None:
     n = 50_000 if args.quick else 1_000_000
     load = os.getloadavg()
     repeats, rounds = (3, 1) if args.quick else (5, 3)
-    ours, theirs = apparel_timings(repeats, rounds, with_clvtools=True)
+    ours, theirs = apparel_timings(repeats, rounds)
     apparel_table = table(apparel_rows(ours, theirs))
     simulated_table = table(simulated_rows(n))
     load_after = os.getloadavg()

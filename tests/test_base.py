@@ -88,10 +88,14 @@ class ExponentialFamily(PurchaseFamily):
     param_names = ("rate",)
     fit_columns = ("T",)
 
+    def log_likelihood(self, params, data):
+        rate = np.asarray(params["rate"], dtype=float)
+        return np.log(rate) - rate * data["T"]
+
     def negative_log_likelihood(self, log_params, rows):
         T, counts = rows["T"], rows.counts
         rate = np.exp(log_params[0])
-        value = -np.sum(counts * (np.log(rate) - rate * T))
+        value = -np.sum(counts * self.log_likelihood({"rate": rate}, rows.columns))
         gradient = -np.sum(counts * (1 - rate * T))  # d/d log(rate)
         return value, np.array([gradient])
 

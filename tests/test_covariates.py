@@ -20,7 +20,7 @@ from clvmodels.families.base import Family
 from clvmodels.families.bg_nbd import BetaGeoNBDFamily
 from clvmodels.families.mbg_nbd import ModifiedBetaGeoNBDFamily
 from clvmodels.families.pareto_nbd import ParetoNBDFamily
-from clvmodels.optimize import minimize_negative_log_likelihood
+from clvmodels.optimize import minimize_negative_log_likelihood, stationary_to_rounding
 
 DATA = Path(__file__).parent / "data"
 BOTH = dict(purchase_covariates=["gender", "channel"], dropout_covariates=["gender", "channel"])
@@ -149,13 +149,11 @@ def test_search_ends_at_a_gradient_within_rounding_error():
     start = np.array([3.0, -2.0, 0.5])
     full = minimize_negative_log_likelihood(objective, start)
     n_full, calls[:] = len(calls), []
-    stopped = minimize_negative_log_likelihood(
-        objective, start, stop=covariate_models.stationary_to_rounding
-    )
+    stopped = minimize_negative_log_likelihood(objective, start, stop=stationary_to_rounding)
     assert stopped.converged and "stopped" in stopped.message
     assert stopped.n_iterations == len(calls) <= n_full
     np.testing.assert_array_equal(stopped.log_params, calls[-1])
-    assert covariate_models.stationary_to_rounding(stopped.neg_log_likelihood, stopped.gradient)
+    assert stationary_to_rounding(stopped.neg_log_likelihood, stopped.gradient)
     np.testing.assert_allclose(stopped.log_params, full.log_params, atol=1e-9)
 
 

@@ -431,7 +431,8 @@ def test_apparel_static_covariates_reproduce_clvtools(apparel):
     assert model.params_["beta"] / model.params_["b"] == pytest.approx(ratio, rel=1e-4)
 
 
-def test_covariate_fit_searches_unchecked_and_certifies_the_estimate(apparel, monkeypatch):
+@pytest.mark.parametrize("covariates", [BOTH, {}], ids=["covariates", "plain"])
+def test_fits_search_unchecked_and_certify_the_estimate(apparel, monkeypatch, covariates):
     checks = []
     original = gg.log_likelihood_gradient
 
@@ -442,9 +443,9 @@ def test_covariate_fit_searches_unchecked_and_certifies_the_estimate(apparel, mo
     monkeypatch.setattr(gg, "log_likelihood_gradient", recording)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clv.GGompertzNBD(**BOTH).fit(apparel)
-    # the search and the Hessian skip the second rule; the estimate is evaluated with it once
-    # by the covariate fit (the plain fit's certification, fit_warnings, is for plain fits)
+        clv.GGompertzNBD(**covariates).fit(apparel)
+    # the searches (covariate-free start, covariate fit) and the Hessian skip the second rule;
+    # the final estimate is evaluated with it once (Family.certify_log_likelihood)
     assert checks.count(True) == 1
     assert checks.count(False) > 50
 
@@ -456,7 +457,7 @@ def test_covariate_fit_searches_unchecked_and_certifies_the_estimate(apparel, mo
     monkeypatch.setattr(gg, "log_likelihood_gradient", uncertifiable)
     with pytest.raises(NumericalError, match="did not converge"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clv.GGompertzNBD(**BOTH).fit(apparel)
+        clv.GGompertzNBD(**covariates).fit(apparel)
 
 
 # ------------------------------------------------------------------------------------------

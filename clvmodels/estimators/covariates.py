@@ -36,9 +36,16 @@ import pandas as pd
 from scipy import stats
 
 from clvmodels.covariates import CovariateEncoding
-from clvmodels.errors import InputError, NumericalError
+from clvmodels.errors import InputError
 from clvmodels.families.base import Family, FitRows
-from clvmodels.optimize import compress_rows, minimize_negative_log_likelihood, numerical_hessian
+from clvmodels.optimize import (
+    compress_rows,
+    minimize_negative_log_likelihood,
+    negligible_gradient,
+    numerical_hessian,
+    small_gradient,
+    stationary_to_rounding,
+)
 
 #: the covariate keywords of the estimators, by process
 PROCESS_KEYWORDS = {
@@ -207,6 +214,12 @@ class CovariateDesign:
         """The covariate value of each coefficient per customer, ``(n, n_coefficients)``."""
         matrix = self.encoding.matrix(summary, what)
         return matrix[:, list(self.coefficient_features)]
+
+    def params_at(self, free: np.ndarray, z: np.ndarray):
+        """Per-row family parameters at the free values ``free`` (log-parameters, then the
+        free coefficients) for rows with covariates ``z``."""
+        n = len(self.param_names)
+        return self.row_params(free[:n], self.expansion @ free[n:], z)
 
     def row_params(self, log_params: np.ndarray, coefficients: np.ndarray, z: np.ndarray):
         """Per-row family parameters (1-d arrays) at one parameter vector."""
@@ -394,7 +407,7 @@ def minimize(objective, x0: np.ndarray):
             result = polish
     x, value, gradient = result.log_params, result.neg_log_likelihood, result.gradient
     for _ in range(8):
-        if small_gradient(result, gradient, value):
+        if negligible_gradient(value, gradient, 1e-7):
             break
         hessian = numerical_hessian(lambda v: objective(v)[1], x, gradient_at_x=gradient)
         try:
@@ -411,51 +424,12 @@ def minimize(objective, x0: np.ndarray):
     return result
 
 
-def stationary_to_rounding(value, gradient) -> bool:
-    """Whether the search can stop: a gradient of at most 1e-9 x max(1, |objective|), within
-    a few times the rounding error of the sum over customers (on apparel the gradient cannot
-    get below ~3e-6 of a total of 5821), where L-BFGS-B's own tolerances would run another
-    dozen line searches that only fight that error."""
-    gradient = np.asarray(gradient, dtype=float)
-    return bool(np.all(np.isfinite(gradient))) and float(
-        np.max(np.abs(gradient), initial=0.0)
-    ) <= 1e-9 * max(1.0, abs(float(value)))
-
-
-def small_gradient(result, gradient=None, value=None) -> bool:
-    """Whether the gradient is negligible: at most 1e-7 x max(1, |objective|) (per customer
-    about 1e-10 on apparel), far below what moves an estimate by a fraction of its SE."""
-    gradient = result.gradient if gradient is None else gradient
-    value = result.neg_log_likelihood if value is None else value
-    return (
-        gradient is not None
-        and bool(np.all(np.isfinite(gradient)))
-        and float(np.max(np.abs(gradient), initial=0.0)) <= 1e-7 * max(1.0, abs(value))
-    )
-
-
 def fit(family: Family, design: CovariateDesign, data: CovariateRows, start: np.ndarray):
     """Fit the covariate model from the covariate-free estimate ``start`` (log-parameters)
-    with every coefficient at 0; returns the optimiser's result and the objective.
-
-    The objective may skip checks that the family's public ``log_likelihood`` makes
-    (GGompertz/NBD's second quadrature rule), so the estimate is evaluated once more by it: a
-    likelihood it cannot certify raises there, and one that is not finite raises
-    :class:`~clvmodels.errors.NumericalError` here."""
+    with every coefficient at 0; returns the optimiser's result and the objective."""
     objective = objective_function(family, design, data)
     x0 = np.concatenate([start, np.zeros(len(design.free_coefficient_names))])
-    result = minimize(objective, x0)
-    n = len(design.param_names)
-    coefficients = design.expansion @ result.log_params[n:]
-    params = design.row_params(result.log_params[:n], coefficients, data.z)
-    ll = np.asarray(family.log_likelihood(params, data.rows.columns), dtype=float)
-    if not np.all(np.isfinite(ll)):
-        raise NumericalError(
-            f"the {family.label} covariate fit ended where the log-likelihood of "
-            f"{int(np.sum(~np.isfinite(ll)))} distinct customer row(s) is not finite; check "
-            "the covariates for extreme values (standardise them) or add a penalty"
-        )
-    return result, objective
+    return minimize(objective, x0), objective
 
 
 def likelihood_ratio_test(restricted_model, full_model) -> pd.Series:

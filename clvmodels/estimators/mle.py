@@ -33,6 +33,7 @@ from clvmodels.optimize import (
     minimize_negative_log_likelihood,
     numerical_hessian,
     single_threaded_blas,
+    small_gradient,
 )
 from clvmodels.validation import check_same_unit, summary_time_unit
 
@@ -354,13 +355,7 @@ class MaximumLikelihoodModel(FittedModel):
             )
             # a second start from the first optimum polishes flat valleys (skipped when the
             # first run converged to a point where the gradient is negligible)
-            small = (
-                result.gradient is not None
-                and np.all(np.isfinite(result.gradient))
-                and np.max(np.abs(result.gradient))
-                <= 1e-7 * max(1.0, abs(result.neg_log_likelihood))
-            )
-            if not (result.converged and small):
+            if not (result.converged and small_gradient(result)):
                 polish = minimize_negative_log_likelihood(objective, result.log_params)
                 if polish.neg_log_likelihood <= result.neg_log_likelihood:
                     result = polish
@@ -406,6 +401,12 @@ class MaximumLikelihoodModel(FittedModel):
         self.covariate_rows_ = fit.get("covariate_rows")
         natural = np.exp(log_params) if design is None else design.reported(log_params)
         self.params_ = pd.Series(natural, index=list(self.reported_names), dtype=float)
+        if design is None:
+            values = dict(zip(family.param_names, np.exp(log_params), strict=True))
+            family.certify_log_likelihood(values, fit["rows"].columns)
+        else:
+            data = self.covariate_rows_
+            family.certify_log_likelihood(design.params_at(log_params, data.z), data.rows.columns)
         objective = fit["objective"]
         self.set_covariance(lambda lp: objective(lp)[1], log_params, fit["gradient"])
         for name, value in family.fit_statistics(fit["rows"]).items():

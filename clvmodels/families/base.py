@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from clvmodels.errors import InputError
+from clvmodels.errors import InputError, NumericalError
 from clvmodels.optimize import compress_rows
 from clvmodels.validation import SUMMARY_COLUMNS, check_weights, validate_summary
 
@@ -183,6 +183,20 @@ class Family:
         """Descriptive statistics of the fitting data that the estimator keeps as fitted
         attributes (``name_``); none by default."""
         return {}
+
+    def certify_log_likelihood(self, params: Mapping[str, Any], data: Mapping[str, np.ndarray]):
+        """Evaluate :meth:`log_likelihood` at a fit's estimate, as every fit ends: the public
+        likelihood makes every check the family has, also those the search skips for speed
+        (GGompertz/NBD's second quadrature rule raises :class:`~clvmodels.errors.NumericalError`
+        where it cannot certify a value), and a row whose value is not finite raises here."""
+        ll = np.asarray(self.log_likelihood(params, data), dtype=float)
+        bad = int(np.count_nonzero(~np.isfinite(ll)))
+        if bad:
+            raise NumericalError(
+                f"{self.label}: the fit ended where the log-likelihood of {bad} distinct "
+                "customer row(s) is not finite; check the data for extreme values (covariates: "
+                "standardise them or add a penalty)"
+            )
 
     def fit_warnings(self, params: pd.Series, rows: FitRows) -> list[Warning]:
         """Warnings about a fit at ``params`` (a model assumption the data contradict, a

@@ -1260,22 +1260,10 @@ class GGompertzNBDFamily(PurchaseFamily):
 
     def log_likelihood_gradient(self, params, data):
         """Per-row log-likelihood and gradient for covariate fits, without the quadrature's
-        second-rule check (as in the plain fit); the covariate fit certifies its estimate by
-        one checked :meth:`log_likelihood` afterwards."""
+        second-rule check (as in the plain fit); every fit then certifies its estimate by
+        one checked :meth:`log_likelihood` (``Family.certify_log_likelihood``)."""
         x, t_x, T = data["frequency"], data["recency"], data["T"]
         return log_likelihood_gradient(*self.unpack(params), x, t_x, T, check=False)
-
-    def fit_warnings(self, params, rows) -> list[Warning]:
-        """None; but the fit runs without the quadrature's second-rule check, so the
-        likelihood at the estimate is evaluated once more with it: an estimate whose likelihood
-        the quadrature cannot certify raises :class:`~clvmodels.errors.NumericalError` (fits
-        with covariates, whose rows carry their own alpha and beta, are certified the same
-        way by :func:`clvmodels.estimators.covariates.fit`)."""
-        if set(params.index) == set(self.param_names):
-            x, t_x, T = rows["frequency"], rows["recency"], rows["T"]
-            values = (float(params[name]) for name in self.param_names)
-            log_likelihood_gradient(*values, x, t_x, T, gradient=False, check=True)
-        return []
 
     def boundary_hint(self, params, names) -> str:
         if "b" in names:
