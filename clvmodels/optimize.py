@@ -103,11 +103,11 @@ def _stationary(gradient, value) -> bool:
     return negligible_gradient(value, gradient, 1e-6)
 
 
-def small_gradient(result) -> bool:
-    """Whether an optimiser's result has a negligible gradient: at most 1e-7 x max(1,
-    |objective|) (per customer about 1e-10 on apparel), far below what moves an estimate by a
-    fraction of its SE."""
-    return negligible_gradient(result.neg_log_likelihood, result.gradient, 1e-7)
+def small_gradient(value, gradient) -> bool:
+    """Whether an optimum's gradient is negligible: at most 1e-7 x max(1, |objective|) (per
+    customer about 1e-10 on apparel), far below what moves an estimate by a fraction of its
+    SE."""
+    return negligible_gradient(value, gradient, 1e-7)
 
 
 def stationary_to_rounding(value, gradient) -> bool:

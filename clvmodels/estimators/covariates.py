@@ -41,7 +41,6 @@ from clvmodels.families.base import Family, FitRows
 from clvmodels.optimize import (
     compress_rows,
     minimize_negative_log_likelihood,
-    negligible_gradient,
     numerical_hessian,
     small_gradient,
     stationary_to_rounding,
@@ -399,7 +398,7 @@ def minimize(objective, x0: np.ndarray):
     the objective (the optimum to ~1e-10 in the gradient, so the estimates are reproducible to
     far below their standard errors)."""
     result = minimize_negative_log_likelihood(objective, x0, stop=stationary_to_rounding)
-    if not (result.converged and small_gradient(result)):
+    if not (result.converged and small_gradient(result.neg_log_likelihood, result.gradient)):
         polish = minimize_negative_log_likelihood(
             objective, result.log_params, stop=stationary_to_rounding
         )
@@ -407,7 +406,7 @@ def minimize(objective, x0: np.ndarray):
             result = polish
     x, value, gradient = result.log_params, result.neg_log_likelihood, result.gradient
     for _ in range(8):
-        if negligible_gradient(value, gradient, 1e-7):
+        if small_gradient(value, gradient):
             break
         hessian = numerical_hessian(lambda v: objective(v)[1], x, gradient_at_x=gradient)
         try:

@@ -355,7 +355,9 @@ class MaximumLikelihoodModel(FittedModel):
             )
             # a second start from the first optimum polishes flat valleys (skipped when the
             # first run converged to a point where the gradient is negligible)
-            if not (result.converged and small_gradient(result)):
+            if not (
+                result.converged and small_gradient(result.neg_log_likelihood, result.gradient)
+            ):
                 polish = minimize_negative_log_likelihood(objective, result.log_params)
                 if polish.neg_log_likelihood <= result.neg_log_likelihood:
                     result = polish
