@@ -62,7 +62,6 @@ OPTIONAL_MODULES: dict[str, tuple[str | None, str]] = {
     "arviz": ("bayes", "arviz"),
     "nutpie": ("bayes", "nutpie"),
     "h5netcdf": ("bayes", "h5netcdf"),
-    "threadpoolctl": ("bayes", "threadpoolctl"),
     "dask": ("dask", "dask[dataframe,distributed]"),
     "distributed": ("dask", "dask[dataframe,distributed]"),
     "polars": ("polars", "polars"),
